@@ -1,0 +1,74 @@
+//! Triage cost with the full shipped rules: `assess` on a 200-byte Korean message, the
+//! engine build, and throughput in MB/s over a mixed corpus.
+//!
+//! Run: `cargo bench --bench triage`. Figures are recorded in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ieum::triage::TriageEngine;
+
+fn paths() -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    (root.join("escalation-rules.toml"), root.join("intents"))
+}
+
+fn engine() -> TriageEngine {
+    let (r, i) = paths();
+    TriageEngine::load(&r, &i).expect("shipped files load")
+}
+
+/// About 200 bytes of everyday Korean chat with no risk words (the common case).
+const KO_200: &str = "요즘 회사 일이 너무 많아서 집에 오면 아무것도 하기 싫고 그냥 누워만 있어요. 주말에도 친구들 만나기가 귀찮고 연락도 잘 안 하게 돼요. 밥도 대충.";
+/// About 200 bytes with a risk signal in it.
+const KO_RISK_200: &str = "요즘 회사 일이 너무 많아서 집에 오면 아무것도 하기 싫어요. 솔직히 요즘은 그냥 다 끝내고 죽고 싶다는 생각이 자꾸 들어요 ㅠㅠ 어떡하죠 진짜";
+
+const CORPUS: &[&str] = &[
+    KO_200,
+    KO_RISK_200,
+    "안녕하세요 처음 와봤어요",
+    "혼자 산 지 오래돼서 말할 사람이 없어요",
+    "잠이 안 와요. 벌써 새벽 네 시인데 계속 생각이 많아요",
+    "I feel so lonely since I moved to Seoul, I don't know anyone here",
+    "honestly i just want to disappear sometimes",
+    "회사에서 잘렸어요. 월세도 밀리고 어떻게 해야 할지 모르겠어요",
+    "ㅋㅋㅋ 배고파 죽겠다 오늘 뭐 먹지",
+    "엄마랑 또 싸웠어요. 집에 있기가 너무 힘들어요",
+];
+
+fn bench(c: &mut Criterion) {
+    let e = engine();
+    assert!((190..=230).contains(&KO_200.len()), "{}", KO_200.len());
+    assert!(
+        (190..=230).contains(&KO_RISK_200.len()),
+        "{}",
+        KO_RISK_200.len()
+    );
+
+    let mut g = c.benchmark_group("assess");
+    g.throughput(Throughput::Bytes(KO_200.len() as u64));
+    g.bench_function("ko_200_bytes", |b| b.iter(|| e.assess(black_box(KO_200))));
+    g.throughput(Throughput::Bytes(KO_RISK_200.len() as u64));
+    g.bench_function("ko_200_bytes_risky", |b| {
+        b.iter(|| e.assess(black_box(KO_RISK_200)))
+    });
+    let total: usize = CORPUS.iter().map(|s| s.len()).sum();
+    g.throughput(Throughput::Bytes(total as u64));
+    g.bench_function("mixed_corpus", |b| {
+        b.iter(|| {
+            for m in CORPUS {
+                black_box(e.assess(black_box(m)));
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("build");
+    g.sample_size(10);
+    g.bench_function("engine_from_shipped_files", |b| b.iter(engine));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,70 @@
+//! The command line: one file per subcommand.
+//!
+//! `main.rs` parses [`Cli`] and calls [`run`]; everything else lives here so tests can
+//! drive the same code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::defaults;
+use crate::triage::TriageEngine;
+
+mod check_rules;
+mod normalize;
+mod triage;
+
+/// ieum (이음): loneliness and crisis chat service.
+#[derive(Debug, Parser)]
+#[command(name = "ieum", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Triage messages from stdin, one per line; print one JSON object per line.
+    Triage(triage::TriageArgs),
+    /// Load the rule and intent files and run every example; non-zero exit on failure.
+    CheckRules(check_rules::CheckRulesArgs),
+    /// Print the spaced and compact normalized forms of each stdin line (for rule authors).
+    Normalize,
+}
+
+/// Where the rule and intent files are.
+#[derive(Debug, Clone, Args)]
+pub struct RulePaths {
+    /// The risk rules file.
+    #[arg(long, env = "IEUM_RULES", default_value = defaults::RULES)]
+    pub rules: PathBuf,
+    /// The intents directory.
+    #[arg(long, env = "IEUM_INTENTS", default_value = defaults::INTENTS)]
+    pub intents: PathBuf,
+}
+
+impl RulePaths {
+    /// Loads and compiles the engine, with an error that names file, line and rule.
+    pub fn load(&self) -> anyhow::Result<TriageEngine> {
+        Ok(TriageEngine::load(&self.rules, &self.intents)?)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Triage(args) => triage::run(args),
+        Command::CheckRules(args) => check_rules::run(args),
+        Command::Normalize => normalize::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ieum: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `ieum triage`: one message per stdin line in, one JSON object per line out.
+//!
+//! ```text
+//! {"text": "...", "risk": "none|low|medium|high|imminent", "intent": "...",
+//!  "rules": ["id", ...], "spans": [[start, end], ...], ...}
+//! ```
+//!
+//! `spans` are character offsets into `text`. With `--conversation`, all lines are one
+//! conversation and `risk` is the conversation's level after that line (`message_risk` is
+//! the line's own). A line that is not UTF-8 gets `{"line": N, "error": "invalid_utf8"}`,
+//! the rest are still triaged, and the exit code is 1.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use super::RulePaths;
+use crate::triage::{Assessment, ConversationRisk};
+
+/// Flags of `ieum triage`.
+#[derive(Debug, Args)]
+pub struct TriageArgs {
+    /// Treat all lines as one conversation: `risk` is the conversation's level.
+    #[arg(long)]
+    pub conversation: bool,
+    #[command(flatten)]
+    pub paths: RulePaths,
+}
+
+pub(super) fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
+    let engine = args.paths.load()?;
+    let stdin = std::io::stdin().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut risk = ConversationRisk::default();
+    let mut bad_lines = 0usize;
+    for (n, line) in stdin.split(b'\n').enumerate() {
+        let mut line = line?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            bad_lines += 1;
+            let err = json!({
+                "line": n + 1,
+                "error": "invalid_utf8",
+                "message": "this line is not valid UTF-8 and was not triaged",
+            });
+            writeln!(out, "{err}")?;
+            continue;
+        };
+        let a = engine.assess(text);
+        let shown = if args.conversation {
+            engine.escalate(&mut risk, &a)
+        } else {
+            a.level
+        };
+        writeln!(out, "{}", render(text, &a, shown))?;
+        out.flush()?;
+    }
+    out.flush()?;
+    Ok(if bad_lines > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn render(text: &str, a: &Assessment, risk: crate::triage::Level) -> serde_json::Value {
+    json!({
+        "text": text,
+        "risk": risk,
+        "message_risk": a.level,
+        "action": a.action,
+        "intent": a.intent,
+        "rules": a.rule_ids().collect::<Vec<_>>(),
+        "categories": a.rules.iter().map(|r| r.category).collect::<Vec<_>>(),
+        "lowered": a.rules.iter().filter(|r| r.lowered).map(|r| &*r.id).collect::<Vec<_>>(),
+        "spans": a.spans,
+        "ruleset": a.ruleset_version,
+    })
+}

@@ -1,0 +1,776 @@
+//! Text normalization: how ieum sees through the way people really type Korean.
+//!
+//! A rule written as `죽고싶` must fire on `죽고 싶어요`, `죽.고.싶.다`, `죽고싶어어어어`,
+//! `ㅈㅜㄱㄱㅗㅅㅣㅍㄷㅏ`, NFD-decomposed Hangul, full-width letters and text sprinkled with
+//! zero-width characters. Rather than multiplying patterns, every message **and every
+//! pattern** goes through this one normalizer, and matching happens on its output.
+//!
+//! # Steps
+//!
+//! 1. **Per character:** compatibility decomposition (NFKD) for everything except Hangul
+//!    syllables and compatibility jamo (which NFKC would turn into conjoining jamo);
+//!    default-ignorable code points (zero-width, bidi controls, Hangul fillers, variation
+//!    selectors), combining marks and control characters are dropped — after decomposition,
+//!    because NFKC leaves most of them in place; Latin (and every cased script) is
+//!    lowercased.
+//! 2. **Classify** each character as a letter, digit, symbol (emoji and the like),
+//!    punctuation or whitespace.
+//! 3. **Hangul composition:** conjoining jamo (NFD) *and* compatibility jamo typed letter by
+//!    letter (`ㅈㅏㅅㅏㄹ`) are composed into syllables the way a Korean keyboard would
+//!    (two-set layout automaton, with compound vowels and finals). Consonants with no vowel
+//!    stay as jamo, so choseong abbreviations (`ㅈㄱㅅㄷ`, `ㄷㅂㅈㅅ`) remain available to
+//!    rules as patterns. A precomposed syllable never absorbs a following compatibility
+//!    consonant (`그ㅋㅋ` stays `그ㅋ`), but does absorb a conjoining trailing consonant
+//!    (valid NFD).
+//! 4. **Repeats collapsed:** any run of the same character becomes one (`죽고싶어어어어` →
+//!    `죽고싶어`, `ㅠㅠㅠ` → `ㅠ`, `kill` → `kil`). Digits are exempt, so `1100` stays.
+//!    Because patterns are normalized the same way, `kill myself` in a rule still matches.
+//!
+//! # Two forms
+//!
+//! * **spaced** — word structure kept: punctuation and whitespace runs become one space,
+//!   symbols stand as their own tokens, and the text is padded with one space at each end
+//!   so a `words` pattern can anchor on a word boundary (`" kms "`). A run of at most two
+//!   digits, punctuation marks or symbols *between two Hangul letters, with no whitespace*
+//!   is dropped (`자1살`, `자.살`, `죽.고.싶.다`, `자🔪살`): that is how people dodge filters.
+//!   Separators are not removed anywhere else, which keeps `가자, 살살` from reading as
+//!   `자살`.
+//! * **compact** — letters only: every space, punctuation mark, digit and symbol removed.
+//!   `죽 고 싶 다` and `죽고싶다` are the same here. Multi-syllable stems are matched on this
+//!   form; short or ambiguous stems belong on the spaced form.
+//!
+//! | input                 | spaced           | compact     |
+//! |-----------------------|------------------|-------------|
+//! | `죽고 싶다`           | ` 죽고 싶다 `    | `죽고싶다`  |
+//! | `죽.고.싶.다`         | ` 죽고싶다 `     | `죽고싶다`  |
+//! | `죽고싶어어어어ㅠㅠ`  | ` 죽고싶어ㅠ `   | `죽고싶어ㅠ`|
+//! | `ㅈㅏㅅㅏㄹ`          | ` 자살 `         | `자살`      |
+//! | `자\u{200B}살`        | ` 자살 `         | `자살`      |
+//! | `ＫＭＳ`              | ` kms `          | `kms`       |
+//! | `ㅈㄱㅅㄷ`            | ` ㅈㄱㅅㄷ `     | `ㅈㄱㅅㄷ`  |
+//!
+//! Normalization is idempotent (a property test proves it): normalizing the output again
+//! changes nothing.
+//!
+//! # Offsets
+//!
+//! Every output character remembers the range of original characters it came from, so a
+//! match in either form maps back to character offsets in the text the person typed
+//! ([`Form::original_span`]).
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+/// A character range `[start, end)` in the original text, counted in `char`s.
+pub type Span = (usize, usize);
+
+/// The two normalized views of one message. Build with [`Normalized::new`].
+#[derive(Debug, Clone)]
+pub struct Normalized {
+    /// Word structure kept, padded with a space at each end.
+    pub spaced: Form,
+    /// Letters only.
+    pub compact: Form,
+}
+
+/// One normalized view of a message, with the map back to the original characters.
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    text: String,
+    /// One entry per `char` of `text`, in order.
+    map: Vec<CharOrigin>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CharOrigin {
+    /// Byte offset of this char in `Form::text`.
+    byte: u32,
+    /// Original char range it came from; `start == end` for synthetic padding.
+    start: u32,
+    end: u32,
+}
+
+impl Form {
+    /// The normalized text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Maps a byte range of [`Form::as_str`] (as reported by a matcher) to a character range
+    /// in the original text. Spaces at the edges of the match (word-boundary anchors) are
+    /// left out, so the span covers exactly the words that fired. Returns `None` when the
+    /// range holds only synthetic characters.
+    pub fn original_span(&self, byte_start: usize, byte_end: usize) -> Option<Span> {
+        let first = self.map.partition_point(|c| (c.byte as usize) < byte_start);
+        let mut lo = usize::MAX;
+        let mut hi = 0usize;
+        for origin in &self.map[first..] {
+            if origin.byte as usize >= byte_end {
+                break;
+            }
+            let ch_is_space = self.text[origin.byte as usize..].starts_with(' ');
+            if ch_is_space || origin.start == origin.end {
+                continue;
+            }
+            lo = lo.min(origin.start as usize);
+            hi = hi.max(origin.end as usize);
+        }
+        (lo < hi).then_some((lo, hi))
+    }
+
+    fn push(&mut self, c: char, start: u32, end: u32) {
+        self.map.push(CharOrigin {
+            byte: self.text.len() as u32,
+            start,
+            end,
+        });
+        self.text.push(c);
+    }
+}
+
+impl Normalized {
+    /// Normalizes `text` into both forms.
+    pub fn new(text: &str) -> Self {
+        let units = units(text);
+        Normalized {
+            spaced: spaced_form(&units),
+            compact: compact_form(&units),
+        }
+    }
+}
+
+/// The spaced form of `text` without its padding: the canonical normalized text shown by
+/// `ieum normalize` and used by the idempotence property.
+pub fn normalize(text: &str) -> String {
+    let units = units(text);
+    spaced_form(&units).text.trim().to_owned()
+}
+
+/// The compact form of `text` (letters only).
+pub fn compact(text: &str) -> String {
+    compact_form(&units(text)).text
+}
+
+/// Normalizes a `words` pattern: like [`normalize`], but a leading or trailing space in the
+/// pattern is kept, anchoring it to a word boundary of the padded spaced text.
+pub fn normalize_words_pattern(pattern: &str) -> String {
+    let inner = normalize(pattern);
+    let mut out = String::with_capacity(inner.len() + 2);
+    if pattern.starts_with(char::is_whitespace) {
+        out.push(' ');
+    }
+    out.push_str(&inner);
+    if pattern.ends_with(char::is_whitespace) && !inner.is_empty() {
+        out.push(' ');
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Step 1 and 2: decompose, drop, lowercase, classify.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Letter,
+    Digit,
+    Symbol,
+    Punct,
+    White,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    c: char,
+    class: Class,
+    /// A conjoining trailing consonant (NFD final): may attach to a precomposed syllable.
+    trailing: bool,
+    start: u32,
+    end: u32,
+}
+
+fn units(text: &str) -> Vec<Unit> {
+    let mut out = Vec::with_capacity(text.len() / 2 + 4);
+    for (i, c) in text.chars().enumerate() {
+        let i = i as u32;
+        if c.is_ascii() {
+            if let Some(u) = classify(c.to_ascii_lowercase(), i) {
+                out.push(u);
+            }
+            continue;
+        }
+        if is_ignorable(c) {
+            continue;
+        }
+        if is_syllable(c) || is_compat_jamo(c) {
+            out.push(Unit {
+                c,
+                class: Class::Letter,
+                trailing: false,
+                start: i,
+                end: i + 1,
+            });
+            continue;
+        }
+        decompose_compatible(c, |d| {
+            if let Some(t) = conjoining_to_compat(d) {
+                out.push(Unit {
+                    c: t.0,
+                    class: Class::Letter,
+                    trailing: t.1,
+                    start: i,
+                    end: i + 1,
+                });
+                return;
+            }
+            if is_ignorable(d) || is_combining_mark(d) {
+                return;
+            }
+            if d.is_ascii() {
+                if let Some(u) = classify(d.to_ascii_lowercase(), i) {
+                    out.push(u);
+                }
+                return;
+            }
+            for l in d.to_lowercase() {
+                // Lowercasing can produce characters with their own decompositions.
+                decompose_compatible(l, |e| {
+                    if is_ignorable(e) || is_combining_mark(e) {
+                        return;
+                    }
+                    if let Some(u) = classify(e, i) {
+                        out.push(u);
+                    }
+                });
+            }
+        });
+    }
+    out
+}
+
+fn classify(c: char, i: u32) -> Option<Unit> {
+    let class = if c.is_alphabetic() {
+        Class::Letter
+    } else if c.is_numeric() {
+        Class::Digit
+    } else if c.is_whitespace() {
+        Class::White
+    } else if c.is_control() || is_ignorable(c) || is_private_use(c) {
+        return None;
+    } else if is_punctuation(c) {
+        Class::Punct
+    } else {
+        Class::Symbol
+    };
+    Some(Unit {
+        c,
+        class,
+        trailing: false,
+        start: i,
+        end: i + 1,
+    })
+}
+
+fn is_punctuation(c: char) -> bool {
+    c.is_ascii_punctuation()
+        || matches!(c as u32,
+            0x00A1..=0x00BF   // Latin-1 punctuation and signs
+            | 0x2010..=0x205E // general punctuation
+            | 0x3001..=0x3003 | 0x3008..=0x3011 | 0x3014..=0x301F // CJK punctuation, brackets
+            | 0x30FB          // katakana middle dot
+            | 0xFE10..=0xFE19 | 0xFE30..=0xFE6B // vertical and small forms
+            | 0xFF61..=0xFF65 // halfwidth CJK punctuation
+        )
+        || c == '·'
+        || c == '…'
+}
+
+fn is_private_use(c: char) -> bool {
+    matches!(c as u32, 0xE000..=0xF8FF | 0xF0000..=0x10FFFF)
+}
+
+/// Unicode Default_Ignorable_Code_Point, plus bidi controls. Includes the Hangul fillers,
+/// which are invisible *letters* and survive NFKC.
+fn is_ignorable(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5
+        | 0x180B..=0x180F | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F
+        | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Hangul tables.
+
+const SYLLABLE_BASE: u32 = 0xAC00;
+const SYLLABLE_LAST: u32 = 0xD7A3;
+/// Initial consonants in syllable order, as compatibility jamo.
+const CHO: [char; 19] = [
+    'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
+    'ㅌ', 'ㅍ', 'ㅎ',
+];
+/// Final consonants in syllable order (index 0 = none), as compatibility jamo.
+const JONG: [char; 28] = [
+    '\0', 'ㄱ', 'ㄲ', 'ㄳ', 'ㄴ', 'ㄵ', 'ㄶ', 'ㄷ', 'ㄹ', 'ㄺ', 'ㄻ', 'ㄼ', 'ㄽ', 'ㄾ', 'ㄿ', 'ㅀ',
+    'ㅁ', 'ㅂ', 'ㅄ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅊ', 'ㅋ', 'ㅌ', 'ㅍ', 'ㅎ',
+];
+const FIRST_VOWEL: u32 = 0x314F; // ㅏ; the 21 vowels follow in syllable order
+const COMPOUND_VOWELS: [(char, char, char); 7] = [
+    ('ㅗ', 'ㅏ', 'ㅘ'),
+    ('ㅗ', 'ㅐ', 'ㅙ'),
+    ('ㅗ', 'ㅣ', 'ㅚ'),
+    ('ㅜ', 'ㅓ', 'ㅝ'),
+    ('ㅜ', 'ㅔ', 'ㅞ'),
+    ('ㅜ', 'ㅣ', 'ㅟ'),
+    ('ㅡ', 'ㅣ', 'ㅢ'),
+];
+const COMPOUND_FINALS: [(char, char, char); 11] = [
+    ('ㄱ', 'ㅅ', 'ㄳ'),
+    ('ㄴ', 'ㅈ', 'ㄵ'),
+    ('ㄴ', 'ㅎ', 'ㄶ'),
+    ('ㄹ', 'ㄱ', 'ㄺ'),
+    ('ㄹ', 'ㅁ', 'ㄻ'),
+    ('ㄹ', 'ㅂ', 'ㄼ'),
+    ('ㄹ', 'ㅅ', 'ㄽ'),
+    ('ㄹ', 'ㅌ', 'ㄾ'),
+    ('ㄹ', 'ㅍ', 'ㄿ'),
+    ('ㄹ', 'ㅎ', 'ㅀ'),
+    ('ㅂ', 'ㅅ', 'ㅄ'),
+];
+
+fn is_syllable(c: char) -> bool {
+    (SYLLABLE_BASE..=SYLLABLE_LAST).contains(&(c as u32))
+}
+
+fn is_compat_jamo(c: char) -> bool {
+    (0x3131..=0x318E).contains(&(c as u32))
+}
+
+fn is_hangul(c: char) -> bool {
+    is_syllable(c) || is_compat_jamo(c)
+}
+
+fn vowel_index(c: char) -> Option<u32> {
+    let v = (c as u32).checked_sub(FIRST_VOWEL)?;
+    (v < 21).then_some(v)
+}
+
+fn cho_index(c: char) -> Option<u32> {
+    CHO.iter().position(|&x| x == c).map(|i| i as u32)
+}
+
+fn jong_index(c: char) -> Option<u32> {
+    JONG.iter()
+        .skip(1)
+        .position(|&x| x == c)
+        .map(|i| i as u32 + 1)
+}
+
+/// Conjoining jamo (as found in NFD text) to compatibility jamo, plus whether it is a
+/// trailing consonant.
+fn conjoining_to_compat(c: char) -> Option<(char, bool)> {
+    let u = c as u32;
+    match u {
+        0x1100..=0x1112 => Some((CHO[(u - 0x1100) as usize], false)),
+        0x1161..=0x1175 => Some((char::from_u32(FIRST_VOWEL + u - 0x1161)?, false)),
+        0x11A8..=0x11C2 => Some((JONG[(u - 0x11A7) as usize], true)),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Step 3: the two-set keyboard automaton.
+
+type Piece = (char, u32, u32);
+
+#[derive(Default)]
+struct Ime {
+    cho: Option<Piece>,
+    /// One vowel, or a compound vowel and the span of both parts.
+    jung: Option<Piece>,
+    /// The first vowel of a possible compound, kept so `ㅗ`+`ㅏ` can become `ㅘ`.
+    jung_simple: bool,
+    jong: Option<Piece>,
+    /// The two halves of a compound final, kept so a following vowel can take the second.
+    jong_parts: Option<(Piece, Piece)>,
+    /// The open syllable came precomposed: only an NFD trailing consonant may attach.
+    locked: bool,
+}
+
+impl Ime {
+    fn feed(&mut self, u: &Unit, out: &mut Form) {
+        let piece = (u.c, u.start, u.end);
+        if is_syllable(u.c) {
+            self.flush(out);
+            let s = u.c as u32 - SYLLABLE_BASE;
+            if s % 28 == 0 {
+                // Open syllable: keep it so an NFD trailing consonant can close it.
+                self.cho = Some((CHO[(s / 588) as usize], u.start, u.end));
+                self.jung = Some((
+                    char::from_u32(FIRST_VOWEL + (s % 588) / 28).unwrap_or('ㅏ'),
+                    u.start,
+                    u.end,
+                ));
+                self.locked = true;
+            } else {
+                out.push(u.c, u.start, u.end);
+            }
+            return;
+        }
+        if vowel_index(u.c).is_some() {
+            self.vowel(piece, out);
+        } else if u.trailing {
+            if self.cho.is_some() && self.jung.is_some() && self.jong.is_none() {
+                self.jong = Some(piece);
+                self.locked = true;
+            } else {
+                self.consonant(piece, out);
+            }
+        } else {
+            self.consonant(piece, out);
+        }
+    }
+
+    fn consonant(&mut self, p: Piece, out: &mut Form) {
+        // A repeated initial ("ㅈㅈㅏ") is a typo or elongation: keep one.
+        if self.jung.is_none() {
+            if let Some(c) = self.cho.as_mut().filter(|c| c.0 == p.0) {
+                c.2 = c.2.max(p.2);
+                return;
+            }
+        }
+        if self.cho.is_some() && self.jung.is_some() && !self.locked {
+            match self.jong {
+                None if jong_index(p.0).is_some() => {
+                    self.jong = Some(p);
+                    return;
+                }
+                Some(j) if self.jong_parts.is_none() => {
+                    if let Some(&(_, _, c)) = COMPOUND_FINALS
+                        .iter()
+                        .find(|(a, b, _)| *a == j.0 && *b == p.0)
+                    {
+                        self.jong = Some((c, j.1.min(p.1), j.2.max(p.2)));
+                        self.jong_parts = Some((j, p));
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.flush(out);
+        if cho_index(p.0).is_some() {
+            self.cho = Some(p);
+        } else {
+            out.push(p.0, p.1, p.2);
+        }
+    }
+
+    fn vowel(&mut self, p: Piece, out: &mut Form) {
+        if self.locked {
+            self.flush(out);
+        }
+        // A repeated vowel ("ㅈㅏㅏ") can never start a syllable of its own: keep one.
+        if self.jong.is_none() {
+            if let Some(v) = self.jung.as_mut().filter(|v| v.0 == p.0) {
+                v.2 = v.2.max(p.2);
+                return;
+            }
+        }
+        if let Some(jong) = self.jong {
+            // The final consonant moves over to start the next syllable.
+            let (keep, moved) = match self.jong_parts {
+                Some((first, second)) => (Some(first), second),
+                None => (None, jong),
+            };
+            self.jong = keep;
+            self.jong_parts = None;
+            self.flush(out);
+            self.cho = Some(moved);
+            self.jung = Some(p);
+            self.jung_simple = true;
+            return;
+        }
+        if let Some(j) = self.jung {
+            if self.jung_simple {
+                if let Some(&(_, _, c)) = COMPOUND_VOWELS
+                    .iter()
+                    .find(|(a, b, _)| *a == j.0 && *b == p.0)
+                {
+                    self.jung = Some((c, j.1.min(p.1), j.2.max(p.2)));
+                    self.jung_simple = false;
+                    return;
+                }
+            }
+            self.flush(out);
+            self.jung = Some(p);
+            self.jung_simple = true;
+            return;
+        }
+        self.jung = Some(p);
+        self.jung_simple = true;
+    }
+
+    fn flush(&mut self, out: &mut Form) {
+        match (self.cho.take(), self.jung.take()) {
+            (Some(c), Some(v)) => {
+                let ci = cho_index(c.0).unwrap_or(0);
+                let vi = vowel_index(v.0).unwrap_or(0);
+                let (ji, lo, hi) = match self.jong.take() {
+                    Some(j) => (jong_index(j.0).unwrap_or(0), j.1, j.2),
+                    None => (0, u32::MAX, 0),
+                };
+                let code = SYLLABLE_BASE + (ci * 21 + vi) * 28 + ji;
+                let syllable = char::from_u32(code).unwrap_or(c.0);
+                out.push(syllable, c.1.min(v.1).min(lo), c.2.max(v.2).max(hi));
+            }
+            (Some(c), None) => out.push(c.0, c.1, c.2),
+            (None, Some(v)) => out.push(v.0, v.1, v.2),
+            (None, None) => {}
+        }
+        if let Some(j) = self.jong.take() {
+            out.push(j.0, j.1, j.2);
+        }
+        self.jong_parts = None;
+        self.jung_simple = false;
+        self.locked = false;
+    }
+}
+
+/// Composes Hangul in `units` (letters only are composed; everything else passes through
+/// and ends the syllable in progress).
+fn compose<'a>(units: impl Iterator<Item = &'a Unit>, capacity: usize) -> Form {
+    let mut out = Form {
+        text: String::with_capacity(capacity * 3),
+        map: Vec::with_capacity(capacity),
+    };
+    let mut ime = Ime::default();
+    for u in units {
+        if u.class == Class::Letter && is_hangul(u.c) {
+            ime.feed(u, &mut out);
+        } else {
+            ime.flush(&mut out);
+            out.push(u.c, u.start, u.end);
+        }
+    }
+    ime.flush(&mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Step 4 and the two forms.
+
+/// Collapses runs of the same character (digits exempt), merging their spans.
+fn collapse(form: Form) -> Form {
+    let Form { text, map } = form;
+    let mut out = Form {
+        text: String::with_capacity(text.len()),
+        map: Vec::with_capacity(map.len()),
+    };
+    let mut prev: Option<char> = None;
+    for (c, origin) in text.chars().zip(map) {
+        if prev == Some(c) && !c.is_numeric() {
+            if let Some(last) = out.map.last_mut() {
+                // A synthetic char (padding) has no span to extend.
+                if origin.start != origin.end {
+                    if last.start == last.end {
+                        last.start = origin.start;
+                    }
+                    last.end = last.end.max(origin.end);
+                }
+            }
+            continue;
+        }
+        prev = Some(c);
+        out.push(c, origin.start, origin.end);
+    }
+    out
+}
+
+fn spaced_form(units: &[Unit]) -> Form {
+    // Drop short separator runs squeezed between two Hangul letters ("자1살", "죽.고").
+    let mut keep = vec![true; units.len()];
+    let mut i = 0;
+    while i < units.len() {
+        let class = units[i].class;
+        if matches!(class, Class::Digit | Class::Punct | Class::Symbol) {
+            let mut j = i;
+            while j < units.len()
+                && matches!(units[j].class, Class::Digit | Class::Punct | Class::Symbol)
+            {
+                j += 1;
+            }
+            let before = i > 0 && units[i - 1].class == Class::Letter && is_hangul(units[i - 1].c);
+            let after = j < units.len() && units[j].class == Class::Letter && is_hangul(units[j].c);
+            if before && after && j - i <= 2 {
+                keep[i..j].iter_mut().for_each(|k| *k = false);
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+
+    // Separators become single spaces; symbols stand apart as their own tokens.
+    let pad = Unit {
+        c: ' ',
+        class: Class::White,
+        trailing: false,
+        start: 0,
+        end: 0,
+    };
+    let mut seq: Vec<Unit> = Vec::with_capacity(units.len() + 8);
+    seq.push(pad);
+    let mut prev_class = Class::White;
+    for (u, _) in units.iter().zip(&keep).filter(|(_, k)| **k) {
+        match u.class {
+            Class::Letter | Class::Digit => {
+                if prev_class == Class::Symbol {
+                    seq.push(pad);
+                }
+                seq.push(*u);
+            }
+            Class::Symbol => {
+                if prev_class != Class::Symbol && prev_class != Class::White {
+                    seq.push(pad);
+                }
+                seq.push(*u);
+            }
+            Class::Punct | Class::White => {
+                if seq.last().is_none_or(|l| l.c != ' ') {
+                    seq.push(Unit {
+                        c: ' ',
+                        class: Class::White,
+                        trailing: false,
+                        start: u.start,
+                        end: u.end,
+                    });
+                }
+            }
+        }
+        prev_class = match u.class {
+            Class::Punct => Class::White,
+            c => c,
+        };
+    }
+    if seq.last().is_none_or(|l| l.c != ' ') {
+        seq.push(pad);
+    }
+    let composed = compose(seq.iter(), seq.len());
+    let mut form = collapse(composed);
+    // Whitespace spans point at separators; padding must stay synthetic at both ends.
+    if let Some(first) = form.map.first_mut() {
+        first.start = 0;
+        first.end = 0;
+    }
+    if let Some(last) = form.map.last_mut() {
+        last.start = 0;
+        last.end = 0;
+    }
+    form
+}
+
+fn compact_form(units: &[Unit]) -> Form {
+    let letters = units.iter().filter(|u| u.class == Class::Letter);
+    collapse(compose(letters, units.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_table_holds() {
+        let cases = [
+            ("죽고 싶다", "죽고 싶다", "죽고싶다"),
+            ("죽.고.싶.다", "죽고싶다", "죽고싶다"),
+            ("죽고싶어어어어ㅠㅠ", "죽고싶어ㅠ", "죽고싶어ㅠ"),
+            ("ㅈㅏㅅㅏㄹ", "자살", "자살"),
+            ("자\u{200B}살", "자살", "자살"),
+            ("ＫＭＳ", "kms", "kms"),
+            ("ㅈㄱㅅㄷ", "ㅈㄱㅅㄷ", "ㅈㄱㅅㄷ"),
+        ];
+        for (input, spaced, compact_) in cases {
+            assert_eq!(normalize(input), spaced, "spaced form of {input:?}");
+            assert_eq!(compact(input), compact_, "compact form of {input:?}");
+        }
+    }
+
+    #[test]
+    fn variants_reach_the_plain_form() {
+        let plain = compact("죽고싶다");
+        for variant in [
+            "죽고 싶다",
+            "죽 고 싶 다",
+            "죽.고.싶.다",
+            "죽고싶다다다",
+            "죽\u{200D}고\u{FEFF}싶\u{2060}다",
+            "\u{202E}죽고싶다\u{202C}",
+            "\u{110C}\u{116E}\u{11A8}\u{1100}\u{1169}\u{1109}\u{1175}\u{11C1}\u{1103}\u{1161}", // NFD
+            "ㅈㅜㄱㄱㅗㅅㅣㅍㄷㅏ",
+            "죽 고 싶 다 😭",
+            "죽\u{3164}고싶다",
+        ] {
+            assert_eq!(compact(variant), plain, "compact form of {variant:?}");
+        }
+    }
+
+    #[test]
+    fn tight_separators_only_between_hangul() {
+        assert_eq!(normalize("자1살"), "자살");
+        assert_eq!(normalize("자🔪살"), "자살");
+        assert_eq!(normalize("가자, 살살"), "가자 살");
+        assert_eq!(normalize("오늘 10시"), "오늘 10시");
+        assert_eq!(normalize("I can't"), "i can t");
+    }
+
+    #[test]
+    fn jamo_composition_handles_compounds_and_leftovers() {
+        assert_eq!(normalize("ㅇㅓㅂㅅㅓ"), "업서");
+        assert_eq!(normalize("ㅇㅓㅂㅅ"), "없");
+        assert_eq!(normalize("ㄱㅘㄴㅊㅏㄴㅎㅇㅏ"), "관찮아");
+        assert_eq!(normalize("ㄱㅗㅐㄴㅊㅏㄶㅇㅏ"), "괜찮아");
+        assert_eq!(normalize("그ㅋㅋㅋ"), "그ㅋ");
+        assert_eq!(normalize("ㅠㅠ"), "ㅠ");
+        assert_eq!(normalize("ㅈㅅ"), "ㅈㅅ");
+        assert_eq!(normalize("ㅈㅈㅏㅏㅅㅏㄹ"), "자살");
+        assert_eq!(normalize("ㅈㅜㄱㄱㄱㅗ"), "죽고");
+    }
+
+    #[test]
+    fn emoji_are_tokens_in_spaced_and_gone_in_compact() {
+        assert_eq!(normalize("약💊💊 모았어"), "약 💊 모았어");
+        assert_eq!(compact("약💊💊 모았어"), "약모았어");
+    }
+
+    #[test]
+    fn spans_point_back_to_the_original() {
+        let text = "저는 죽.고.싶.어요";
+        let n = Normalized::new(text);
+        let needle = "죽고싶";
+        let at = n.compact.as_str().find(needle).unwrap();
+        let span = n.compact.original_span(at, at + needle.len()).unwrap();
+        let chars: Vec<char> = text.chars().collect();
+        let fired: String = chars[span.0..span.1].iter().collect();
+        assert_eq!(fired, "죽.고.싶");
+
+        let jamo = "ㅈㅏㅅㅏㄹ 생각";
+        let n = Normalized::new(jamo);
+        let at = n.spaced.as_str().find("자살").unwrap();
+        assert_eq!(n.spaced.original_span(at, at + "자살".len()), Some((0, 5)));
+    }
+
+    #[test]
+    fn words_patterns_keep_their_anchors() {
+        assert_eq!(normalize_words_pattern(" KMS "), " kms ");
+        assert_eq!(normalize_words_pattern("자살"), "자살");
+    }
+
+    #[test]
+    fn empty_and_blank_inputs() {
+        assert_eq!(normalize(""), "");
+        assert_eq!(normalize("   \u{200B} "), "");
+        assert_eq!(compact("..."), "");
+        let n = Normalized::new("");
+        assert_eq!(n.spaced.as_str(), " ");
+    }
+}

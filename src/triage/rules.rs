@@ -1,0 +1,735 @@
+//! The data files triage runs on, and their validation.
+//!
+//! Content is data, not code: every risk rule lives in `escalation-rules.toml` and every
+//! intent in `intents/*.toml`, each with its own examples that must match and
+//! counter-examples that must not. The format is documented in `docs/rules.md` and
+//! `intents/README.md`.
+//!
+//! Loading is strict, because a rule that silently fails to load is a person silently
+//! missed: a TOML syntax error, an unknown field, a bad regex, a duplicate id, a pattern
+//! that normalizes to nothing, or an `unless` on an `imminent` rule stops the load with a
+//! [`LoadError`] that names the file, the line and the rule.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::normalize::{compact, normalize, normalize_words_pattern};
+use super::{Category, Level, LevelPolicy};
+
+/// Why a rule or intent file could not be loaded. Names the file, and where known the line
+/// and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// 1-based line, where known.
+    pub line: Option<usize>,
+    /// The rule or intent id, where known.
+    pub rule: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(rule) = &self.rule {
+            write!(f, ": rule `{rule}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// One example or counter-example that did not behave as its file says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExampleFailure {
+    /// The file holding the rule or intent.
+    pub file: PathBuf,
+    /// The line of the rule or intent.
+    pub line: usize,
+    /// The rule or intent id.
+    pub id: String,
+    /// `example`, `lowered_example` or `counter_example`.
+    pub kind: &'static str,
+    /// The example text.
+    pub text: String,
+    /// What happened instead.
+    pub got: String,
+}
+
+/// Where a rule or intent was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line of its `id`.
+    pub line: usize,
+}
+
+/// The literal and regex patterns of one rule or intent, already normalized.
+#[derive(Debug, Clone, Default)]
+pub struct Matchers {
+    /// Literals matched on the compact form.
+    pub patterns: Vec<String>,
+    /// Literals matched on the spaced form (may be anchored with edge spaces).
+    pub words: Vec<String>,
+    /// Regexes matched on the spaced form.
+    pub regex: Vec<String>,
+    /// Regexes matched on the compact form.
+    pub compact_regex: Vec<String>,
+    /// Phrases (normalized for both forms) that mask a match lying inside them.
+    pub except: Vec<String>,
+}
+
+impl Matchers {
+    fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+            && self.words.is_empty()
+            && self.regex.is_empty()
+            && self.compact_regex.is_empty()
+    }
+}
+
+/// A loaded risk rule.
+#[derive(Debug, Clone)]
+pub struct RuleDef {
+    /// Stable id, unique across rules and intents.
+    pub id: String,
+    /// What the rule is about.
+    pub category: Category,
+    /// The level a hit gives.
+    pub level: Level,
+    /// Its patterns.
+    pub matchers: Matchers,
+    /// Regexes on the compact form; any match anywhere in the message lowers the hit.
+    pub unless: Vec<String>,
+    /// The level a hit is lowered to when an `unless` matches (default: one lower).
+    pub unless_level: Level,
+    /// Must fire, at full level.
+    pub examples: Vec<String>,
+    /// Must fire, lowered by `unless`.
+    pub lowered_examples: Vec<String>,
+    /// Must not fire.
+    pub counter_examples: Vec<String>,
+    /// Where it was defined.
+    pub at: Location,
+}
+
+/// A loaded intent (matching part only; responses belong to the content layer).
+#[derive(Debug, Clone)]
+pub struct IntentDef {
+    /// Stable id.
+    pub id: String,
+    /// Its patterns.
+    pub matchers: Matchers,
+    /// Added to the match score to break ties between intents.
+    pub priority: i32,
+    /// Must come out as the top intent.
+    pub examples: Vec<String>,
+    /// Must not match this intent at all.
+    pub counter_examples: Vec<String>,
+    /// Where it was defined.
+    pub at: Location,
+}
+
+/// Conversation-level escalation: `count` messages at `at_least` or above raise the
+/// conversation to `raise_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// Stable id.
+    pub id: String,
+    /// The message level counted.
+    pub at_least: Level,
+    /// How many such messages.
+    pub count: u32,
+    /// The conversation level they lead to.
+    pub raise_to: Level,
+}
+
+/// Everything triage loads, validated.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    /// Policy per level, indexed by [`Level::index`].
+    pub levels: [LevelPolicy; 5],
+    /// Conversation-level escalations.
+    pub escalations: Vec<Escalation>,
+    /// Phrases masked for every rule (idioms that look like risk words).
+    pub global_except: Vec<String>,
+    /// Risk rules in file order.
+    pub rules: Vec<RuleDef>,
+    /// Intents in file order.
+    pub intents: Vec<IntentDef>,
+    /// A short hash of every loaded file.
+    pub version: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// File schema.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    title: Option<String>,
+    levels: LevelsSpec,
+    #[serde(default)]
+    escalation: Vec<EscalationSpec>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LevelsSpec {
+    none: LevelPolicy,
+    low: LevelPolicy,
+    medium: LevelPolicy,
+    high: LevelPolicy,
+    imminent: LevelPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalationSpec {
+    id: Spanned<String>,
+    at_least: Level,
+    count: u32,
+    raise_to: Level,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    id: Spanned<String>,
+    category: Category,
+    level: Level,
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    words: Vec<String>,
+    #[serde(default)]
+    regex: Vec<String>,
+    #[serde(default)]
+    compact_regex: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    unless: Vec<String>,
+    #[serde(default)]
+    unless_level: Option<Level>,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    lowered_examples: Vec<String>,
+    #[serde(default)]
+    counter_examples: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
+}
+
+/// Intent files carry responses and more for the content layer; triage reads only the
+/// matching fields and leaves the rest to `content`, which checks them strictly.
+#[derive(Deserialize)]
+struct IntentFile {
+    #[serde(default)]
+    intent: Vec<IntentSpec>,
+}
+
+#[derive(Deserialize)]
+struct IntentSpec {
+    id: Spanned<String>,
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    words: Vec<String>,
+    #[serde(default)]
+    regex: Vec<String>,
+    #[serde(default)]
+    compact_regex: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    fallback: bool,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    counter_examples: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading.
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, byte: usize) -> usize {
+        self.text[..byte.min(self.text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, id: &Spanned<String>, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: self.file.to_owned(),
+            line: Some(self.line_of(id.span().start)),
+            rule: Some(id.get_ref().clone()),
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, LoadError> {
+        toml::from_str(self.text).map_err(|e| LoadError {
+            file: self.file.to_owned(),
+            line: e.span().map(|s| self.line_of(s.start)),
+            rule: None,
+            message: format!("invalid TOML: {}", e.message()),
+        })
+    }
+
+    fn location(&self, id: &Spanned<String>) -> Location {
+        Location {
+            file: self.file.to_owned(),
+            line: self.line_of(id.span().start),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|e| LoadError {
+        file: path.to_owned(),
+        line: None,
+        rule: None,
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// The `*.toml` files of an intents directory, sorted by name.
+pub fn intent_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError {
+        file: dir.to_owned(),
+        line: None,
+        rule: None,
+        message: format!("cannot read the intents directory: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+impl RuleSet {
+    /// Loads and validates the rules file and every `*.toml` in the intents directory.
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the file, line and rule of the first problem found.
+    pub fn load(rules_path: &Path, intents_dir: &Path) -> Result<RuleSet, LoadError> {
+        let rules_text = read(rules_path)?;
+        let mut intent_sources = Vec::new();
+        for path in intent_files(intents_dir)? {
+            let text = read(&path)?;
+            intent_sources.push((path, text));
+        }
+        let intents: Vec<(&Path, &str)> = intent_sources
+            .iter()
+            .map(|(p, t)| (p.as_path(), t.as_str()))
+            .collect();
+        RuleSet::from_sources((rules_path, &rules_text), &intents)
+    }
+
+    /// Loads from in-memory sources (`(name, text)` pairs), as [`RuleSet::load`] does.
+    ///
+    /// # Errors
+    /// As [`RuleSet::load`].
+    pub fn from_sources(
+        rules: (&Path, &str),
+        intents: &[(&Path, &str)],
+    ) -> Result<RuleSet, LoadError> {
+        let mut hasher = Sha256::new();
+        let mut seen_ids: HashSet<String> = HashSet::new();
+
+        let ctx = Ctx {
+            file: rules.0,
+            text: rules.1,
+        };
+        hasher.update(rules.1.as_bytes());
+        let file: RulesFile = ctx.parse()?;
+        let levels = validate_levels(&ctx, &file.levels)?;
+
+        let mut escalations = Vec::new();
+        for e in &file.escalation {
+            if e.count < 2 {
+                return Err(ctx.err(&e.id, "escalation `count` must be at least 2"));
+            }
+            if e.raise_to <= e.at_least {
+                return Err(ctx.err(&e.id, "escalation `raise_to` must be above `at_least`"));
+            }
+            escalations.push(Escalation {
+                id: e.id.get_ref().clone(),
+                at_least: e.at_least,
+                count: e.count,
+                raise_to: e.raise_to,
+            });
+        }
+
+        let global_except = file
+            .except
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+
+        let mut rules_out = Vec::with_capacity(file.rule.len());
+        for r in file.rule {
+            check_id(&ctx, &r.id, &mut seen_ids)?;
+            let matchers = matchers(
+                &ctx,
+                &r.id,
+                RawMatchers {
+                    patterns: &r.patterns,
+                    words: &r.words,
+                    regex: &r.regex,
+                    compact_regex: &r.compact_regex,
+                    except: &r.except,
+                },
+            )?;
+            if matchers.is_empty() {
+                return Err(ctx.err(&r.id, "has no patterns, words or regex"));
+            }
+            if r.level == Level::None {
+                return Err(ctx.err(&r.id, "a rule's level cannot be `none`"));
+            }
+            if !r.unless.is_empty() && r.level == Level::Imminent {
+                return Err(ctx.err(
+                    &r.id,
+                    "`unless` may not lower an `imminent` rule (a plan, means, timing or \
+                     farewell is never cancelled by context); use `except` for a look-alike phrase",
+                ));
+            }
+            if r.unless_level.is_some() && r.unless.is_empty() {
+                return Err(ctx.err(&r.id, "`unless_level` without `unless`"));
+            }
+            let unless_level = r.unless_level.unwrap_or(r.level.lower());
+            if unless_level >= r.level {
+                return Err(ctx.err(&r.id, "`unless_level` must be below the rule's level"));
+            }
+            for u in &r.unless {
+                check_regex(&ctx, &r.id, "unless", u)?;
+            }
+            if !r.lowered_examples.is_empty() && r.unless.is_empty() {
+                return Err(ctx.err(&r.id, "`lowered_examples` without `unless`"));
+            }
+            if r.examples.is_empty() {
+                return Err(ctx.err(&r.id, "needs at least one example that must match"));
+            }
+            if r.counter_examples.is_empty() {
+                return Err(ctx.err(
+                    &r.id,
+                    "needs at least one counter-example that must not match",
+                ));
+            }
+            rules_out.push(RuleDef {
+                id: r.id.get_ref().clone(),
+                category: r.category,
+                level: r.level,
+                at: ctx.location(&r.id),
+                matchers,
+                unless: r.unless,
+                unless_level,
+                examples: r.examples,
+                lowered_examples: r.lowered_examples,
+                counter_examples: r.counter_examples,
+            });
+        }
+
+        let mut intents_out = Vec::new();
+        for (path, text) in intents {
+            hasher.update(
+                path.file_name()
+                    .map(|n| n.as_encoded_bytes())
+                    .unwrap_or(b""),
+            );
+            hasher.update(text.as_bytes());
+            let ctx = Ctx { file: path, text };
+            let file: IntentFile = ctx.parse()?;
+            for i in file.intent {
+                check_id(&ctx, &i.id, &mut seen_ids)?;
+                let matchers = matchers(
+                    &ctx,
+                    &i.id,
+                    RawMatchers {
+                        patterns: &i.patterns,
+                        words: &i.words,
+                        regex: &i.regex,
+                        compact_regex: &i.compact_regex,
+                        except: &i.except,
+                    },
+                )?;
+                if i.fallback {
+                    if !matchers.is_empty() {
+                        return Err(ctx.err(&i.id, "a fallback intent has no patterns"));
+                    }
+                } else {
+                    if matchers.is_empty() {
+                        return Err(ctx.err(&i.id, "has no patterns, words or regex"));
+                    }
+                    if i.examples.is_empty() {
+                        return Err(ctx.err(&i.id, "needs at least one example that must match"));
+                    }
+                }
+                intents_out.push(IntentDef {
+                    id: i.id.get_ref().clone(),
+                    at: ctx.location(&i.id),
+                    matchers,
+                    priority: i.priority,
+                    examples: i.examples,
+                    counter_examples: i.counter_examples,
+                });
+            }
+        }
+
+        let digest = hasher.finalize();
+        let version = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(RuleSet {
+            levels,
+            escalations,
+            global_except,
+            rules: rules_out,
+            intents: intents_out,
+            version,
+        })
+    }
+}
+
+fn validate_levels(ctx: &Ctx<'_>, l: &LevelsSpec) -> Result<[LevelPolicy; 5], LoadError> {
+    let levels = [l.none, l.low, l.medium, l.high, l.imminent];
+    for pair in levels.windows(2) {
+        if pair[1].priority < pair[0].priority {
+            return Err(LoadError {
+                file: ctx.file.to_owned(),
+                line: None,
+                rule: None,
+                message: "[levels]: priority must not decrease with the level".into(),
+            });
+        }
+    }
+    Ok(levels)
+}
+
+fn check_id(
+    ctx: &Ctx<'_>,
+    id: &Spanned<String>,
+    seen: &mut HashSet<String>,
+) -> Result<(), LoadError> {
+    let s = id.get_ref();
+    let valid = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if !valid {
+        return Err(ctx.err(id, "ids use only a-z, 0-9, '.', '_' and '-'"));
+    }
+    if !seen.insert(s.clone()) {
+        return Err(ctx.err(id, "duplicate id"));
+    }
+    Ok(())
+}
+
+struct RawMatchers<'a> {
+    patterns: &'a [String],
+    words: &'a [String],
+    regex: &'a [String],
+    compact_regex: &'a [String],
+    except: &'a [String],
+}
+
+fn matchers(
+    ctx: &Ctx<'_>,
+    id: &Spanned<String>,
+    raw: RawMatchers<'_>,
+) -> Result<Matchers, LoadError> {
+    let mut m = Matchers::default();
+    for p in raw.patterns {
+        let n = compact(p);
+        if n.chars().count() < 2 {
+            return Err(ctx.err(
+                id,
+                format!(
+                    "pattern {p:?} normalizes to {n:?}: compact patterns need two letters or \
+                     more (use `words` for short ones)"
+                ),
+            ));
+        }
+        m.patterns.push(n);
+    }
+    for w in raw.words {
+        let n = normalize_words_pattern(w);
+        if n.trim().is_empty() {
+            return Err(ctx.err(id, format!("words pattern {w:?} normalizes to nothing")));
+        }
+        m.words.push(n);
+    }
+    for r in raw.regex {
+        check_regex(ctx, id, "regex", r)?;
+        m.regex.push(r.clone());
+    }
+    for r in raw.compact_regex {
+        check_regex(ctx, id, "compact_regex", r)?;
+        m.compact_regex.push(r.clone());
+    }
+    for e in raw.except {
+        if normalize(e).is_empty() {
+            return Err(ctx.err(id, format!("except {e:?} normalizes to nothing")));
+        }
+        m.except.push(e.clone());
+    }
+    Ok(m)
+}
+
+fn check_regex(ctx: &Ctx<'_>, id: &Spanned<String>, field: &str, r: &str) -> Result<(), LoadError> {
+    if let Err(e) = regex::Regex::new(r) {
+        return Err(ctx.err(id, format!("invalid {field} {r:?}: {e}")));
+    }
+    // Regexes see normalized text, where repeated letters are collapsed and Latin is
+    // lowercase: a regex spelling "ll" or "A" could never match.
+    let mut prev: Option<char> = None;
+    let mut escaped = false;
+    for c in r.chars() {
+        if escaped {
+            escaped = false;
+            prev = None;
+            continue;
+        }
+        if c == '\\' {
+            escaped = true;
+            prev = None;
+            continue;
+        }
+        if c.is_alphabetic() && prev == Some(c) {
+            return Err(ctx.err(
+                id,
+                format!(
+                    "{field} {r:?} spells {c}{c}, but normalization collapses repeated letters: \
+                     write it once"
+                ),
+            ));
+        }
+        prev = Some(c);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEVELS: &str = r#"
+[levels]
+none = { action = "answer", priority = 0 }
+low = { action = "answer", priority = 1, wait_target_secs = 1800 }
+medium = { action = "offer_counselor", priority = 2, wait_target_secs = 600 }
+high = { action = "handoff", priority = 3, wait_target_secs = 120 }
+imminent = { action = "urgent_handoff", priority = 4, wait_target_secs = 30 }
+"#;
+
+    fn load(rules: &str) -> Result<RuleSet, LoadError> {
+        let text = format!("{LEVELS}\n{rules}");
+        RuleSet::from_sources((Path::new("rules.toml"), &text), &[])
+    }
+
+    const RULE: &str = r#"
+[[rule]]
+id = "a"
+category = "ideation"
+level = "high"
+patterns = ["죽고싶"]
+examples = ["죽고 싶어"]
+counter_examples = ["배고파 죽겠다"]
+"#;
+
+    #[test]
+    fn a_valid_rule_loads() {
+        let set = load(RULE).unwrap();
+        assert_eq!(set.rules.len(), 1);
+        assert_eq!(set.rules[0].matchers.patterns, vec!["죽고싶"]);
+        assert_eq!(set.rules[0].at.line, 11);
+        assert_eq!(set.version.len(), 12);
+    }
+
+    #[test]
+    fn duplicate_id_names_file_line_and_rule() {
+        let err = load(&format!("{RULE}{RULE}")).unwrap_err();
+        assert_eq!(err.rule.as_deref(), Some("a"));
+        assert_eq!(err.line, Some(19));
+        assert!(err.message.contains("duplicate"));
+        assert!(err.to_string().starts_with("rules.toml:19: rule `a`:"));
+    }
+
+    #[test]
+    fn bad_regex_names_the_rule() {
+        let err = load(&RULE.replace("patterns = [\"죽고싶\"]", "regex = [\"(죽\"]")).unwrap_err();
+        assert_eq!(err.rule.as_deref(), Some("a"));
+        assert!(err.message.contains("invalid regex"), "{err}");
+    }
+
+    #[test]
+    fn doubled_letters_in_regex_are_rejected() {
+        let err = load(&RULE.replace("patterns = [\"죽고싶\"]", "regex = [\"kill\"]")).unwrap_err();
+        assert!(err.message.contains("collapses"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let err = load("[[rule]]\nid = \n").unwrap_err();
+        assert_eq!(err.line, Some(10));
+        assert!(err.message.contains("invalid TOML"));
+    }
+
+    #[test]
+    fn unknown_field_is_an_error() {
+        let err =
+            load(&RULE.replace("level = \"high\"", "level = \"high\"\nexampels = []")).unwrap_err();
+        assert!(err.message.contains("exampels"), "{err}");
+    }
+
+    #[test]
+    fn unless_on_imminent_is_rejected() {
+        let rule = RULE.replace("\"high\"", "\"imminent\"") + "unless = [\"뉴스\"]\n";
+        let err = load(&rule).unwrap_err();
+        assert!(err.message.contains("imminent"), "{err}");
+    }
+
+    #[test]
+    fn rules_need_examples_and_counter_examples() {
+        let err = load(&RULE.replace("examples = [\"죽고 싶어\"]", "")).unwrap_err();
+        assert!(err.message.contains("example"), "{err}");
+        let err = load(&RULE.replace("counter_examples = [\"배고파 죽겠다\"]", "")).unwrap_err();
+        assert!(err.message.contains("counter-example"), "{err}");
+    }
+
+    #[test]
+    fn one_letter_compact_pattern_is_rejected() {
+        let err = load(&RULE.replace("[\"죽고싶\"]", "[\"죽\"]")).unwrap_err();
+        assert!(err.message.contains("two letters"), "{err}");
+    }
+}
