@@ -17,6 +17,7 @@
 //! imports nothing of theirs and does no I/O after loading.
 
 pub mod cli;
+pub mod conversation;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.
