@@ -18,6 +18,8 @@
 
 pub mod cli;
 pub mod conversation;
+pub mod ids;
+pub mod queue;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.

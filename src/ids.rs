@@ -1,0 +1,149 @@
+//! Identifiers and secrets: conversation ids and bearer tokens.
+//!
+//! Conversation ids are 128 random bits, shown as 32 lowercase hex digits. Tokens (resume
+//! tokens, staff sessions) are 256 random bits, URL-safe base64, and are only ever stored as
+//! a SHA-256 hash: a stolen database does not let anyone resume a conversation or log in.
+
+use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// A conversation id: 128 random bits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationId(pub [u8; 16]);
+
+impl ConversationId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        rand::rng().fill_bytes(&mut b);
+        ConversationId(b)
+    }
+
+    /// The raw bytes (store keys).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Parses the 32-hex-digit form.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.len() != 32 {
+            return None;
+        }
+        let mut b = [0u8; 16];
+        for (i, out) in b.iter_mut().enumerate() {
+            *out = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(ConversationId(b))
+    }
+}
+
+impl std::fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ConversationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConversationId({self})")
+    }
+}
+
+impl Serialize for ConversationId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConversationId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ConversationId::parse(&s).ok_or_else(|| serde::de::Error::custom("bad conversation id"))
+    }
+}
+
+/// A bearer secret. Its `Debug` never shows the value, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// 256 fresh random bits.
+    pub fn random() -> Self {
+        let mut b = [0u8; 32];
+        rand::rng().fill_bytes(&mut b);
+        Token(base64url(&b))
+    }
+
+    /// Wraps a token received from a client.
+    pub fn from_client(s: &str) -> Self {
+        Token(s.to_owned())
+    }
+
+    /// The value, to hand to its owner once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 hash that is stored instead of the token.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Constant-time comparison of two hashes.
+pub fn hashes_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_reject_garbage() {
+        let id = ConversationId::random();
+        assert_eq!(ConversationId::parse(&id.to_string()), Some(id));
+        assert_eq!(ConversationId::parse("zz"), None);
+        assert_eq!(ConversationId::parse(&"g".repeat(32)), None);
+    }
+
+    #[test]
+    fn tokens_are_long_random_and_never_debug_printed() {
+        let a = Token::random();
+        let b = Token::random();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 43);
+        assert!(!format!("{a:?}").contains(a.expose()));
+        assert!(hashes_equal(
+            &a.hash(),
+            &Token::from_client(a.expose()).hash()
+        ));
+        assert!(!hashes_equal(&a.hash(), &b.hash()));
+    }
+}
