@@ -55,8 +55,10 @@ fn risk_examples() -> &'static [(String, Level)] {
     })
 }
 
+/// Hangul letters, not the invisible Hangul filler (U+3164), which the noise inserts.
 fn is_hangul(c: char) -> bool {
-    ('\u{AC00}'..='\u{D7A3}').contains(&c) || ('\u{3131}'..='\u{318E}').contains(&c)
+    ('\u{AC00}'..='\u{D7A3}').contains(&c)
+        || (('\u{3131}'..='\u{318E}').contains(&c) && c != '\u{3164}')
 }
 
 /// Where a space may be inserted: between two Hangul letters (the "죽 고 싶 다" dodge) or
@@ -110,7 +112,9 @@ fn apply(text: &str, noise: &[Noise]) -> String {
                 // ambiguous ("ㅈㅜㄱㄱㅗ" is 죽고, not 주고 with a typo).
                 let letters: Vec<usize> = (0..chars.len())
                     .filter(|&i| {
-                        chars[i].is_alphabetic() && !('\u{3131}'..='\u{314E}').contains(&chars[i])
+                        chars[i].is_alphabetic()
+                            && !INVISIBLE.contains(&chars[i])
+                            && !('\u{3131}'..='\u{314E}').contains(&chars[i])
                     })
                     .collect();
                 if !letters.is_empty() {
