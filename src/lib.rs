@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod conversation;
+pub mod gateway;
 pub mod ids;
 pub mod queue;
 pub mod triage;
