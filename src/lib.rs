@@ -12,11 +12,13 @@
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
+//! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
 //!
 //! Arrows point inward: the CLI (and, later, the gateway) use the triage core; the core
 //! imports nothing of theirs and does no I/O after loading.
 
 pub mod cli;
+pub mod store;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.
