@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::backend::{Backend, KeyValue, StoreError, Tree, Write, prefix_successor};
 
@@ -23,6 +24,10 @@ pub struct MemoryBackend {
     trees: Mutex<Vec<Map>>,
     /// When set, `apply` and `flush` fail with [`StoreError::Io`] and change nothing.
     fail_writes: AtomicBool,
+    /// When set, only `flush` fails: batches are applied (and readable) but never durable.
+    fail_flush: AtomicBool,
+    /// Each `flush` sleeps this long (microseconds), like a slow disk.
+    flush_delay_us: AtomicU64,
     /// Successful `flush` calls, for tests.
     flushes: AtomicU64,
 }
@@ -39,6 +44,8 @@ impl MemoryBackend {
         MemoryBackend {
             trees: Mutex::new(vec![Map::new(); Tree::ALL.len()]),
             fail_writes: AtomicBool::new(false),
+            fail_flush: AtomicBool::new(false),
+            flush_delay_us: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
         }
     }
@@ -47,6 +54,18 @@ impl MemoryBackend {
     /// `fail` is true), or work again (when false). Reads keep working.
     pub fn set_fail_writes(&self, fail: bool) {
         self.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every following `flush` fail (when `fail` is true) while `apply` still works:
+    /// the case where words reached the engine but not the disk.
+    pub fn set_fail_flush(&self, fail: bool) {
+        self.fail_flush.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every `flush` take at least `delay`, like a slow disk (zero by default).
+    pub fn set_flush_delay(&self, delay: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.flush_delay_us.store(us, Ordering::SeqCst);
     }
 
     /// How many `flush` calls succeeded.
@@ -101,7 +120,14 @@ impl Backend for MemoryBackend {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        let delay = self.flush_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_micros(delay));
+        }
         self.check_writes()?;
+        if self.fail_flush.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("injected flush failure".into()));
+        }
         self.flushes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
