@@ -12,8 +12,14 @@
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
+//! | conversation state machine | [`conversation`] | pure `step(state, event)` |
+//! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
+//! | wire protocol | [`gateway::protocol`] | total decoder, stable error codes |
+//! | ids and secrets | [`ids`] | 128-bit ids, 256-bit tokens stored only as hashes |
+//! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
 //!
-//! Arrows point inward: the CLI (and, later, the gateway) use the triage core; the core
+//! Arrows point inward: the CLI and the gateway use the core (triage, conversation) and
+//! the actors (queue, store); the core
 //! imports nothing of theirs and does no I/O after loading.
 
 pub mod cli;
@@ -21,6 +27,7 @@ pub mod conversation;
 pub mod gateway;
 pub mod ids;
 pub mod queue;
+pub mod store;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.

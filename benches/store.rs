@@ -1,0 +1,173 @@
+//! Durable write latency on sled: group commit against one flush per write.
+//!
+//! Each configuration opens a fresh sled directory and runs N concurrent writers (1, 100,
+//! 1,000), each in a closed loop: write one 200-byte event, wait for the acknowledgement
+//! (the flush covering it), repeat. It prints p50/p99/p99.9 of the acknowledged-write
+//! latency, durable writes per second and writes per flush, then runs a small criterion
+//! benchmark of a single writer.
+//!
+//! A closed loop measures throughput: with N writers the mean latency is N / throughput
+//! (Little's law), so compare modes at the same N, and read the N = 1 row as the cost of
+//! one durable write. Run: `cargo bench --bench store` (about 20 s). Under `cargo test` it
+//! runs a few writes per configuration as a smoke test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use ieum::store::{GroupCommit, Store, StoreOptions, Tree, Write, event_key};
+use tokio::runtime::Runtime;
+
+const VALUE_BYTES: usize = 200;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn conv(n: u64) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..8].copy_from_slice(&n.to_be_bytes());
+    c
+}
+
+fn put(writer: u64, seq: u64) -> Vec<Write> {
+    vec![Write::put(
+        Tree::Events,
+        event_key(&conv(writer), seq),
+        vec![b'x'; VALUE_BYTES],
+    )]
+}
+
+struct Run {
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+    writes: u64,
+    flushes: u64,
+}
+
+/// `writers` closed-loop writers: `warmup`, then `measure` (latencies recorded).
+async fn run(store: &Store, writers: u64, warmup: Duration, measure: Duration) -> Run {
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let stop = measure_from + measure;
+    let before = Arc::new(std::sync::Mutex::new(None));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let store = store.clone();
+        let before = Arc::clone(&before);
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut seq = 0u64;
+            loop {
+                let t = Instant::now();
+                if t >= stop {
+                    break;
+                }
+                if t >= measure_from {
+                    let mut b = before.lock().expect("lock");
+                    if b.is_none() {
+                        *b = Some(store.stats());
+                    }
+                }
+                store.write(put(w, seq)).await.expect("durable write");
+                if t >= measure_from {
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                seq += 1;
+            }
+            lat
+        });
+    }
+    let mut latencies_us = Vec::new();
+    while let Some(lat) = tasks.join_next().await {
+        latencies_us.extend(lat.expect("writer task"));
+    }
+    let after = store.stats();
+    let before = before
+        .lock()
+        .expect("lock")
+        .clone()
+        .unwrap_or(after.clone());
+    latencies_us.sort_unstable();
+    Run {
+        elapsed: measure,
+        writes: latencies_us.len() as u64,
+        flushes: after.flushes - before.flushes,
+        latencies_us,
+    }
+}
+
+fn pct(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64 / 1000.0
+}
+
+fn concurrency_table(full: bool) {
+    let (warmup, measure) = if full {
+        (Duration::from_millis(300), Duration::from_millis(2000))
+    } else {
+        (Duration::ZERO, Duration::from_millis(50))
+    };
+    let rt = runtime();
+    println!(
+        "\n| mode | writers | writes/s | writes/flush | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|"
+    );
+    for writers in [1u64, 100, 1000] {
+        for mode in [GroupCommit::On, GroupCommit::Off] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let opts = StoreOptions::new().group_commit(mode);
+            let store = Store::open_sled(dir.path(), opts).expect("open sled");
+            let r = rt.block_on(run(&store, writers, warmup, measure));
+            println!(
+                "| {mode:?} | {writers} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
+                r.writes as f64 / r.elapsed.as_secs_f64(),
+                r.writes as f64 / r.flushes.max(1) as f64,
+                pct(&r.latencies_us, 0.50),
+                pct(&r.latencies_us, 0.99),
+                pct(&r.latencies_us, 0.999),
+            );
+            rt.block_on(store.close()).expect("close");
+        }
+    }
+    println!();
+}
+
+fn single_writer(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("durable_write_1_writer");
+    g.sample_size(20);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    for mode in [GroupCommit::On, GroupCommit::Off] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sled(dir.path(), StoreOptions::new().group_commit(mode))
+            .expect("open sled");
+        let mut seq = 0u64;
+        g.bench_function(format!("{mode:?}"), |b| {
+            b.iter(|| {
+                seq += 1;
+                rt.block_on(store.write(put(0, seq)))
+                    .expect("durable write")
+            })
+        });
+        rt.block_on(store.close()).expect("close");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, single_writer);
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not: then just smoke-test.
+    let full = std::env::args().any(|a| a == "--bench");
+    concurrency_table(full);
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

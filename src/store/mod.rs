@@ -1,0 +1,58 @@
+//! Storage: never lose a word.
+//!
+//! A citizen's message is acknowledged only after it is durably stored, and a process crash
+//! (`kill -9`) loses nothing that was acknowledged. This module is the whole of that
+//! promise:
+//!
+//! * [`Backend`] — a small synchronous trait with no engine types in it (`apply` a batch,
+//!   `flush`, `get`, ordered scans), so the engine can change in one file.
+//!   [`SledBackend`] is the production engine; [`MemoryBackend`] is for tests and can fail
+//!   on demand, to prove that a failed write is never acknowledged.
+//! * [`Store`] — the async, cloneable handle the service uses. One writer thread applies
+//!   queued batches and flushes **once** per group (group commit); [`Store::write`]
+//!   resolves only after the flush that covers it. Reads run on the blocking pool.
+//! * [`event_key`] — big-endian key layout, so a prefix scan returns a conversation's
+//!   events in order.
+//!
+//! # What "durable" means here
+//!
+//! sled 0.34's flush ends in `sync_file_range`, not `fsync` (see [`sled_backend`]): an
+//! acknowledged write survives a crash of the process. Surviving power loss depends on the
+//! device's write cache and the file's metadata, and is not promised.
+//!
+//! * [`backend`] — the trait, [`Tree`], [`Write`], [`StoreError`].
+//! * [`sled_backend`] — sled: what is atomic, what is durable, configuration.
+//! * [`memory`] — the in-memory backend with failure injection.
+//! * [`handle`] — [`Store`], group commit, backpressure, shutdown.
+//! * [`keys`] — key layouts and why big-endian.
+//! * [`stats`] — counters and the flush-latency histogram for metrics.
+
+pub mod backend;
+pub mod handle;
+pub mod keys;
+pub mod memory;
+pub mod sled_backend;
+pub mod stats;
+
+pub use backend::{Backend, KeyValue, StoreError, Tree, Write};
+pub use handle::{GroupCommit, Store, StoreOptions};
+pub use keys::{CONVERSATION_ID_LEN, EVENT_KEY_LEN, decode_event_key, event_key};
+pub use memory::MemoryBackend;
+pub use sled_backend::SledBackend;
+pub use stats::{FLUSH_BUCKETS_US, LatencyHistogram, StoreStats};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_types_are_send_sync() {
+        assert_send_sync::<Store>();
+        assert_send_sync::<SledBackend>();
+        assert_send_sync::<MemoryBackend>();
+        assert_send_sync::<StoreError>();
+        assert_send_sync::<StoreStats>();
+    }
+}

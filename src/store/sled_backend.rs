@@ -1,0 +1,186 @@
+//! [`SledBackend`]: the production [`Backend`], on sled 0.34.
+//!
+//! # What is atomic
+//!
+//! * A batch that touches **one** tree is applied with `sled::Tree::apply_batch`: after a
+//!   crash it is recovered whole or not at all.
+//! * A batch that touches **several** trees runs as one sled transaction over exactly those
+//!   trees (`Transactional` on `[&sled::Tree]`), which sled recovers atomically too. It costs
+//!   a read per written key (sled's transactions return old values), so keep cross-tree
+//!   batches for where the atomicity is needed (an event plus its conversation record).
+//!
+//! # What is durable, exactly
+//!
+//! Only [`Backend::flush`] makes writes durable; until then sled keeps them in in-process
+//! buffers and `kill -9` loses them. On Linux sled 0.34.7's flush writes its log buffer and
+//! calls `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`, not `fsync` (measured with
+//! strace; see `MEASURED.md`). So a flushed write survives a **process crash**. It survives
+//! **power loss** only as far as the device's write cache and the file's metadata allow. We
+//! promise the first, not the second.
+//!
+//! # Configuration
+//!
+//! * Cache: [`DEFAULT_CACHE_BYTES`] (32 MiB). The service should stay lean; hot data is a
+//!   conversation's recent events, and the OS page cache backs the rest.
+//! * sled's background flusher stays at its default (every 500 ms). Durability does not
+//!   depend on it (we flush explicitly before every acknowledgement), but the same thread
+//!   also runs sled's segment garbage collection (`attempt_gc` in sled's `flusher.rs`), so
+//!   turning it off with `flush_every_ms(None)` would let the files grow without bound.
+
+use std::path::Path;
+
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
+
+use super::backend::{Backend, KeyValue, StoreError, Tree, Write};
+
+/// The sled page-cache size [`SledBackend::open`] uses: 32 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// sled, one sled tree per [`Tree`]. Cheap to share behind an `Arc`; sled is thread-safe.
+///
+/// sled locks the directory: one process, and one open `SledBackend` per directory, at a
+/// time. The lock is released when the last handle drops (or the process dies).
+#[derive(Debug, Clone)]
+pub struct SledBackend {
+    db: sled::Db,
+    /// Indexed by [`Tree::index`].
+    trees: Vec<sled::Tree>,
+}
+
+fn from_sled(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::Io(io.to_string()),
+        e @ sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+fn pairs(it: sled::Iter) -> Result<Vec<KeyValue>, StoreError> {
+    it.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(from_sled))
+        .collect()
+}
+
+impl SledBackend {
+    /// Opens (creating if needed) the database in `dir` with a [`DEFAULT_CACHE_BYTES`] cache.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the directory cannot be created or is locked by another open
+    /// database; [`StoreError::Corrupt`] if the files fail recovery.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`SledBackend::open`] with a page cache of `cache_bytes`.
+    ///
+    /// # Errors
+    /// As [`SledBackend::open`].
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(from_sled)?;
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()).map_err(from_sled))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SledBackend { db, trees })
+    }
+
+    fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.trees[tree.index()]
+    }
+
+    /// The whole batch in one transaction over the distinct trees it touches.
+    fn apply_transaction(&self, batch: &[Write], touched: &[Tree]) -> Result<(), StoreError> {
+        let trees: Vec<&sled::Tree> = touched.iter().map(|t| self.tree(*t)).collect();
+        let view_of = |t: Tree| touched.iter().position(|x| *x == t).unwrap_or(0);
+        let result = trees
+            .as_slice()
+            .transaction(|views: &Vec<TransactionalTree>| {
+                for w in batch {
+                    let view = &views[view_of(w.tree())];
+                    match w {
+                        Write::Put { key, value, .. } => {
+                            view.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        Write::Remove { key, .. } => {
+                            view.remove(key.as_slice())?;
+                        }
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(from_sled(e)),
+            Err(TransactionError::Abort(())) => {
+                Err(StoreError::Internal("sled transaction aborted".into()))
+            }
+        }
+    }
+}
+
+impl Backend for SledBackend {
+    fn apply(&self, batch: &[Write]) -> Result<(), StoreError> {
+        let mut touched: Vec<Tree> = Vec::new();
+        for w in batch {
+            if !touched.contains(&w.tree()) {
+                touched.push(w.tree());
+            }
+        }
+        match touched.as_slice() {
+            [] => Ok(()),
+            [one] => {
+                let mut b = sled::Batch::default();
+                for w in batch {
+                    match w {
+                        Write::Put { key, value, .. } => b.insert(key.as_slice(), value.as_slice()),
+                        Write::Remove { key, .. } => b.remove(key.as_slice()),
+                    }
+                }
+                self.tree(*one).apply_batch(b).map_err(from_sled)
+            }
+            _ => self.apply_transaction(batch, &touched),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // One log serves every tree of the database, so flushing it covers them all.
+        self.db.flush().map(|_bytes| ()).map_err(from_sled)
+    }
+
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree(tree)
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(from_sled)
+    }
+
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        pairs(self.tree(tree).scan_prefix(prefix))
+    }
+
+    fn scan_range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        pairs(self.tree(tree).range(start..end))
+    }
+
+    fn last_with_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.tree(tree)
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()
+            .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .map_err(from_sled)
+    }
+}
