@@ -194,6 +194,47 @@ async fn group_commit_shares_flushes_on_sled() {
     store.close().await.unwrap();
 }
 
+/// Concurrent cross-tree batches (event plus conversation record) land in one group commit,
+/// which sled applies as one transaction; all of them must be there after reopening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cross_tree_batches_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open_sled(dir.path(), StoreOptions::new()).unwrap();
+        let mut set = JoinSet::new();
+        for i in 0..200u64 {
+            let store = store.clone();
+            set.spawn(async move {
+                let c = conv((i % 50) as u8);
+                let seq = i / 50;
+                store
+                    .write(vec![
+                        put_event(&c, seq),
+                        Write::put(Tree::Conversations, c.to_vec(), seq.to_be_bytes().to_vec()),
+                    ])
+                    .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let stats = store.stats();
+        assert_eq!(stats.writes, 200);
+        store.close().await.unwrap();
+    }
+    let backend = SledBackend::open(dir.path()).unwrap();
+    assert_eq!(backend.scan_prefix(Tree::Events, &[]).unwrap().len(), 200);
+    assert_eq!(
+        backend.scan_prefix(Tree::Conversations, &[]).unwrap().len(),
+        50
+    );
+    for n in 0..50u8 {
+        let c = conv(n);
+        let (last, _) = backend.last_with_prefix(Tree::Events, &c).unwrap().unwrap();
+        assert_eq!(decode_event_key(&last).unwrap(), (c, 3));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_off_flushes_once_per_write() {
     let mem = Arc::new(MemoryBackend::new());

@@ -2,12 +2,17 @@
 //!
 //! # What is atomic
 //!
+//! * A batch of one write is a plain `insert` or `remove`: atomic by itself.
 //! * A batch that touches **one** tree is applied with `sled::Tree::apply_batch`: after a
 //!   crash it is recovered whole or not at all.
 //! * A batch that touches **several** trees runs as one sled transaction over exactly those
 //!   trees (`Transactional` on `[&sled::Tree]`), which sled recovers atomically too. It costs
 //!   a read per written key (sled's transactions return old values), so keep cross-tree
 //!   batches for where the atomicity is needed (an event plus its conversation record).
+//!
+//! Atomic batches have a fixed cost: sled pins its log for them, rolling and writing the
+//! current log buffer (`pin_log` in sled's `pagecache/mod.rs`). That is why the
+//! [`Store`](super::Store) applies a whole group commit as one batch, not one per request.
 //!
 //! # What is durable, exactly
 //!
@@ -131,9 +136,21 @@ impl Backend for SledBackend {
                 touched.push(w.tree());
             }
         }
-        match touched.as_slice() {
-            [] => Ok(()),
-            [one] => {
+        match (batch, touched.as_slice()) {
+            ([], _) => Ok(()),
+            // One write is atomic by itself, and a plain insert does not roll the log buffer
+            // the way `apply_batch` does (see the module docs).
+            ([Write::Put { tree, key, value }], _) => self
+                .tree(*tree)
+                .insert(key.as_slice(), value.as_slice())
+                .map(drop)
+                .map_err(from_sled),
+            ([Write::Remove { tree, key }], _) => self
+                .tree(*tree)
+                .remove(key.as_slice())
+                .map(drop)
+                .map_err(from_sled),
+            (_, [one]) => {
                 let mut b = sled::Batch::default();
                 for w in batch {
                     match w {
