@@ -11,6 +11,7 @@
 //! | text normalization | [`triage::normalize`] | pure; how Korean is really typed |
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
+//! | booting, routes, metrics, shutdown | [`app`] | `App::build` for `main` and tests alike |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //! | conversation state machine | [`conversation`] | pure `step(state, event)` |
 //! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
@@ -22,6 +23,7 @@
 //! the actors (queue, store); the core
 //! imports nothing of theirs and does no I/O after loading.
 
+pub mod app;
 pub mod cli;
 pub mod conversation;
 pub mod gateway;

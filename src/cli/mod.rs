@@ -13,6 +13,7 @@ use crate::triage::TriageEngine;
 
 mod check_rules;
 mod normalize;
+mod serve;
 mod triage;
 
 /// ieum (이음): loneliness and crisis chat service.
@@ -31,6 +32,8 @@ pub enum Command {
     Triage(triage::TriageArgs),
     /// Load the rule and intent files and run every example; non-zero exit on failure.
     CheckRules(check_rules::CheckRulesArgs),
+    /// Run the chat service (defaults: 127.0.0.1:8080, sled in ./data, shipped rules).
+    Serve(serve::ServeArgs),
     /// Print the spaced and compact normalized forms of each stdin line (for rule authors).
     Normalize,
 }
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Triage(args) => triage::run(args),
         Command::CheckRules(args) => check_rules::run(args),
         Command::Normalize => normalize::run(),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,54 @@
+//! `ieum serve`: runs the service. Defaults are embedded so one command works from a
+//! fresh clone: `127.0.0.1:8080`, sled in `./data`, the shipped rules and intents.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::RulePaths;
+use crate::app::{App, Settings};
+
+/// Flags of `ieum serve` (each with an environment variable).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "IEUM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where sled keeps the transcripts.
+    #[arg(long, env = "IEUM_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub paths: RulePaths,
+}
+
+pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = App::build(Settings {
+            listen: args.listen,
+            data_dir: args.data_dir,
+            rules: args.paths.rules,
+            intents: args.paths.intents,
+        })
+        .await?;
+        tracing::info!(port = app.port(), ruleset = %app.state().engine.version(), "ieum listening");
+        app.run_until_stopped().await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr. Message text and tokens are never logged anywhere in ieum: handlers
+/// log ids, codes and sizes only.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IEUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
