@@ -17,6 +17,9 @@
 //! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
 //! | wire protocol | [`gateway::protocol`] | total decoder, stable error codes |
 //! | ids and secrets | [`ids`] | 128-bit ids, 256-bit tokens stored only as hashes |
+//! | transcripts (events + meta) | [`transcript`] | append-only events, meta in the same batch |
+//! | staff accounts, sessions | [`auth`] | argon2id, tokens stored as hashes |
+//! | audit log | [`audit`] | actor; append-only, hash-chained, recorded before serving |
 //! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
 //!
 //! Arrows point inward: the CLI and the gateway use the core (triage, conversation) and
@@ -24,12 +27,15 @@
 //! imports nothing of theirs and does no I/O after loading.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod conversation;
 pub mod gateway;
 pub mod ids;
 pub mod queue;
 pub mod store;
+pub mod transcript;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.

@@ -22,7 +22,7 @@ use crate::ids::ConversationId;
 use crate::triage::{Level, LevelPolicy, Span};
 
 /// What counselors see of a waiting conversation.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Summary {
     /// The first lines the citizen wrote (live only; never logged).
     pub first_lines: Vec<String>,

@@ -1,0 +1,337 @@
+//! What a conversation leaves behind: its events (in `seq` order) and its meta record.
+//!
+//! Events are stored under `event_key(conversation, seq)` (big-endian, so a prefix scan
+//! returns them in order) and are never rewritten: a transcript is append-only. The meta
+//! record (state machine, risk, counselor, resume-token hash) is rewritten in the same
+//! atomic batch as the events that changed it, so the two never disagree after a crash.
+//!
+//! Supervisors replay transcripts from here; resuming citizens get the events after their
+//! `last_seq` from here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::conversation::{Closer, Conversation};
+use crate::ids::ConversationId;
+use crate::queue::Summary;
+use crate::store::{Store, StoreError, Tree, Write, event_key};
+use crate::triage::{ConversationRisk, Level, RuleHit, Span};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What triage said about one citizen message, kept beside it in the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriageNote {
+    /// The message's own level.
+    pub level: Level,
+    /// The conversation's level after it.
+    pub conversation_level: Level,
+    /// Top intent.
+    pub intent: Option<String>,
+    /// Rules that fired, with categories and spans.
+    pub rules: Vec<RuleHit>,
+    /// Merged spans (character offsets into the text).
+    pub spans: Vec<Span>,
+    /// Rule-set version.
+    pub ruleset: String,
+}
+
+/// One transcript event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Per-conversation sequence number; only ever increases.
+    pub seq: u64,
+    /// When, in Unix milliseconds.
+    pub at: u64,
+    /// What.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// The kinds of transcript event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The citizen wrote.
+    Citizen {
+        /// The client's id for the message.
+        id: String,
+        /// The words.
+        text: String,
+        /// Triage annotation.
+        triage: TriageNote,
+    },
+    /// The bot answered (never after a handoff).
+    Bot {
+        /// The text.
+        text: String,
+        /// Resources shown with it.
+        resources: Vec<serde_json::Value>,
+        /// Quick replies offered.
+        quick_replies: Vec<serde_json::Value>,
+    },
+    /// Emergency resources sent while waiting or with a counselor.
+    Safety {
+        /// The text.
+        text: String,
+        /// Resources.
+        resources: Vec<serde_json::Value>,
+    },
+    /// The state machine moved.
+    State {
+        /// From state.
+        from: String,
+        /// To state.
+        to: String,
+        /// The conversation level then.
+        level: Level,
+    },
+    /// Entered (or re-entered) the counselor queue.
+    Queued {
+        /// At this level.
+        level: Level,
+        /// Urgent handoff.
+        urgent: bool,
+    },
+    /// A counselor joined.
+    CounselorJoined {
+        /// Username.
+        counselor: String,
+        /// Seconds waited in the queue.
+        waited_secs: u64,
+    },
+    /// A counselor wrote.
+    Counselor {
+        /// Username.
+        counselor: String,
+        /// The words.
+        text: String,
+    },
+    /// Handed to another counselor or back to the queue.
+    Transferred {
+        /// From whom.
+        from: String,
+        /// To whom (`None`: the queue).
+        to: Option<String>,
+    },
+    /// Ended.
+    Closed {
+        /// Who ended it.
+        by: Closer,
+        /// The counselor's outcome code, if a counselor closed it.
+        outcome: Option<String>,
+    },
+    /// The citizen's rating.
+    Rating {
+        /// 1–5.
+        value: u8,
+    },
+}
+
+/// Everything about a conversation other than its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationMeta {
+    /// The id.
+    pub id: ConversationId,
+    /// Created, Unix ms.
+    pub created_at: u64,
+    /// Last change, Unix ms.
+    pub updated_at: u64,
+    /// `ko` or `en`.
+    pub lang: String,
+    /// The state machine.
+    pub conversation: Conversation,
+    /// Conversation-level risk.
+    pub risk: ConversationRisk,
+    /// The last event's seq.
+    pub last_seq: u64,
+    /// SHA-256 of the current resume token, hex.
+    pub token_hash: String,
+    /// The counselor holding it now.
+    pub counselor: Option<String>,
+    /// Every counselor who ever held it (they may read it).
+    pub counselors: Vec<String>,
+    /// When it last entered the queue, Unix ms.
+    pub enqueued_at: Option<u64>,
+    /// When it closed, Unix ms.
+    pub closed_at: Option<u64>,
+    /// The counselor's outcome code.
+    pub outcome: Option<String>,
+    /// What counselors see before claiming (restored into the queue after a restart).
+    pub summary: Summary,
+}
+
+impl ConversationMeta {
+    /// The put that stores this record.
+    ///
+    /// # Panics
+    /// Never: serializing plain data cannot fail.
+    pub fn write(&self) -> Write {
+        Write::put(
+            Tree::Conversations,
+            self.id.as_bytes().to_vec(),
+            serde_json::to_vec(self).expect("meta serializes"),
+        )
+    }
+}
+
+impl StoredEvent {
+    /// The put that stores this event.
+    ///
+    /// # Panics
+    /// Never: serializing plain data cannot fail.
+    pub fn write(&self, conversation: ConversationId) -> Write {
+        Write::put(
+            Tree::Events,
+            event_key(conversation.as_bytes(), self.seq).to_vec(),
+            serde_json::to_vec(self).expect("event serializes"),
+        )
+    }
+}
+
+/// Reads a conversation's meta record.
+///
+/// # Errors
+/// A store error, or `Corrupt` when the record does not parse.
+pub async fn load_meta(
+    store: &Store,
+    id: ConversationId,
+) -> Result<Option<ConversationMeta>, StoreError> {
+    match store.get(Tree::Conversations, id.as_bytes()).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("conversation record: {e}"))),
+    }
+}
+
+/// Every conversation's meta record.
+///
+/// # Errors
+/// A store error, or `Corrupt` when a record does not parse.
+pub async fn all_meta(store: &Store) -> Result<Vec<ConversationMeta>, StoreError> {
+    store
+        .scan_prefix(Tree::Conversations, &[])
+        .await?
+        .into_iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt(format!("conversation record: {e}")))
+        })
+        .collect()
+}
+
+/// A conversation's events with `seq > after`, in order.
+///
+/// # Errors
+/// A store error, or `Corrupt` when an event does not parse.
+pub async fn events_after(
+    store: &Store,
+    id: ConversationId,
+    after: u64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let start = event_key(id.as_bytes(), after.saturating_add(1));
+    let end = event_key(id.as_bytes(), u64::MAX);
+    let mut out: Vec<StoredEvent> = store
+        .scan_range(Tree::Events, &start, &end)
+        .await?
+        .into_iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    // `end` is exclusive; the event at u64::MAX cannot exist in practice, but be exact.
+    if after < u64::MAX {
+        if let Some(last) = store
+            .get(Tree::Events, &event_key(id.as_bytes(), u64::MAX))
+            .await?
+        {
+            out.push(
+                serde_json::from_slice(&last)
+                    .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryBackend;
+    use std::sync::Arc;
+
+    fn meta(id: ConversationId) -> ConversationMeta {
+        ConversationMeta {
+            id,
+            created_at: 1,
+            updated_at: 1,
+            lang: "ko".into(),
+            conversation: Conversation::default(),
+            risk: ConversationRisk::default(),
+            last_seq: 0,
+            token_hash: String::new(),
+            counselor: None,
+            counselors: vec![],
+            enqueued_at: None,
+            closed_at: None,
+            outcome: None,
+            summary: Summary::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_and_meta_round_trip_in_order() {
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let a = ConversationId::random();
+        let b = ConversationId::random();
+        let mut batch = vec![meta(a).write(), meta(b).write()];
+        for seq in 1..=300u64 {
+            let e = StoredEvent {
+                seq,
+                at: seq,
+                body: EventBody::Rating { value: 1 },
+            };
+            batch.push(e.write(a));
+            if seq % 2 == 0 {
+                batch.push(e.write(b));
+            }
+        }
+        store.write(batch).await.unwrap();
+        let events = events_after(&store, a, 0).await.unwrap();
+        assert_eq!(events.len(), 300);
+        assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+        let tail = events_after(&store, a, 256).await.unwrap();
+        assert_eq!(tail.first().map(|e| e.seq), Some(257));
+        assert_eq!(events_after(&store, b, 0).await.unwrap().len(), 150);
+        assert_eq!(load_meta(&store, a).await.unwrap().unwrap().id, a);
+        assert_eq!(all_meta(&store).await.unwrap().len(), 2);
+        assert!(
+            load_meta(&store, ConversationId::random())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn event_json_is_flat_and_tagged() {
+        let e = StoredEvent {
+            seq: 3,
+            at: 9,
+            body: EventBody::Counselor {
+                counselor: "kim".into(),
+                text: "안녕하세요".into(),
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "counselor");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["counselor"], "kim");
+    }
+}
