@@ -154,9 +154,9 @@ pub struct Verification {
 /// Store errors (a corrupt record is reported as broken, not as an error).
 pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
     let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 1u64;
     let mut records = 0u64;
-    for (key, value) in store.scan_prefix(Tree::Audit, &[]).await? {
+    let all = store.scan_prefix(Tree::Audit, &[]).await?;
+    for (expected_seq, (key, value)) in (1u64..).zip(all) {
         let Ok(r) = serde_json::from_slice::<AuditRecord>(&value) else {
             return Ok(Verification {
                 records,
@@ -181,7 +181,6 @@ pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
             });
         }
         records += 1;
-        expected_seq += 1;
         prev = r.hash;
     }
     Ok(Verification {
