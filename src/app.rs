@@ -25,6 +25,7 @@ use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
+use crate::audit::AuditLog;
 use crate::queue::{QueueConfig, QueueHandle};
 use crate::store::{Store, StoreOptions};
 use crate::triage::{Level, TriageEngine};
@@ -51,6 +52,8 @@ pub struct AppState {
     pub store: Store,
     /// The counselor queue.
     pub queue: QueueHandle,
+    /// The audit log.
+    pub audit: AuditLog,
 }
 
 /// A built, bound, not yet serving application.
@@ -78,6 +81,9 @@ impl App {
         let store = Store::open_sled(&settings.data_dir, StoreOptions::default())
             .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
         let queue = QueueHandle::spawn(QueueConfig::new(engine.rule_set().levels));
+        let audit = AuditLog::open(store.clone())
+            .await
+            .context("opening the audit log")?;
         let listener =
             bind(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
         let (shutdown, _) = watch::channel(false);
@@ -87,6 +93,7 @@ impl App {
                 engine: Arc::new(engine),
                 store,
                 queue,
+                audit,
             },
             shutdown,
         })
@@ -149,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::api::routes())
         .with_state(state)
 }
 

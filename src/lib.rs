@@ -11,6 +11,7 @@
 //! | text normalization | [`triage::normalize`] | pure; how Korean is really typed |
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
+//! | staff HTTP API | [`api`] | login, transcripts, queue, audit; role checks; safe errors |
 //! | booting, routes, metrics, shutdown | [`app`] | `App::build` for `main` and tests alike |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //! | conversation state machine | [`conversation`] | pure `step(state, event)` |
@@ -26,6 +27,7 @@
 //! the actors (queue, store); the core
 //! imports nothing of theirs and does no I/O after loading.
 
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ieum::app::{App, Settings};
+use ieum::auth::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct TestApp {
@@ -15,6 +16,15 @@ struct TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| async {}).await
+}
+
+/// Boots the app; `prepare` runs on its state before serving (to add staff).
+async fn spawn_app_with<F, Fut>(prepare: F) -> TestApp
+where
+    F: FnOnce(ieum::app::AppState) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let app = App::build(Settings {
@@ -25,6 +35,7 @@ async fn spawn_app() -> TestApp {
     })
     .await
     .expect("app builds");
+    prepare(app.state().clone()).await;
     let port = app.port();
     let stop = app.shutdown_handle();
     let server = tokio::spawn(app.run_until_stopped());
@@ -36,12 +47,25 @@ async fn spawn_app() -> TestApp {
     }
 }
 
-/// A plain HTTP/1.1 GET; returns (status, body).
-async fn get(port: u16, path: &str) -> (u16, String) {
+/// A plain HTTP/1.1 request; returns (status, headers, body).
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
@@ -51,8 +75,28 @@ async fn get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = request(port, "GET", path, None, None).await;
     (status, body)
+}
+
+async fn login(port: u16, user: &str, password: &str) -> String {
+    let (status, head, body) = request(
+        port,
+        "POST",
+        "/api/login",
+        None,
+        Some(serde_json::json!({"username": user, "password": password})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("HttpOnly; SameSite=Strict"), "{head}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -118,4 +162,71 @@ async fn a_broken_rules_file_stops_startup_naming_file_line_and_rule() {
         text.contains("rule `dup.check`") && text.contains("duplicate id"),
         "{text}"
     );
+}
+
+async fn with_staff() -> TestApp {
+    spawn_app_with(|state| async move {
+        for (name, role) in [("kim", Role::Counselor), ("boss", Role::Supervisor)] {
+            ieum::auth::add_staff(&state.store, name, role, "a long password")
+                .await
+                .unwrap();
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn staff_api_requires_a_session_and_respects_roles() {
+    let app = with_staff().await;
+    let p = app.port;
+    for path in ["/api/me", "/api/conversations", "/api/queue", "/api/audit"] {
+        let (status, body) = get(p, path).await;
+        assert_eq!(status, 401, "{path}");
+        assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
+    }
+    let (status, _, body) = request(
+        p,
+        "POST",
+        "/api/login",
+        None,
+        Some(serde_json::json!({"username": "kim", "password": "wrong one!!"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(body.contains("bad_credentials"));
+
+    let kim = login(p, "kim", "a long password").await;
+    let (status, _, body) = request(p, "GET", "/api/me", Some(&kim), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"role\":\"counselor\""));
+    let (status, _, _) = request(p, "GET", "/api/audit", Some(&kim), None).await;
+    assert_eq!(status, 403, "counselors cannot read the audit log");
+    let (status, _, _) = request(p, "GET", "/api/queue", Some(&kim), None).await;
+    assert_eq!(status, 200);
+
+    let boss = login(p, "boss", "a long password").await;
+    let (status, _, body) = request(p, "GET", "/api/audit", Some(&boss), None).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let actions: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["login", "login", "read_audit"]);
+
+    let (status, _, _) = request(p, "POST", "/api/logout", Some(&kim), None).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = request(p, "GET", "/api/me", Some(&kim), None).await;
+    assert_eq!(status, 401, "logged out");
+    let (status, _, _) = request(
+        p,
+        "GET",
+        "/api/conversations/00000000000000000000000000000000",
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
 }

@@ -11,9 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::defaults;
 use crate::triage::TriageEngine;
 
+mod audit;
 mod check_rules;
 mod normalize;
 mod serve;
+mod staff;
 mod triage;
 
 /// ieum (이음): loneliness and crisis chat service.
@@ -34,6 +36,10 @@ pub enum Command {
     CheckRules(check_rules::CheckRulesArgs),
     /// Run the chat service (defaults: 127.0.0.1:8080, sled in ./data, shipped rules).
     Serve(serve::ServeArgs),
+    /// Manage staff accounts (run while the service is stopped).
+    Staff(staff::StaffArgs),
+    /// Check the audit log.
+    Audit(audit::AuditArgs),
     /// Print the spaced and compact normalized forms of each stdin line (for rule authors).
     Normalize,
 }
@@ -63,6 +69,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckRules(args) => check_rules::run(args),
         Command::Normalize => normalize::run(),
         Command::Serve(args) => serve::run(args),
+        Command::Staff(args) => staff::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,357 @@
+//! The staff HTTP API: login, logout, transcripts, the live queue and the audit log.
+//!
+//! Every endpoint but `POST /api/login` needs a session (cookie `ieum_session` or
+//! `Authorization: Bearer`), else 401. What a role may see:
+//!
+//! | endpoint | counselor | supervisor |
+//! |---|---|---|
+//! | `GET /api/conversations` | those they held | all (audited) |
+//! | `GET /api/conversations/{id}` | those they held (audited) | any (audited) |
+//! | `GET /api/queue` | yes | yes |
+//! | `GET /api/audit` | no (403) | yes (audited) |
+//!
+//! A read is audited *before* it is served; if the audit record cannot be stored, the read
+//! fails. Errors carry a stable `code` and a plain message; the cause is logged, never sent.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::auth::{self, AuthError, Role, SESSION_TTL_MS, Session};
+use crate::ids::{ConversationId, Token};
+use crate::store::StoreError;
+use crate::transcript::{self, ConversationMeta};
+use crate::triage::Level;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "ieum_session";
+
+/// An API error: a status, a stable code and a safe message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or bad credentials.
+    #[error("please log in")]
+    Unauthorized,
+    /// Logged in, but not allowed.
+    #[error("you are not allowed to do this")]
+    Forbidden,
+    /// No such thing.
+    #[error("not found")]
+    NotFound,
+    /// A bad request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Wrong username or password.
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// Anything else (logged, not sent).
+    #[error("something went wrong on our side")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %format!("{e:#}"), "api error");
+        }
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": self.to_string()}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadCredentials => ApiError::BadCredentials,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The token a request carries: `Authorization: Bearer` first, then the session cookie.
+pub fn request_token(headers: &HeaderMap) -> Option<Token> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(Token::from_client(t.trim()));
+        }
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| Token::from_client(v))
+}
+
+/// Resolves the request's session, if any.
+///
+/// # Errors
+/// [`ApiError::Unauthorized`] without a valid session.
+pub async fn staff_session(state: &AppState, headers: &HeaderMap) -> Result<Session, ApiError> {
+    let token = request_token(headers).ok_or(ApiError::Unauthorized)?;
+    auth::session(&state.store, &token)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// A logged-in staff member (extractor).
+pub struct Staff(pub Session);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        staff_session(state, &parts.headers).await.map(Staff)
+    }
+}
+
+/// The staff routes (merged into the app's router).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/conversations", get(list_conversations))
+        .route("/api/conversations/{id}", get(get_conversation))
+        .route("/api/queue", get(queue))
+        .route("/api/audit", get(audit_log))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Json(body): Json<LoginBody>,
+) -> Result<Response, ApiError> {
+    let (token, session) = auth::login(&state.store, &body.username, &body.password).await?;
+    state
+        .audit
+        .append(AuditEntry {
+            actor: session.username.clone(),
+            role: session.role.as_str().into(),
+            action: "login".into(),
+            conversation_id: None,
+            remote: Some(remote.ip().to_string()),
+        })
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        token.expose(),
+        SESSION_TTL_MS / 1000
+    );
+    let mut response = Json(json!({
+        "token": token.expose(),
+        "username": session.username,
+        "role": session.role,
+        "expires_at": session.expires_at,
+    }))
+    .into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = request_token(&headers) {
+        auth::logout(&state.store, &token).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("ieum_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+async fn me(Staff(s): Staff) -> Json<Session> {
+    Json(s)
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    /// Created at or after (Unix ms).
+    from: Option<u64>,
+    /// Created before (Unix ms).
+    to: Option<u64>,
+    /// At least this level.
+    min_level: Option<Level>,
+    /// In this state (`bot`, `screening`, `queued`, `with_counselor`, `closed`).
+    state: Option<String>,
+    /// Held by this counselor (now or before).
+    counselor: Option<String>,
+}
+
+fn row(m: &ConversationMeta) -> serde_json::Value {
+    json!({
+        "id": m.id,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+        "state": m.conversation.state.name(),
+        "level": m.risk.level,
+        "counselor": m.counselor,
+        "counselors": m.counselors,
+        "closed_at": m.closed_at,
+        "outcome": m.outcome,
+        "rating": m.conversation.rating,
+        "events": m.last_seq,
+        "lang": m.lang,
+    })
+}
+
+fn may_read(s: &Session, m: &ConversationMeta) -> bool {
+    match s.role {
+        Role::Supervisor => true,
+        Role::Counselor => m.counselors.iter().any(|c| *c == s.username),
+    }
+}
+
+async fn record(
+    state: &AppState,
+    s: &Session,
+    action: &str,
+    conversation_id: Option<ConversationId>,
+    remote: SocketAddr,
+) -> Result<(), ApiError> {
+    state
+        .audit
+        .append(AuditEntry {
+            actor: s.username.clone(),
+            role: s.role.as_str().into(),
+            action: action.into(),
+            conversation_id,
+            remote: Some(remote.ip().to_string()),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if s.role == Role::Supervisor {
+        record(&state, &s, "list_conversations", None, remote).await?;
+    }
+    let mut all = transcript::all_meta(&state.store).await?;
+    all.retain(|m| {
+        may_read(&s, m)
+            && q.from.is_none_or(|f| m.created_at >= f)
+            && q.to.is_none_or(|t| m.created_at < t)
+            && q.min_level.is_none_or(|l| m.risk.level >= l)
+            && q.state
+                .as_deref()
+                .is_none_or(|st| m.conversation.state.name() == st)
+            && q.counselor
+                .as_deref()
+                .is_none_or(|c| m.counselors.iter().any(|x| x == c))
+    });
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(Json(json!({
+        "conversations": all.iter().map(row).collect::<Vec<_>>()
+    })))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = ConversationId::parse(&id).ok_or(ApiError::NotFound)?;
+    let meta = transcript::load_meta(&state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !may_read(&s, &meta) {
+        return Err(ApiError::Forbidden);
+    }
+    record(&state, &s, "read_transcript", Some(id), remote).await?;
+    let events = transcript::events_after(&state.store, id, 0).await?;
+    Ok(Json(json!({
+        "conversation": row(&meta),
+        "events": events,
+    })))
+}
+
+async fn queue(
+    State(state): State<AppState>,
+    Staff(_): Staff,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let entries = state.queue.snapshot().await;
+    let stats = state.queue.stats();
+    let levels: Vec<serde_json::Value> = Level::ALL
+        .iter()
+        .map(|l| {
+            json!({
+                "level": l,
+                "waiting": stats.waiting[l.index()],
+                "longest_wait_secs": stats.longest_wait_secs[l.index()],
+                "wait_target_secs": state.engine.policy(*l).wait_target_secs,
+                "breaches": stats.breaches[l.index()],
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "entries": entries,
+        "levels": levels,
+        "counselors_online": stats.counselors_online,
+    })))
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if s.role != Role::Supervisor {
+        return Err(ApiError::Forbidden);
+    }
+    record(&state, &s, "read_audit", None, remote).await?;
+    let records = audit::list(&state.store).await?;
+    Ok(Json(json!({ "records": records })))
+}

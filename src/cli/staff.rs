@@ -1,0 +1,58 @@
+//! `ieum staff add NAME --role counselor|supervisor`: creates a staff account. The password
+//! is read from the first line of stdin (so it never appears in the shell history or the
+//! process list). Run it while the service is stopped: sled allows one process at a time.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::auth::{self, Role};
+use crate::store::{Store, StoreOptions};
+
+/// `ieum staff ...`
+#[derive(Debug, Args)]
+pub struct StaffArgs {
+    #[command(subcommand)]
+    command: StaffCommand,
+    /// The service's data directory.
+    #[arg(long, env = "IEUM_DATA_DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Add an account; the password is read from stdin.
+    Add {
+        /// Login name (2–32 of a-z, 0-9, '.', '_', '-').
+        name: String,
+        /// What the account may do.
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+pub(super) fn run(args: StaffArgs) -> anyhow::Result<ExitCode> {
+    let StaffCommand::Add { name, role } = args.command;
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&args.data_dir)?;
+        let store = Store::open_sled(&args.data_dir, StoreOptions::default())
+            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+        auth::add_staff(&store, &name, role, password).await?;
+        store.shutdown().await?;
+        eprintln!("added {} `{name}`", role.as_str());
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
