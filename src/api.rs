@@ -245,7 +245,7 @@ fn row(m: &ConversationMeta) -> serde_json::Value {
 fn may_read(s: &Session, m: &ConversationMeta) -> bool {
     match s.role {
         Role::Supervisor => true,
-        Role::Counselor => m.counselors.iter().any(|c| *c == s.username),
+        Role::Counselor => m.counselors.contains(&s.username),
     }
 }
 
@@ -291,7 +291,7 @@ async fn list_conversations(
                 .as_deref()
                 .is_none_or(|c| m.counselors.iter().any(|x| x == c))
     });
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    all.sort_by_key(|m| std::cmp::Reverse(m.created_at));
     Ok(Json(json!({
         "conversations": all.iter().map(row).collect::<Vec<_>>()
     })))
