@@ -11,12 +11,14 @@
 //! | text normalization | [`triage::normalize`] | pure; how Korean is really typed |
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
+//! | what the bot says | [`content`] | replies, resources, screener, 마음약방, districts; pure after load |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //!
 //! Arrows point inward: the CLI (and, later, the gateway) use the triage core; the core
 //! imports nothing of theirs and does no I/O after loading.
 
 pub mod cli;
+pub mod content;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.
