@@ -802,12 +802,24 @@ fn english_words(text: &str) -> impl Iterator<Item = String> + '_ {
 
 #[test]
 fn no_text_names_a_method_or_calls_suicide_a_choice() {
-    let texts = content().all_texts();
+    let mut texts = content().all_texts();
     assert!(
         texts.len() > 300,
         "all_texts looks incomplete: {}",
         texts.len()
     );
+    // Resource cards are shown to citizens too.
+    for r in content().resources() {
+        for t in [
+            &r.name_ko,
+            &r.name_en,
+            &r.purpose_ko,
+            &r.purpose_en,
+            &r.hours,
+        ] {
+            texts.push((format!("resource {}", r.id), t.clone()));
+        }
+    }
     let mut problems = Vec::new();
     for (at, text) in &texts {
         for w in FORBIDDEN_KO {
