@@ -13,6 +13,7 @@
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
 //! | staff HTTP API | [`api`] | login, transcripts, queue, audit; role checks; safe errors |
 //! | booting, routes, metrics, shutdown | [`app`] | `App::build` for `main` and tests alike |
+//! | what the bot says | [`content`] | replies, resources, screener, 마음약방, districts; pure after load |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //! | conversation state machine | [`conversation`] | pure `step(state, event)` |
 //! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
@@ -38,6 +39,7 @@ pub mod ids;
 pub mod queue;
 pub mod store;
 pub mod transcript;
+pub mod content;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.

@@ -21,7 +21,10 @@ pub struct CheckRulesArgs {
 pub(super) fn run(args: CheckRulesArgs) -> anyhow::Result<ExitCode> {
     let engine = args.paths.load()?;
     let set = engine.rule_set();
-    let failures = engine.check_examples();
+    let mut failures = engine.check_examples();
+    // The content layer's own examples: moods, programs, districts, screener answers.
+    let content = crate::content::Content::load(&args.paths.intents)?;
+    failures.extend(content.check_examples());
     if args.json {
         for f in &failures {
             println!("{}", serde_json::to_string(f)?);
@@ -73,6 +76,15 @@ pub(super) fn run(args: CheckRulesArgs) -> anyhow::Result<ExitCode> {
         other.len(),
         counters,
         intent_examples,
+    );
+    eprintln!(
+        "content: {} intents, {} resources, {} moods, {} programs, {} districts, {} screener questions",
+        content.intents().len(),
+        content.resources().len(),
+        content.moods().len(),
+        content.programs().len(),
+        content.districts().len(),
+        content.screener().questions().len(),
     );
     if failures.is_empty() {
         eprintln!("all examples pass");

@@ -1,0 +1,856 @@
+//! Content: the words the bot says and the help it points to, loaded from `intents/`.
+//!
+//! Triage ([`crate::triage`]) decides *how worried* to be and *which intent* a message is;
+//! this module decides *what to say*. It is pure: everything is loaded and checked once
+//! by [`Content::load`], after which no call does I/O, locks or allocates beyond its
+//! result. [`Content`] is `Send + Sync`; build it once and share it in an `Arc`.
+//!
+//! * [`Content::greeting`], [`Content::reply`] — the welcome, and the answer to an intent.
+//!   `reply` takes the message text too: the `district`, `prescription` and `program`
+//!   intents pick the specific answer from it (which district, which mood, which
+//!   interest), and ask with quick replies when the text names none.
+//! * [`Content::safety_reply`] — what the bot says at a risk level, and
+//!   [`Content::queue_notice`] while someone waits for a counselor.
+//! * [`Content::screener`] — the C-SSRS-style screener, one question at a time.
+//! * [`Content::resources`] — every line and agency, each with its source.
+//! * [`Content::canned_responses`] — short snippets for the counselor console.
+//!
+//! The `turn` argument picks among a reply's variants deterministically (`turn % n`), so
+//! the bot does not repeat itself word for word and tests stay reproducible.
+//!
+//! # Loading is strict
+//!
+//! An unknown field, a missing reply in either language, an unknown or unverified resource
+//! id, a phone number not shaped like a Korean number, a screener question pointing at a
+//! missing question, or a district count other than 25 stops the load with a
+//! [`LoadError`] naming the file, the line and the id. The format of every file is in
+//! `intents/README.md`.
+
+mod load;
+pub mod matcher;
+pub mod screener;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::DATA_FILES;
+pub use screener::{Answer, Question, Screener, Step};
+
+use crate::triage::{ExampleFailure, Level, LoadError};
+use load::At;
+use matcher::{Matcher, Text};
+
+/// The language of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Korean (the default).
+    #[default]
+    Ko,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// Korean if the text holds any Hangul, English if it holds Latin letters and no
+    /// Hangul, Korean otherwise (emoji, digits, an empty message).
+    pub fn detect(text: &str) -> Lang {
+        let hangul = |c: char| {
+            ('\u{AC00}'..='\u{D7A3}').contains(&c)
+                || ('\u{1100}'..='\u{11FF}').contains(&c)
+                || ('\u{3131}'..='\u{318E}').contains(&c)
+        };
+        if text.chars().any(hangul) {
+            Lang::Ko
+        } else if text.chars().any(|c| c.is_ascii_alphabetic()) {
+            Lang::En
+        } else {
+            Lang::Ko
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Lang::Ko => 0,
+            Lang::En => 1,
+        }
+    }
+}
+
+/// What the bot sends: the text, the resources to show (as cards; tap-to-call only for
+/// [`Resource::phone`]), and quick replies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    /// The message text (may hold line breaks).
+    pub text: String,
+    /// Resources to show with it. Never holds an unverified resource.
+    pub resources: Vec<Resource>,
+    /// Buttons: `label` is shown, `text` is sent as the person's message when tapped.
+    pub quick_replies: Vec<QuickReply>,
+}
+
+/// A quick-reply button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuickReply {
+    /// Shown on the button.
+    pub label: String,
+    /// Sent as the person's message when tapped (triage reads it like any message).
+    pub text: String,
+}
+
+/// A phone line, program or agency (`intents/resources.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    /// Stable id.
+    pub id: String,
+    /// Name in Korean.
+    pub name_ko: String,
+    /// Name in English.
+    pub name_en: String,
+    /// The number to dial, shaped like a Korean number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// A menu key to press after dialling (외로움안녕120: 120, then 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then_press: Option<String>,
+    /// A web address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Opening hours.
+    pub hours: String,
+    /// Languages served.
+    pub languages: Vec<String>,
+    /// What it is for, in Korean.
+    pub purpose_ko: String,
+    /// What it is for, in English.
+    pub purpose_en: String,
+    /// Where the facts come from.
+    pub source: String,
+    /// `false`: still to be re-checked; never attached to a reply.
+    pub verified: bool,
+    /// Shown at once when a conversation turns urgent (109, 119, 1577-0199).
+    pub emergency: bool,
+}
+
+/// A counselor snippet for the console (`intents/canned.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Canned {
+    /// Stable id.
+    pub id: String,
+    /// Korean text.
+    pub ko: String,
+    /// English text.
+    pub en: String,
+}
+
+/// Intents whose answer depends on the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Handler {
+    /// Seoul's 25 districts (`intents/districts.toml`).
+    District,
+    /// 마음약방 moods (`intents/prescriptions.toml`).
+    Prescription,
+    /// 서울연결처방 interests (`intents/programs.toml`).
+    Program,
+}
+
+#[derive(Debug, Clone)]
+struct QuickReplyDef {
+    label: [String; 2],
+    text: [String; 2],
+}
+
+impl QuickReplyDef {
+    fn render(&self, lang: Lang) -> QuickReply {
+        QuickReply {
+            label: self.label[lang.index()].clone(),
+            text: self.text[lang.index()].clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    reply: [Vec<String>; 2],
+    resources: Vec<String>,
+    quick: Vec<QuickReplyDef>,
+}
+
+impl Block {
+    fn variant(&self, lang: Lang, turn: u32) -> &str {
+        let v = &self.reply[lang.index()];
+        &v[turn as usize % v.len()]
+    }
+}
+
+/// An intent's content (the matching half lives in triage).
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// Stable id, as triage reports it.
+    pub id: String,
+    /// Set for intents whose answer depends on the text.
+    pub handler: Option<Handler>,
+    /// The answer when nothing else matched.
+    pub fallback: bool,
+    /// Must make this the top intent (run by triage; counted by the content tests).
+    pub examples: Vec<String>,
+    /// Must not match this intent.
+    pub counter_examples: Vec<String>,
+    block: Block,
+    at: At,
+}
+
+impl Intent {
+    /// The reply variants in `lang`.
+    pub fn replies(&self, lang: Lang) -> &[String] {
+        &self.block.reply[lang.index()]
+    }
+
+    /// Ids of the resources attached to every reply.
+    pub fn resource_ids(&self) -> &[String] {
+        &self.block.resources
+    }
+
+    /// The quick replies in `lang`.
+    pub fn quick_replies(&self, lang: Lang) -> Vec<QuickReply> {
+        self.block.quick.iter().map(|q| q.render(lang)).collect()
+    }
+
+    /// The file and line where the intent is defined.
+    pub fn location(&self) -> (&Path, usize) {
+        (&self.at.file, self.at.line)
+    }
+}
+
+/// One 마음약방 prescription: a message and a small action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Prescription {
+    /// The message, Korean.
+    pub ko: String,
+    /// The message, English.
+    pub en: String,
+    /// The small action, Korean.
+    pub suggestion_ko: String,
+    /// The small action, English.
+    pub suggestion_en: String,
+}
+
+/// A 마음약방 mood and its prescriptions.
+#[derive(Debug, Clone)]
+pub struct Mood {
+    /// `loneliness`, `anxiety`, `sadness`, `anger`, `lethargy`, `sleeplessness`.
+    pub id: String,
+    /// The prescriptions, in file order.
+    pub prescriptions: Vec<Prescription>,
+    label: [String; 2],
+    text: [String; 2],
+    matcher: Matcher,
+    examples: Vec<String>,
+    counter_examples: Vec<String>,
+    at: At,
+}
+
+impl Mood {
+    /// The mood's name in `lang`.
+    pub fn label(&self, lang: Lang) -> &str {
+        &self.label[lang.index()]
+    }
+
+    /// The message its quick reply sends.
+    pub fn quick_reply_text(&self, lang: Lang) -> &str {
+        &self.text[lang.index()]
+    }
+}
+
+/// A 서울연결처방 program area by interest.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// `sport`, `culture`, `art`, `self_care`, `healing`, `mental_health`.
+    pub id: String,
+    domain: [String; 2],
+    label: [String; 2],
+    text: [String; 2],
+    description: [String; 2],
+    resources: Vec<String>,
+    matcher: Matcher,
+    examples: Vec<String>,
+    counter_examples: Vec<String>,
+    at: At,
+}
+
+impl Program {
+    /// The interest's name in `lang`.
+    pub fn label(&self, lang: Lang) -> &str {
+        &self.label[lang.index()]
+    }
+
+    /// One of the four 서울연결처방 domains (신체건강, 문화예술, 감정치유, 일상관리).
+    pub fn domain(&self, lang: Lang) -> &str {
+        &self.domain[lang.index()]
+    }
+
+    /// The description in `lang`.
+    pub fn description(&self, lang: Lang) -> &str {
+        &self.description[lang.index()]
+    }
+
+    /// The message its quick reply sends.
+    pub fn quick_reply_text(&self, lang: Lang) -> &str {
+        &self.text[lang.index()]
+    }
+}
+
+/// One of Seoul's 25 districts.
+#[derive(Debug, Clone)]
+pub struct District {
+    /// Romanized id (`gwanak`).
+    pub id: String,
+    /// `관악구`.
+    pub name_ko: String,
+    /// `Gwanak-gu`.
+    pub name_en: String,
+    /// Must be recognised as this district.
+    pub examples: Vec<String>,
+    /// Must not be recognised as this district.
+    pub counter_examples: Vec<String>,
+    patterns: Vec<regex::Regex>,
+    at: At,
+}
+
+impl District {
+    /// Where in the spaced form the district is first named, if it is.
+    fn find(&self, text: &Text) -> Option<usize> {
+        self.patterns
+            .iter()
+            .filter_map(|r| r.find(text.spaced()).map(|m| m.start()))
+            .min()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pharmacy {
+    template: [String; 2],
+    again_label: [String; 2],
+    other: QuickReplyDef,
+    moods: Vec<Mood>,
+}
+
+#[derive(Debug, Clone)]
+struct Catalog {
+    template: [String; 2],
+    referral: [String; 2],
+    other: QuickReplyDef,
+    programs: Vec<Program>,
+}
+
+#[derive(Debug, Clone)]
+struct Atlas {
+    answer: [String; 2],
+    resources: Vec<String>,
+    districts: Vec<District>,
+}
+
+/// Everything the bot can say, loaded and checked once. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Content {
+    intents: Vec<Intent>,
+    resources: Vec<Resource>,
+    welcome: Block,
+    /// low, medium, high, imminent.
+    safety: [Block; 4],
+    waiting: [Vec<String>; 2],
+    waiting_resources: Vec<String>,
+    offline: [Vec<String>; 2],
+    offline_resources: Vec<String>,
+    screener: Screener,
+    pharmacy: Pharmacy,
+    catalog: Catalog,
+    atlas: Atlas,
+    canned: Vec<Canned>,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Content>();
+    assert_send_sync::<Reply>();
+};
+
+/// Whether `phone` is shaped like a Korean number: a 3–4 digit special number (109, 1388),
+/// a 15xx/16xx-xxxx representative number, or an area-code number (02-xxx(x)-xxxx,
+/// 0xx-xxx(x)-xxxx).
+pub fn phone_shape_ok(phone: &str) -> bool {
+    let parts: Vec<&str> = phone.split('-').collect();
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    match parts.as_slice() {
+        [special] => digits(special, 3..=4) && special.starts_with('1'),
+        [head, tail] => {
+            digits(head, 4..=4)
+                && (head.starts_with("15") || head.starts_with("16"))
+                && digits(tail, 4..=4)
+        }
+        [area, mid, tail] => {
+            let area_ok = *area == "02"
+                || (digits(area, 3..=3) && area.starts_with('0') && !area.starts_with("00"));
+            area_ok && digits(mid, 3..=4) && digits(tail, 4..=4)
+        }
+        _ => false,
+    }
+}
+
+fn render(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+impl Content {
+    /// Loads and checks every file of the intents directory (see `intents/README.md`).
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming the file, line and id of the first problem.
+    pub fn load(intents_dir: &Path) -> Result<Content, LoadError> {
+        load::load(intents_dir)
+    }
+
+    fn resolve(&self, ids: &[String]) -> Vec<Resource> {
+        let mut out: Vec<Resource> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if out.iter().any(|r| &r.id == id) {
+                continue;
+            }
+            // The loader guarantees every id exists and is verified.
+            if let Some(r) = self.resource(id).filter(|r| r.verified) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    fn block_reply(&self, block: &Block, lang: Lang, turn: u32) -> Reply {
+        Reply {
+            text: block.variant(lang, turn).to_owned(),
+            resources: self.resolve(&block.resources),
+            quick_replies: block.quick.iter().map(|q| q.render(lang)).collect(),
+        }
+    }
+
+    /// The welcome message shown when a chat opens.
+    pub fn greeting(&self, lang: Lang) -> Reply {
+        self.block_reply(&self.welcome, lang, 0)
+    }
+
+    /// The answer to `intent` (as triage named it; `None` or an unknown id: the fallback).
+    /// `text` lets the district, prescription and program intents pick the specific answer;
+    /// `turn` picks the variant.
+    pub fn reply(&self, intent: Option<&str>, text: &str, lang: Lang, turn: u32) -> Reply {
+        let intent = intent
+            .and_then(|id| self.intent(id))
+            .unwrap_or_else(|| self.fallback());
+        match intent.handler {
+            Some(Handler::District) => self.district_reply(intent, text, lang, turn),
+            Some(Handler::Prescription) => self.prescription_reply(intent, text, lang, turn),
+            Some(Handler::Program) => self.program_reply(intent, text, lang, turn),
+            None => self.block_reply(&intent.block, lang, turn),
+        }
+    }
+
+    fn district_reply(&self, intent: &Intent, text: &str, lang: Lang, turn: u32) -> Reply {
+        let Some(d) = self.district(text) else {
+            return self.block_reply(&intent.block, lang, turn);
+        };
+        let text = render(
+            &self.atlas.answer[lang.index()],
+            &[("name_ko", &d.name_ko), ("name_en", &d.name_en)],
+        );
+        Reply {
+            text,
+            resources: self.resolve(&self.atlas.resources),
+            quick_replies: intent.quick_replies(lang),
+        }
+    }
+
+    fn prescription_reply(&self, intent: &Intent, text: &str, lang: Lang, turn: u32) -> Reply {
+        let p = &self.pharmacy;
+        let Some(mood) = self.mood(text) else {
+            let mut reply = self.block_reply(&intent.block, lang, turn);
+            reply.quick_replies = p
+                .moods
+                .iter()
+                .map(|m| QuickReply {
+                    label: m.label(lang).to_owned(),
+                    text: m.quick_reply_text(lang).to_owned(),
+                })
+                .collect();
+            return reply;
+        };
+        let x = &mood.prescriptions[turn as usize % mood.prescriptions.len()];
+        let (message, suggestion) = match lang {
+            Lang::Ko => (&x.ko, &x.suggestion_ko),
+            Lang::En => (&x.en, &x.suggestion_en),
+        };
+        Reply {
+            text: render(
+                &p.template[lang.index()],
+                &[
+                    ("mood", mood.label(lang)),
+                    ("message", message),
+                    ("suggestion", suggestion),
+                ],
+            ),
+            resources: self.resolve(&intent.block.resources),
+            quick_replies: vec![
+                QuickReply {
+                    label: p.again_label[lang.index()].clone(),
+                    text: mood.quick_reply_text(lang).to_owned(),
+                },
+                p.other.render(lang),
+            ],
+        }
+    }
+
+    fn program_reply(&self, intent: &Intent, text: &str, lang: Lang, turn: u32) -> Reply {
+        let c = &self.catalog;
+        let Some(program) = self.program(text) else {
+            let mut reply = self.block_reply(&intent.block, lang, turn);
+            reply.quick_replies = c
+                .programs
+                .iter()
+                .map(|p| QuickReply {
+                    label: p.label(lang).to_owned(),
+                    text: p.quick_reply_text(lang).to_owned(),
+                })
+                .collect();
+            return reply;
+        };
+        let mut ids = intent.block.resources.clone();
+        ids.extend(program.resources.iter().cloned());
+        Reply {
+            text: render(
+                &c.template[lang.index()],
+                &[
+                    ("label", program.label(lang)),
+                    ("domain", program.domain(lang)),
+                    ("description", program.description(lang)),
+                    ("referral", &c.referral[lang.index()]),
+                ],
+            ),
+            resources: self.resolve(&ids),
+            quick_replies: vec![c.other.render(lang)],
+        }
+    }
+
+    /// What the bot says at a risk level. `none` and `low`: a gentle check-in; `medium`:
+    /// gentle and direct, with 109; `high`: a counselor is being connected, 109;
+    /// `imminent`: leads with 119 and 109, urges emergency help now, another person, and
+    /// distance from anything that could cause harm; a counselor is coming.
+    pub fn safety_reply(&self, level: Level, lang: Lang, turn: u32) -> Reply {
+        let i = match level {
+            Level::None | Level::Low => 0,
+            Level::Medium => 1,
+            Level::High => 2,
+            Level::Imminent => 3,
+        };
+        self.block_reply(&self.safety[i], lang, turn)
+    }
+
+    /// Said while someone waits for a counselor. `position` is 1 for next in line. With no
+    /// counselor online it says so plainly and gives 109, 1577-0199 and 119.
+    pub fn queue_notice(&self, lang: Lang, position: usize, counselors_online: usize) -> Reply {
+        let (variants, ids) = if counselors_online == 0 {
+            (&self.offline, &self.offline_resources)
+        } else {
+            (&self.waiting, &self.waiting_resources)
+        };
+        let v = &variants[lang.index()];
+        let template = &v[position % v.len()];
+        Reply {
+            text: render(
+                template,
+                &[
+                    ("position", &position.to_string()),
+                    ("counselors", &counselors_online.to_string()),
+                ],
+            ),
+            resources: self.resolve(ids),
+            quick_replies: Vec::new(),
+        }
+    }
+
+    /// The risk screener.
+    pub fn screener(&self) -> &Screener {
+        &self.screener
+    }
+
+    /// A resource by id (unverified ones included, for staff).
+    pub fn resource(&self, id: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+
+    /// Every resource in file order (unverified ones included, for staff).
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// The lines shown at once when a conversation turns urgent: 109, 119, 1577-0199.
+    pub fn emergency_resources(&self) -> Vec<&Resource> {
+        self.resources
+            .iter()
+            .filter(|r| r.emergency && r.verified)
+            .collect()
+    }
+
+    /// Short counselor snippets for the console.
+    pub fn canned_responses(&self) -> &[Canned] {
+        &self.canned
+    }
+
+    /// Every intent, in file order (files sorted by name).
+    pub fn intents(&self) -> &[Intent] {
+        &self.intents
+    }
+
+    /// An intent by id.
+    pub fn intent(&self, id: &str) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.id == id)
+    }
+
+    fn fallback(&self) -> &Intent {
+        self.intents
+            .iter()
+            .find(|i| i.fallback)
+            .expect("the loader checks there is exactly one fallback intent")
+    }
+
+    /// The district named in `text` (the first one named, if several), or `None`.
+    pub fn district(&self, text: &str) -> Option<&District> {
+        let t = Text::new(text);
+        self.atlas
+            .districts
+            .iter()
+            .filter_map(|d| d.find(&t).map(|at| (at, d)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, d)| d)
+    }
+
+    /// Seoul's 25 districts.
+    pub fn districts(&self) -> &[District] {
+        &self.atlas.districts
+    }
+
+    /// The 마음약방 mood named in `text`, or `None`.
+    pub fn mood(&self, text: &str) -> Option<&Mood> {
+        let t = Text::new(text);
+        matcher::best(&self.pharmacy.moods, |m| &m.matcher, &t).map(|i| &self.pharmacy.moods[i])
+    }
+
+    /// The 마음약방 moods.
+    pub fn moods(&self) -> &[Mood] {
+        &self.pharmacy.moods
+    }
+
+    /// The 서울연결처방 interest named in `text`, or `None`.
+    pub fn program(&self, text: &str) -> Option<&Program> {
+        let t = Text::new(text);
+        matcher::best(&self.catalog.programs, |p| &p.matcher, &t).map(|i| &self.catalog.programs[i])
+    }
+
+    /// The 서울연결처방 interests.
+    pub fn programs(&self) -> &[Program] {
+        &self.catalog.programs
+    }
+
+    /// Every text the bot or a counselor snippet can send, with where it comes from: intent
+    /// replies, quick replies, the welcome, safety replies, queue notices, the screener,
+    /// prescriptions, programs, the district answer (for every district) and canned
+    /// snippets. For safe-messaging checks.
+    pub fn all_texts(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut block = |name: &str, b: &Block| {
+            for (lang, v) in ["ko", "en"].iter().zip(&b.reply) {
+                for t in v {
+                    out.push((format!("{name} reply_{lang}"), t.clone()));
+                }
+            }
+            for q in &b.quick {
+                for (lang, i) in [("ko", 0), ("en", 1)] {
+                    out.push((
+                        format!("{name} quick_reply label_{lang}"),
+                        q.label[i].clone(),
+                    ));
+                    out.push((format!("{name} quick_reply text_{lang}"), q.text[i].clone()));
+                }
+            }
+        };
+        for i in &self.intents {
+            block(&format!("intent {}", i.id), &i.block);
+        }
+        block("welcome", &self.welcome);
+        for (b, name) in self
+            .safety
+            .iter()
+            .zip(["low", "medium", "high", "imminent"])
+        {
+            block(&format!("safety.{name}"), b);
+        }
+        for (lang, v) in [("ko", &self.waiting[0]), ("en", &self.waiting[1])] {
+            out.extend(
+                v.iter()
+                    .map(|t| (format!("queue waiting_{lang}"), t.clone())),
+            );
+        }
+        for (lang, v) in [("ko", &self.offline[0]), ("en", &self.offline[1])] {
+            out.extend(
+                v.iter()
+                    .map(|t| (format!("queue offline_{lang}"), t.clone())),
+            );
+        }
+        let s = &self.screener;
+        for lang in [Lang::Ko, Lang::En] {
+            for (name, t) in [
+                ("intro", s.intro(lang)),
+                ("unclear", s.unclear(lang)),
+                ("done", s.done(lang)),
+                ("urgent", s.urgent(lang)),
+            ] {
+                out.push((format!("screener {name}"), t.to_owned()));
+            }
+            for q in s.questions() {
+                out.push((
+                    format!("screener question {}", q.id),
+                    q.text(lang).to_owned(),
+                ));
+            }
+            for m in self.moods() {
+                for turn in 0..m.prescriptions.len() as u32 {
+                    let r = self.reply(
+                        Some(self.handler_intent(Handler::Prescription)),
+                        m.quick_reply_text(lang),
+                        lang,
+                        turn,
+                    );
+                    out.push((format!("prescription {}", m.id), r.text));
+                    for q in r.quick_replies {
+                        out.push((format!("prescription {} quick_reply", m.id), q.label));
+                        out.push((format!("prescription {} quick_reply", m.id), q.text));
+                    }
+                }
+            }
+            for p in self.programs() {
+                let r = self.reply(
+                    Some(self.handler_intent(Handler::Program)),
+                    p.quick_reply_text(lang),
+                    lang,
+                    0,
+                );
+                out.push((format!("program {}", p.id), r.text));
+            }
+            for d in self.districts() {
+                let r = self.reply(
+                    Some(self.handler_intent(Handler::District)),
+                    &d.name_ko,
+                    lang,
+                    0,
+                );
+                out.push((format!("district {}", d.id), r.text));
+            }
+            for intent in [Handler::Prescription, Handler::Program] {
+                let r = self.reply(Some(self.handler_intent(intent)), "", lang, 0);
+                for q in r.quick_replies {
+                    out.push((format!("{intent:?} ask quick_reply"), q.label));
+                    out.push((format!("{intent:?} ask quick_reply"), q.text));
+                }
+            }
+        }
+        for c in &self.canned {
+            out.push((format!("canned {}", c.id), c.ko.clone()));
+            out.push((format!("canned {}", c.id), c.en.clone()));
+        }
+        out
+    }
+
+    fn handler_intent(&self, h: Handler) -> &str {
+        self.intents
+            .iter()
+            .find(|i| i.handler == Some(h))
+            .map(|i| i.id.as_str())
+            .expect("the loader checks there is one intent per handler")
+    }
+
+    /// Runs the examples and counter-examples of the moods, programs, districts and screener
+    /// answer classes (intent examples are triage's: [`crate::triage::TriageEngine::check_examples`]).
+    /// Returns the ones that failed.
+    pub fn check_examples(&self) -> Vec<ExampleFailure> {
+        let mut failures = Vec::new();
+        let mut check = |at: &At,
+                         id: &str,
+                         examples: &[String],
+                         counters: &[String],
+                         got: &dyn Fn(&str) -> Option<String>| {
+            for (kind, list, want) in [
+                ("example", examples, true),
+                ("counter_example", counters, false),
+            ] {
+                for ex in list {
+                    let found = got(ex);
+                    if (found.as_deref() == Some(id)) != want {
+                        failures.push(ExampleFailure {
+                            file: at.file.clone(),
+                            line: at.line,
+                            id: id.to_owned(),
+                            kind,
+                            text: ex.clone(),
+                            got: found.unwrap_or_else(|| "-".into()),
+                        });
+                    }
+                }
+            }
+        };
+        for m in self.moods() {
+            let got = |t: &str| self.mood(t).map(|m| format!("mood {}", m.id));
+            check(
+                &m.at,
+                &format!("mood {}", m.id),
+                &m.examples,
+                &m.counter_examples,
+                &got,
+            );
+        }
+        for p in self.programs() {
+            let got = |t: &str| self.program(t).map(|p| format!("program {}", p.id));
+            check(
+                &p.at,
+                &format!("program {}", p.id),
+                &p.examples,
+                &p.counter_examples,
+                &got,
+            );
+        }
+        for d in self.districts() {
+            let got = |t: &str| self.district(t).map(|d| format!("district {}", d.id));
+            check(
+                &d.at,
+                &format!("district {}", d.id),
+                &d.examples,
+                &d.counter_examples,
+                &got,
+            );
+        }
+        let s = &self.screener;
+        for a in &s.answers {
+            let at = At {
+                file: s.file.clone(),
+                line: a.line,
+            };
+            let got = |t: &str| Some(format!("answer {}", s.classify(t).as_str()));
+            let id = format!("answer {}", a.class.as_str());
+            check(&at, &id, &a.examples, &a.counter_examples, &got);
+        }
+        failures
+    }
+}
