@@ -23,9 +23,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::audit::AuditLog;
+use crate::chat::{ChatDeps, Registry, Responder};
+use crate::conversation::IdlePolicy;
+use crate::gateway::GatewayConfig;
+use crate::metrics::Metrics;
 use crate::queue::{QueueConfig, QueueHandle};
 use crate::store::{Store, StoreOptions};
 use crate::triage::{Level, TriageEngine};
@@ -41,11 +45,40 @@ pub struct Settings {
     pub rules: PathBuf,
     /// The intents directory.
     pub intents: PathBuf,
+    /// Websocket settings (origins, connection cap, per-client limits).
+    pub gateway: GatewayConfig,
+    /// Idle limits per conversation state.
+    pub idle: IdlePolicy,
+}
+
+impl Settings {
+    /// The embedded defaults: `127.0.0.1:8080`, sled in `./data`, the shipped rules and
+    /// intents.
+    pub fn defaults() -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            rules: PathBuf::from(crate::defaults::RULES),
+            intents: PathBuf::from(crate::defaults::INTENTS),
+            gateway: GatewayConfig::default(),
+            idle: IdlePolicy::default(),
+        }
+    }
 }
 
 /// State shared by every handler: cheap handles only, no locks.
 #[derive(Clone)]
 pub struct AppState {
+    /// Conversation id → live conversation actor.
+    pub registry: Registry,
+    /// Citizen connection permits (the cap).
+    pub citizens: Arc<Semaphore>,
+    /// Gateway settings.
+    pub gateway: Arc<GatewayConfig>,
+    /// Service counters.
+    pub metrics: Arc<Metrics>,
+    /// Turns true when the server shuts down (sockets close with 1001).
+    pub shutdown: watch::Receiver<bool>,
     /// The compiled triage engine (immutable).
     pub engine: Arc<TriageEngine>,
     /// The durable store.
@@ -70,6 +103,20 @@ impl App {
     /// A rule file that does not load (the message names file, line and rule), a data
     /// directory that cannot be opened, or an address that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let content = crate::content::Content::load(&settings.intents)
+            .context("loading the conversation content")?;
+        App::build_with(settings, Arc::new(content)).await
+    }
+
+    /// As [`App::build`], with the bot's words from `responder` instead of the intents
+    /// directory's content (for tests of the plumbing).
+    ///
+    /// # Errors
+    /// As [`App::build`].
+    pub async fn build_with(
+        settings: Settings,
+        responder: Arc<dyn Responder>,
+    ) -> anyhow::Result<App> {
         let engine = TriageEngine::load(&settings.rules, &settings.intents)
             .context("loading the triage rules")?;
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -86,11 +133,33 @@ impl App {
             .context("opening the audit log")?;
         let listener =
             bind(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
-        let (shutdown, _) = watch::channel(false);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let engine = Arc::new(engine);
+        let metrics = Arc::new(Metrics::default());
+        let registry = Registry::spawn(Arc::new(ChatDeps {
+            engine: Arc::clone(&engine),
+            responder,
+            store: store.clone(),
+            queue: queue.clone(),
+            idle: settings.idle,
+            metrics: Arc::clone(&metrics),
+        }));
+        let restored = registry
+            .restore(&store)
+            .await
+            .context("restoring open conversations")?;
+        if restored > 0 {
+            tracing::info!(restored, "open conversations back in the queue");
+        }
         Ok(App {
             listener,
             state: AppState {
-                engine: Arc::new(engine),
+                registry,
+                citizens: Arc::new(Semaphore::new(settings.gateway.max_citizens)),
+                gateway: Arc::new(settings.gateway),
+                metrics,
+                shutdown: shutdown_rx,
+                engine,
                 store,
                 queue,
                 audit,
@@ -127,6 +196,7 @@ impl App {
             shutdown,
         } = self;
         let store = state.store.clone();
+        let registry = state.registry.clone();
         let mut stop = shutdown.subscribe();
         let router = router(state);
         let signal = async move {
@@ -134,7 +204,9 @@ impl App {
                 _ = stop.wait_for(|s| *s) => {}
                 _ = terminate_signal() => {}
             }
-            tracing::info!("shutting down: no new connections; draining");
+            tracing::info!("shutting down: no new connections; closing sockets; draining");
+            // Tell every open socket (they close with 1001 and the widget reconnects).
+            shutdown.send_replace(true);
         };
         axum::serve(
             listener.tap_io(|tcp| {
@@ -145,6 +217,7 @@ impl App {
         .with_graceful_shutdown(signal)
         .await
         .context("serving")?;
+        registry.shutdown().await;
         store.shutdown().await.context("flushing the store")?;
         tracing::info!("stopped; store flushed");
         Ok(())
@@ -156,6 +229,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/ws/chat", get(crate::gateway::chat_ws))
+        .route("/ws/counselor", get(crate::gateway::counselor_ws))
         .merge(crate::api::routes())
         .with_state(state)
 }
@@ -172,6 +247,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     use std::fmt::Write;
     let mut out = String::with_capacity(4096);
+    state.metrics.render(&mut out);
     let s = state.store.stats();
     let _ = writeln!(
         out,

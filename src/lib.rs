@@ -32,14 +32,16 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod cli;
+pub mod content;
 pub mod conversation;
 pub mod gateway;
 pub mod ids;
+pub mod metrics;
 pub mod queue;
 pub mod store;
 pub mod transcript;
-pub mod content;
 pub mod triage;
 
 /// Paths of the shipped data files, relative to the working directory.

@@ -32,6 +32,7 @@ where
         data_dir: dir.path().join("data"),
         rules: root.join("escalation-rules.toml"),
         intents: root.join("intents"),
+        ..Settings::defaults()
     })
     .await
     .expect("app builds");
@@ -152,6 +153,7 @@ async fn a_broken_rules_file_stops_startup_naming_file_line_and_rule() {
         data_dir: dir.path().join("data"),
         rules: rules.clone(),
         intents: root.join("intents"),
+        ..Settings::defaults()
     })
     .await
     .err()

@@ -34,6 +34,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             data_dir: args.data_dir,
             rules: args.paths.rules,
             intents: args.paths.intents,
+            ..Settings::defaults()
         })
         .await?;
         tracing::info!(port = app.port(), ruleset = %app.state().engine.version(), "ieum listening");

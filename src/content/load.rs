@@ -125,6 +125,8 @@ struct MessagesFile {
     welcome: BlockSpec,
     safety: SafetySpec,
     queue: QueueSpec,
+    rating_ask: BlockSpec,
+    rating_thanks: BlockSpec,
 }
 
 #[derive(Deserialize)]
@@ -633,6 +635,8 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         })
     };
     let welcome = block(m.welcome, "welcome")?;
+    let rating_ask = block(m.rating_ask, "rating_ask")?;
+    let rating_thanks = block(m.rating_thanks, "rating_thanks")?;
     let safety = [
         block(m.safety.low, "safety.low")?,
         block(m.safety.medium, "safety.medium")?,
@@ -826,6 +830,8 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         intents,
         resources,
         welcome,
+        rating_ask,
+        rating_thanks,
         safety,
         waiting,
         waiting_resources: q.waiting_resources,

@@ -53,6 +53,23 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// `ko` or `en`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        }
+    }
+
+    /// Parses `ko`/`en` (anything else is Korean, the default).
+    pub fn parse(s: &str) -> Lang {
+        if s.eq_ignore_ascii_case("en") {
+            Lang::En
+        } else {
+            Lang::Ko
+        }
+    }
+
     /// Korean if the text holds any Hangul, English if it holds Latin letters and no
     /// Hangul, Korean otherwise (emoji, digits, an empty message).
     pub fn detect(text: &str) -> Lang {
@@ -358,6 +375,8 @@ pub struct Content {
     intents: Vec<Intent>,
     resources: Vec<Resource>,
     welcome: Block,
+    rating_ask: Block,
+    rating_thanks: Block,
     /// low, medium, high, imminent.
     safety: [Block; 4],
     waiting: [Vec<String>; 2],
@@ -438,6 +457,16 @@ impl Content {
             resources: self.resolve(&block.resources),
             quick_replies: block.quick.iter().map(|q| q.render(lang)).collect(),
         }
+    }
+
+    /// Asks for the optional 1–5 rating after a counselor closed the conversation.
+    pub fn rating_ask(&self, lang: Lang) -> Reply {
+        self.block_reply(&self.rating_ask, lang, 0)
+    }
+
+    /// Thanks for a rating.
+    pub fn rating_thanks(&self, lang: Lang) -> Reply {
+        self.block_reply(&self.rating_thanks, lang, 0)
     }
 
     /// The welcome message shown when a chat opens.

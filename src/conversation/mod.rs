@@ -47,7 +47,7 @@ impl Question {
             Question::Method => "method",
             Question::Intent => "intent",
             Question::Plan => "plan",
-            Question::Behaviour => "behaviour",
+            Question::Behaviour => "behavior",
             Question::Recent => "recent",
         }
     }
@@ -216,6 +216,9 @@ pub enum BotMessage {
     Ask {
         /// Which.
         question: Question,
+        /// Asked again after an unclear answer.
+        #[serde(default)]
+        repeat: bool,
     },
     /// Screening ended without a handoff: stay, give 109, offer a counselor (more firmly
     /// when some answers were unclear).
@@ -501,6 +504,7 @@ fn bot_turn(
                 };
                 actions.push(Action::Bot(BotMessage::Ask {
                     question: Question::WishDead,
+                    repeat: false,
                 }));
             }
         }
@@ -539,7 +543,10 @@ fn screen(
             unclear: 1,
             any_unclear: true,
         };
-        actions.push(Action::Bot(BotMessage::Ask { question }));
+        actions.push(Action::Bot(BotMessage::Ask {
+            question,
+            repeat: true,
+        }));
         return;
     }
     let yes = answer == Answer::Yes;
@@ -577,7 +584,10 @@ fn screen(
                 unclear: 0,
                 any_unclear,
             };
-            actions.push(Action::Bot(BotMessage::Ask { question: q }));
+            actions.push(Action::Bot(BotMessage::Ask {
+                question: q,
+                repeat: false,
+            }));
         }
         None => {
             c.screened = true;

@@ -40,7 +40,7 @@ fn asked(actions: &[Action]) -> Vec<Question> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Bot(BotMessage::Ask { question }) => Some(*question),
+            Action::Bot(BotMessage::Ask { question, .. }) => Some(*question),
             _ => None,
         })
         .collect()

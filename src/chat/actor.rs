@@ -1,0 +1,994 @@
+//! The conversation actor: one task per live conversation.
+//!
+//! Every change goes the same way: run the pure state machine, turn its actions into
+//! transcript events (bot words come from the [`Responder`]), store the events and the new
+//! meta record in **one** batch and wait for the flush, and only then send anything — the
+//! `ack` first, then the frames, in `seq` order — and touch the queue. If the store refuses
+//! the write, nothing changes and the citizen gets `not_saved`: no ack for words that are not
+//! on disk.
+//!
+//! Outbound channels are bounded. A citizen whose channel is full is detached (their socket
+//! closes and the widget resumes, replaying from the store), so one slow phone never holds
+//! up a conversation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::frames::{CounselorFrame, ServerFrame};
+use super::{Lang, Reply, Responder};
+use crate::conversation::{Answer, Event, IdlePolicy, State, step};
+use crate::ids::{ConversationId, Token, hashes_equal};
+use crate::queue::{Position, QueueHandle, Summary};
+use crate::store::{Store, StoreError};
+use crate::transcript::{self, ConversationMeta, EventBody, StoredEvent, TriageNote, now_ms};
+use crate::triage::{Action as TriageAction, TriageEngine};
+
+/// What every conversation actor needs. Cheap handles only.
+pub struct ChatDeps {
+    /// The triage engine.
+    pub engine: Arc<TriageEngine>,
+    /// The bot's words.
+    pub responder: Arc<dyn Responder>,
+    /// The store.
+    pub store: Store,
+    /// The counselor queue.
+    pub queue: QueueHandle,
+    /// Idle limits per state.
+    pub idle: IdlePolicy,
+    /// Counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Why a conversation command failed. `code()` is stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// The store refused the write: nothing was saved, nothing acknowledged.
+    #[error("your message could not be saved; please send it again")]
+    NotSaved,
+    /// Wrong resume token.
+    #[error("this conversation cannot be resumed with that token")]
+    BadToken,
+    /// A counselor acted on a conversation that is not theirs.
+    #[error("this conversation is not assigned to you")]
+    NotYours,
+    /// Not waiting in the queue.
+    #[error("this conversation is not waiting for a counselor")]
+    NotWaiting,
+    /// The conversation has ended.
+    #[error("this conversation has ended")]
+    Ended,
+    /// The actor is gone.
+    #[error("this conversation is no longer active")]
+    Gone,
+}
+
+impl ChatError {
+    /// The stable code sent in `error` frames.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChatError::NotSaved => "not_saved",
+            ChatError::BadToken => "resume_failed",
+            ChatError::NotYours => "not_yours",
+            ChatError::NotWaiting => "not_waiting",
+            ChatError::Ended => "conversation_closed",
+            ChatError::Gone => "gone",
+        }
+    }
+}
+
+type Reply1<T> = oneshot::Sender<Result<T, ChatError>>;
+
+pub(super) enum Cmd {
+    Attach {
+        out: mpsc::Sender<ServerFrame>,
+        resume: Option<(Token, u64)>,
+        reply: Reply1<()>,
+    },
+    Message {
+        id: String,
+        text: String,
+    },
+    RequestHuman,
+    Close,
+    Rating(u8),
+    CounselorJoin {
+        counselor: String,
+        claimed: bool,
+        out: mpsc::Sender<CounselorFrame>,
+        reply: Reply1<()>,
+    },
+    CounselorMessage {
+        counselor: String,
+        text: String,
+        reply: Reply1<u64>,
+    },
+    Transfer {
+        counselor: String,
+        to: Option<String>,
+        reply: Reply1<()>,
+    },
+    CounselorClose {
+        counselor: String,
+        outcome: String,
+        reply: Reply1<()>,
+    },
+}
+
+/// The cheap handle to one conversation actor.
+#[derive(Clone)]
+pub struct ConvHandle {
+    /// The conversation.
+    pub id: ConversationId,
+    pub(super) tx: mpsc::Sender<Cmd>,
+}
+
+impl ConvHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply1<T>) -> Cmd) -> Result<T, ChatError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| ChatError::Gone)?;
+        rx.await.map_err(|_| ChatError::Gone)?
+    }
+
+    /// Attaches a citizen socket. With `resume`, checks the token and replays the events
+    /// after `last_seq`; either way a `welcome` frame comes first on `out`.
+    ///
+    /// # Errors
+    /// [`ChatError::BadToken`] for a wrong token; [`ChatError::Gone`].
+    pub async fn attach(
+        &self,
+        out: mpsc::Sender<ServerFrame>,
+        resume: Option<(Token, u64)>,
+    ) -> Result<(), ChatError> {
+        self.ask(|reply| Cmd::Attach { out, resume, reply }).await
+    }
+
+    /// A citizen message; the `ack` (or `error`) arrives on the citizen's channel.
+    ///
+    /// # Errors
+    /// [`ChatError::Gone`] if the actor stopped.
+    pub async fn message(&self, id: String, text: String) -> Result<(), ChatError> {
+        self.send(Cmd::Message { id, text }).await
+    }
+
+    /// The citizen asks for a person.
+    ///
+    /// # Errors
+    /// [`ChatError::Gone`].
+    pub async fn request_human(&self) -> Result<(), ChatError> {
+        self.send(Cmd::RequestHuman).await
+    }
+
+    /// The citizen ends the conversation.
+    ///
+    /// # Errors
+    /// [`ChatError::Gone`].
+    pub async fn close(&self) -> Result<(), ChatError> {
+        self.send(Cmd::Close).await
+    }
+
+    /// The citizen's rating.
+    ///
+    /// # Errors
+    /// [`ChatError::Gone`].
+    pub async fn rating(&self, value: u8) -> Result<(), ChatError> {
+        self.send(Cmd::Rating(value)).await
+    }
+
+    /// A counselor takes (`claimed`: the queue gave it to them) or reopens (they already
+    /// hold it) the conversation; its transcript arrives as a `claimed` frame on `out`, then
+    /// live events.
+    ///
+    /// # Errors
+    /// [`ChatError::NotWaiting`] if it is neither waiting (with a claim) nor theirs.
+    pub async fn counselor_join(
+        &self,
+        counselor: &str,
+        claimed: bool,
+        out: mpsc::Sender<CounselorFrame>,
+    ) -> Result<(), ChatError> {
+        let counselor = counselor.to_owned();
+        self.ask(|reply| Cmd::CounselorJoin {
+            counselor,
+            claimed,
+            out,
+            reply,
+        })
+        .await
+    }
+
+    /// A counselor writes. Returns the message's seq once stored.
+    ///
+    /// # Errors
+    /// [`ChatError::NotYours`], [`ChatError::NotSaved`].
+    pub async fn counselor_message(&self, counselor: &str, text: String) -> Result<u64, ChatError> {
+        let counselor = counselor.to_owned();
+        self.ask(|reply| Cmd::CounselorMessage {
+            counselor,
+            text,
+            reply,
+        })
+        .await
+    }
+
+    /// Hands the conversation to `to`, or back to the queue.
+    ///
+    /// # Errors
+    /// [`ChatError::NotYours`], [`ChatError::NotSaved`].
+    pub async fn transfer(&self, counselor: &str, to: Option<String>) -> Result<(), ChatError> {
+        let counselor = counselor.to_owned();
+        self.ask(|reply| Cmd::Transfer {
+            counselor,
+            to,
+            reply,
+        })
+        .await
+    }
+
+    /// A counselor closes with an outcome code.
+    ///
+    /// # Errors
+    /// [`ChatError::NotYours`], [`ChatError::NotSaved`].
+    pub async fn counselor_close(&self, counselor: &str, outcome: String) -> Result<(), ChatError> {
+        let counselor = counselor.to_owned();
+        self.ask(|reply| Cmd::CounselorClose {
+            counselor,
+            outcome,
+            reply,
+        })
+        .await
+    }
+
+    async fn send(&self, cmd: Cmd) -> Result<(), ChatError> {
+        self.tx.send(cmd).await.map_err(|_| ChatError::Gone)
+    }
+}
+
+/// Citizen channel size: frames a slow client may fall behind by before it is detached.
+pub const CITIZEN_CHANNEL: usize = 64;
+
+pub(super) struct Actor {
+    deps: Arc<ChatDeps>,
+    meta: ConversationMeta,
+    persisted: bool,
+    citizen: Option<mpsc::Sender<ServerFrame>>,
+    counselor: Option<mpsc::Sender<CounselorFrame>>,
+    position_tx: mpsc::Sender<Position>,
+    last_position: Option<Position>,
+    last_activity: Instant,
+    /// The token of a conversation not yet stored (new conversations only).
+    fresh_token: Option<Token>,
+}
+
+/// How the actor ended (the registry forgets it either way).
+pub(super) enum Exit {
+    Done,
+}
+
+impl Actor {
+    /// A new, not yet stored conversation.
+    pub(super) fn new_conversation(
+        deps: Arc<ChatDeps>,
+        lang: Lang,
+    ) -> (Actor, mpsc::Receiver<Position>) {
+        let token = Token::random();
+        let now = now_ms();
+        let meta = ConversationMeta {
+            id: ConversationId::random(),
+            created_at: now,
+            updated_at: now,
+            lang: lang.as_str().into(),
+            conversation: Default::default(),
+            risk: Default::default(),
+            last_seq: 0,
+            token_hash: hex(&token.hash()),
+            counselor: None,
+            counselors: Vec::new(),
+            enqueued_at: None,
+            closed_at: None,
+            outcome: None,
+            summary: Summary::default(),
+        };
+        Actor::with_meta(deps, meta, false, Some(token))
+    }
+
+    /// A stored conversation brought back to life.
+    pub(super) fn restored(
+        deps: Arc<ChatDeps>,
+        meta: ConversationMeta,
+    ) -> (Actor, mpsc::Receiver<Position>) {
+        Actor::with_meta(deps, meta, true, None)
+    }
+
+    fn with_meta(
+        deps: Arc<ChatDeps>,
+        meta: ConversationMeta,
+        persisted: bool,
+        fresh_token: Option<Token>,
+    ) -> (Actor, mpsc::Receiver<Position>) {
+        let (position_tx, position_rx) = mpsc::channel(4);
+        (
+            Actor {
+                deps,
+                meta,
+                persisted,
+                citizen: None,
+                counselor: None,
+                position_tx,
+                last_position: None,
+                last_activity: Instant::now(),
+                fresh_token,
+            },
+            position_rx,
+        )
+    }
+
+    pub(super) fn id(&self) -> ConversationId {
+        self.meta.id
+    }
+
+    fn lang(&self) -> Lang {
+        Lang::parse(&self.meta.lang)
+    }
+
+    /// Re-enters the queue after a restart (waiting time preserved) or re-registers the
+    /// counselor who held it.
+    pub(super) async fn restore_side_effects(&mut self) {
+        match &self.meta.conversation.state {
+            State::Queued { urgent } => {
+                let waited = self
+                    .meta
+                    .enqueued_at
+                    .map(|t| Duration::from_millis(now_ms().saturating_sub(t)))
+                    .unwrap_or_default();
+                self.deps
+                    .queue
+                    .enqueue(
+                        self.meta.id,
+                        self.meta.risk.level,
+                        *urgent,
+                        self.meta.summary.clone(),
+                        waited,
+                        self.position_tx.clone(),
+                    )
+                    .await;
+            }
+            State::WithCounselor { counselor } => {
+                self.deps.queue.assign(self.meta.id, counselor).await;
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Cmd>,
+        mut positions: mpsc::Receiver<Position>,
+    ) -> Exit {
+        loop {
+            let limit = Duration::from_secs(self.deps.idle.limit(&self.meta.conversation.state));
+            let deadline = self.last_activity + limit;
+            let citizen_gone = {
+                let c = self.citizen.clone();
+                async move {
+                    match c {
+                        Some(c) => c.closed().await,
+                        None => std::future::pending().await,
+                    }
+                }
+            };
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return Exit::Done };
+                    self.handle(cmd).await;
+                }
+                Some(p) = positions.recv() => self.queue_update(p),
+                _ = citizen_gone => {
+                    self.citizen = None;
+                    if !self.persisted {
+                        return Exit::Done;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    if matches!(self.meta.conversation.state, State::Closed { .. }) {
+                        return Exit::Done;
+                    }
+                    let _ = self.apply(Event::IdleTimeout, None, "").await;
+                    self.last_activity = Instant::now();
+                }
+            }
+            if !self.persisted && self.citizen.is_none() {
+                return Exit::Done;
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Attach { out, resume, reply } => {
+                let r = self.attach(out, resume).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Message { id, text } => {
+                self.last_activity = Instant::now();
+                self.citizen_message(id, text).await;
+            }
+            Cmd::RequestHuman => {
+                self.last_activity = Instant::now();
+                if let Err(e) = self.apply(Event::RequestHuman, None, "").await {
+                    self.citizen_error(e, None);
+                }
+            }
+            Cmd::Close => {
+                self.last_activity = Instant::now();
+                if let Err(e) = self.apply(Event::CitizenClose, None, "").await {
+                    self.citizen_error(e, None);
+                }
+            }
+            Cmd::Rating(v) => {
+                self.last_activity = Instant::now();
+                if let Err(e) = self.apply(Event::Rating(v), None, "").await {
+                    self.citizen_error(e, None);
+                }
+            }
+            Cmd::CounselorJoin {
+                counselor,
+                claimed,
+                out,
+                reply,
+            } => {
+                let r = self.counselor_join(counselor, claimed, out).await;
+                let _ = reply.send(r);
+            }
+            Cmd::CounselorMessage {
+                counselor,
+                text,
+                reply,
+            } => {
+                let r = self.counselor_message(counselor, text).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Transfer {
+                counselor,
+                to,
+                reply,
+            } => {
+                let r = self.transfer(counselor, to).await;
+                let _ = reply.send(r);
+            }
+            Cmd::CounselorClose {
+                counselor,
+                outcome,
+                reply,
+            } => {
+                let r = self.counselor_close(counselor, outcome).await;
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    async fn attach(
+        &mut self,
+        out: mpsc::Sender<ServerFrame>,
+        resume: Option<(Token, u64)>,
+    ) -> Result<(), ChatError> {
+        let state = self.meta.conversation.state.name();
+        match resume {
+            None => {
+                let token = self.fresh_token.take().ok_or(ChatError::BadToken)?;
+                let greeting = self.deps.responder.greeting(self.lang());
+                let _ = out.try_send(ServerFrame::Welcome {
+                    conversation_id: self.meta.id,
+                    token: token.expose().to_owned(),
+                    seq: self.meta.last_seq,
+                    resumed: false,
+                    lang: self.lang().as_str(),
+                    greeting: Some(greeting),
+                    state,
+                });
+                self.citizen = Some(out);
+                Ok(())
+            }
+            Some((token, last_seq)) => {
+                let stored = unhex(&self.meta.token_hash);
+                if !self.persisted || !hashes_equal(&token.hash(), &stored) {
+                    return Err(ChatError::BadToken);
+                }
+                // Rotate: the old token stops working once the new one is stored.
+                let fresh = Token::random();
+                let mut meta = self.meta.clone();
+                meta.token_hash = hex(&fresh.hash());
+                self.deps
+                    .store
+                    .write(vec![meta.write()])
+                    .await
+                    .map_err(|_| ChatError::NotSaved)?;
+                self.meta = meta;
+                let missed = transcript::events_after(&self.deps.store, self.meta.id, last_seq)
+                    .await
+                    .map_err(|_| ChatError::NotSaved)?;
+                let mut frames = vec![ServerFrame::Welcome {
+                    conversation_id: self.meta.id,
+                    token: fresh.expose().to_owned(),
+                    seq: self.meta.last_seq,
+                    resumed: true,
+                    lang: self.lang().as_str(),
+                    greeting: None,
+                    state,
+                }];
+                frames.extend(missed.iter().filter_map(ServerFrame::from_event));
+                if let (State::Queued { .. }, Some(p)) =
+                    (&self.meta.conversation.state, self.last_position.clone())
+                {
+                    frames.push(self.queue_frame(&p));
+                }
+                // A previous socket of the same citizen is replaced.
+                self.citizen = Some(out);
+                for f in frames {
+                    self.send_citizen(f);
+                }
+                self.last_activity = Instant::now();
+                Ok(())
+            }
+        }
+    }
+
+    async fn citizen_message(&mut self, id: String, text: String) {
+        if matches!(self.meta.conversation.state, State::Closed { .. }) {
+            self.citizen_error(ChatError::Ended, Some(id));
+            return;
+        }
+        let engine = &self.deps.engine;
+        let started = std::time::Instant::now();
+        let assessment = engine.assess(&text);
+        self.deps
+            .metrics
+            .message_triaged(started.elapsed().as_nanos() as u64);
+        let before = self.meta.risk.level;
+        let mut risk = self.meta.risk.clone();
+        let level = engine.escalate(&mut risk, &assessment);
+        // A rise of the conversation level acts at the conversation level; otherwise the
+        // message's own level decides what the bot does.
+        let acting = if level > before {
+            level
+        } else {
+            assessment.level
+        };
+        let action: TriageAction = engine.policy(acting).action;
+        let answer = if matches!(self.meta.conversation.state, State::Screening { .. }) {
+            self.deps.responder.screener_answer(&text)
+        } else {
+            Answer::Unclear
+        };
+        let note = TriageNote {
+            level: assessment.level,
+            conversation_level: level,
+            intent: assessment.intent.as_deref().map(str::to_owned),
+            rules: assessment.rules.clone(),
+            spans: assessment.spans.clone(),
+            ruleset: assessment.ruleset_version.to_string(),
+        };
+        let event = Event::CitizenMessage {
+            level,
+            action,
+            intent: note.intent.clone(),
+            answer,
+        };
+        let citizen = CitizenWords {
+            id: id.clone(),
+            text: text.clone(),
+            note,
+            risk,
+        };
+        if let Err(e) = self.apply(event, Some(citizen), &text).await {
+            self.citizen_error(e, Some(id));
+        }
+    }
+
+    async fn counselor_join(
+        &mut self,
+        counselor: String,
+        claimed: bool,
+        out: mpsc::Sender<CounselorFrame>,
+    ) -> Result<(), ChatError> {
+        match &self.meta.conversation.state {
+            State::WithCounselor { counselor: c } if *c == counselor => {}
+            // Only a claim from the queue lets a counselor in: the queue hands each
+            // conversation to exactly one.
+            State::Queued { .. } if claimed => {
+                self.apply(
+                    Event::CounselorJoined {
+                        counselor: counselor.clone(),
+                    },
+                    None,
+                    "",
+                )
+                .await?;
+            }
+            State::Closed { .. } => return Err(ChatError::Ended),
+            _ => return Err(ChatError::NotWaiting),
+        }
+        let events = transcript::events_after(&self.deps.store, self.meta.id, 0)
+            .await
+            .map_err(|_| ChatError::NotSaved)?;
+        let _ = out.try_send(CounselorFrame::Claimed {
+            conversation_id: self.meta.id,
+            level: self.meta.risk.level,
+            events,
+        });
+        self.counselor = Some(out);
+        Ok(())
+    }
+
+    fn holder_is(&self, counselor: &str) -> bool {
+        matches!(&self.meta.conversation.state, State::WithCounselor { counselor: c } if c == counselor)
+    }
+
+    async fn counselor_message(
+        &mut self,
+        counselor: String,
+        text: String,
+    ) -> Result<u64, ChatError> {
+        if !self.holder_is(&counselor) {
+            return Err(ChatError::NotYours);
+        }
+        self.last_activity = Instant::now();
+        let seq = self.meta.last_seq + 1;
+        let event = StoredEvent {
+            seq,
+            at: now_ms(),
+            body: EventBody::Counselor { counselor, text },
+        };
+        let mut meta = self.meta.clone();
+        meta.last_seq = seq;
+        meta.updated_at = event.at;
+        self.commit(meta, vec![event], None).await?;
+        Ok(seq)
+    }
+
+    async fn transfer(&mut self, counselor: String, to: Option<String>) -> Result<(), ChatError> {
+        if !self.holder_is(&counselor) {
+            return Err(ChatError::NotYours);
+        }
+        let event = match &to {
+            Some(other) => Event::TransferredTo {
+                counselor: other.clone(),
+            },
+            None => Event::ReturnedToQueue,
+        };
+        self.apply_with(
+            event,
+            None,
+            "",
+            Some(EventBody::Transferred {
+                from: counselor.clone(),
+                to: to.clone(),
+            }),
+        )
+        .await?;
+        self.deps.queue.release(self.meta.id, &counselor).await;
+        if let Some(other) = &to {
+            self.deps.queue.assign(self.meta.id, other).await;
+        }
+        if let Some(out) = self.counselor.take() {
+            let _ = out.try_send(CounselorFrame::Released {
+                conversation_id: self.meta.id,
+            });
+        }
+        Ok(())
+    }
+
+    async fn counselor_close(
+        &mut self,
+        counselor: String,
+        outcome: String,
+    ) -> Result<(), ChatError> {
+        if !self.holder_is(&counselor) {
+            return Err(ChatError::NotYours);
+        }
+        self.meta.outcome = Some(outcome);
+        self.apply(Event::CounselorClose, None, "").await?;
+        self.deps.queue.release(self.meta.id, &counselor).await;
+        if let Some(out) = self.counselor.take() {
+            let _ = out.try_send(CounselorFrame::Released {
+                conversation_id: self.meta.id,
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &mut self,
+        event: Event,
+        citizen: Option<CitizenWords>,
+        text: &str,
+    ) -> Result<(), ChatError> {
+        self.apply_with(event, citizen, text, None).await
+    }
+
+    /// Runs the state machine, stores the result, then sends and enqueues.
+    async fn apply_with(
+        &mut self,
+        event: Event,
+        citizen: Option<CitizenWords>,
+        text: &str,
+        extra: Option<EventBody>,
+    ) -> Result<(), ChatError> {
+        let old_state = self.meta.conversation.state.clone();
+        let (next, actions) = step(self.meta.conversation.clone(), event);
+        let lang = self.lang();
+        let now = now_ms();
+        let mut meta = self.meta.clone();
+        let mut seq = meta.last_seq;
+        let mut events = Vec::new();
+        let mut ack = None;
+        let mut push = |body: EventBody, events: &mut Vec<StoredEvent>| {
+            seq += 1;
+            events.push(StoredEvent { seq, at: now, body });
+        };
+        if let Some(c) = citizen {
+            push(
+                EventBody::Citizen {
+                    id: c.id.clone(),
+                    text: c.text.clone(),
+                    triage: c.note.clone(),
+                },
+                &mut events,
+            );
+            ack = Some((c.id, events.last().map_or(0, |e: &StoredEvent| e.seq)));
+            update_summary(&mut meta.summary, &c.text, &c.note);
+            meta.risk = c.risk;
+        }
+        if let Some(body) = extra {
+            push(body, &mut events);
+        }
+        let mut enqueue = None;
+        let mut dequeue = false;
+        let responder = &self.deps.responder;
+        for action in actions {
+            use crate::conversation::Action as A;
+            match action {
+                A::Bot(msg) => {
+                    let r = responder.bot(&msg, text, lang, next.turn);
+                    push(
+                        EventBody::Bot {
+                            text: r.text,
+                            resources: r.resources,
+                            quick_replies: r.quick_replies,
+                        },
+                        &mut events,
+                    );
+                }
+                A::Enqueue { level, urgent } => {
+                    push(EventBody::Queued { level, urgent }, &mut events);
+                    meta.enqueued_at = Some(now);
+                    enqueue = Some(urgent);
+                }
+                A::Escalated { .. } => {
+                    if matches!(next.state, State::Queued { .. }) {
+                        enqueue = Some(matches!(next.state, State::Queued { urgent: true }));
+                    }
+                }
+                A::SafetyResources { level } => {
+                    let r = responder.safety_resources(level, lang);
+                    push(
+                        EventBody::Safety {
+                            text: r.text,
+                            resources: r.resources,
+                        },
+                        &mut events,
+                    );
+                }
+                A::ForwardToCounselor => {}
+                A::CounselorJoined { counselor } => {
+                    let waited_secs = meta
+                        .enqueued_at
+                        .map(|t| now.saturating_sub(t) / 1000)
+                        .unwrap_or(0);
+                    if !meta.counselors.contains(&counselor) {
+                        meta.counselors.push(counselor.clone());
+                    }
+                    meta.counselor = Some(counselor.clone());
+                    push(
+                        EventBody::CounselorJoined {
+                            counselor,
+                            waited_secs,
+                        },
+                        &mut events,
+                    );
+                }
+                A::Dequeue => dequeue = true,
+                A::Closed { by } => {
+                    meta.closed_at = Some(now);
+                    meta.counselor = None;
+                    push(
+                        EventBody::Closed {
+                            by,
+                            outcome: meta.outcome.clone(),
+                        },
+                        &mut events,
+                    );
+                }
+                A::Rated(value) => push(EventBody::Rating { value }, &mut events),
+            }
+        }
+        if next.state.name() != old_state.name() {
+            push(
+                EventBody::State {
+                    from: old_state.name().into(),
+                    to: next.state.name().into(),
+                    level: next.level.max(meta.risk.level),
+                },
+                &mut events,
+            );
+        }
+        if events.is_empty() {
+            self.meta.conversation = next;
+            return Ok(());
+        }
+        if let State::Queued { .. } = next.state {
+            meta.counselor = None;
+        }
+        meta.conversation = next;
+        meta.last_seq = seq;
+        meta.updated_at = now;
+        self.commit(meta, events, ack).await?;
+        if let Some(urgent) = enqueue {
+            self.deps
+                .queue
+                .enqueue(
+                    self.meta.id,
+                    self.meta.risk.level,
+                    urgent,
+                    self.meta.summary.clone(),
+                    Duration::from_millis(
+                        now_ms().saturating_sub(self.meta.enqueued_at.unwrap_or(now)),
+                    ),
+                    self.position_tx.clone(),
+                )
+                .await;
+        }
+        if dequeue {
+            self.deps.queue.remove(self.meta.id).await;
+        }
+        if let (State::Closed { .. }, State::WithCounselor { counselor }) =
+            (&self.meta.conversation.state, &old_state)
+        {
+            self.deps.queue.release(self.meta.id, counselor).await;
+            if let Some(out) = self.counselor.take() {
+                let _ = out.try_send(CounselorFrame::Released {
+                    conversation_id: self.meta.id,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the events and the meta in one batch, then (only then) sends them.
+    async fn commit(
+        &mut self,
+        meta: ConversationMeta,
+        events: Vec<StoredEvent>,
+        ack: Option<(String, u64)>,
+    ) -> Result<(), ChatError> {
+        let mut batch: Vec<_> = events.iter().map(|e| e.write(meta.id)).collect();
+        batch.push(meta.write());
+        if let Err(e) = self.deps.store.write(batch).await {
+            log_store_error(&e);
+            self.deps.metrics.not_saved();
+            return Err(ChatError::NotSaved);
+        }
+        self.meta = meta;
+        self.persisted = true;
+        if let Some((id, seq)) = ack {
+            self.send_citizen(ServerFrame::Ack { id, seq });
+        }
+        for e in &events {
+            if !matches!(e.body, EventBody::Citizen { .. }) {
+                if let Some(f) = ServerFrame::from_event(e) {
+                    self.send_citizen(f);
+                }
+            }
+            if let Some(out) = &self.counselor {
+                if out
+                    .try_send(CounselorFrame::Event {
+                        conversation_id: self.meta.id,
+                        event: e.clone(),
+                    })
+                    .is_err()
+                {
+                    // The counselor's socket is gone or stuck: they reopen the tab by
+                    // claiming again, which sends the whole transcript.
+                    self.counselor = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_citizen(&mut self, frame: ServerFrame) {
+        if let Some(out) = &self.citizen {
+            if out.try_send(frame).is_err() {
+                // Full or closed: detach; the widget resumes and replays from the store.
+                self.citizen = None;
+            }
+        }
+    }
+
+    fn citizen_error(&mut self, e: ChatError, id: Option<String>) {
+        let seq = self.meta.last_seq;
+        self.send_citizen(ServerFrame::Error {
+            seq,
+            code: e.code(),
+            message: e.to_string(),
+            id,
+        });
+    }
+
+    fn queue_frame(&self, p: &Position) -> ServerFrame {
+        let reply: Reply = self.deps.responder.queue_notice(p, self.lang());
+        ServerFrame::Queue {
+            seq: self.meta.last_seq,
+            position: p.position,
+            expected_wait_secs: p.expected_wait_secs,
+            counselors_online: p.counselors_online,
+            reply,
+        }
+    }
+
+    fn queue_update(&mut self, p: Position) {
+        if !matches!(self.meta.conversation.state, State::Queued { .. }) {
+            return;
+        }
+        let changed = self.last_position.as_ref() != Some(&p);
+        self.last_position = Some(p.clone());
+        if changed {
+            let f = self.queue_frame(&p);
+            self.send_citizen(f);
+        }
+    }
+}
+
+struct CitizenWords {
+    id: String,
+    text: String,
+    note: TriageNote,
+    risk: crate::triage::ConversationRisk,
+}
+
+/// Keeps what counselors see before claiming: the first three lines (cut to 200
+/// characters) and every rule that fired.
+fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) {
+    if summary.first_lines.len() < 3 {
+        let line: String = text.chars().take(200).collect();
+        let spans = note
+            .spans
+            .iter()
+            .filter(|(s, _)| *s < 200)
+            .map(|&(s, e)| (s, e.min(200)))
+            .collect();
+        summary.first_lines.push(line);
+        summary.spans.push(spans);
+    }
+    for r in &note.rules {
+        if !summary.rules.iter().any(|x| **x == *r.id) {
+            summary.rules.push(r.id.to_string());
+        }
+    }
+}
+
+fn log_store_error(e: &StoreError) {
+    tracing::error!(code = e.code(), error = %e, "store refused a conversation write; not acknowledged");
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,237 @@
+//! Frames the server sends to citizens (`/ws/chat`) and counselors (`/ws/counselor`).
+//! Documented for clients in `docs/protocol.md`.
+
+use serde::Serialize;
+
+use crate::conversation::Closer;
+use crate::ids::ConversationId;
+use crate::queue::QueueEntry;
+use crate::transcript::{EventBody, StoredEvent};
+use crate::triage::Level;
+
+use super::Reply;
+
+/// A frame to a citizen. Every frame carries the conversation's `seq`: for stored events
+/// it is the event's own; for status frames (`welcome`, `queue`, `error`) it is the last
+/// stored event's, so `seq` never decreases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame of every connection.
+    Welcome {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// A fresh resume token (rotated on every resume); keep it to reconnect.
+        token: String,
+        /// The last stored seq.
+        seq: u64,
+        /// Whether this resumed an earlier connection.
+        resumed: bool,
+        /// `ko` or `en`.
+        lang: &'static str,
+        /// The greeting (on a new conversation).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        greeting: Option<Reply>,
+        /// The conversation's state.
+        state: &'static str,
+    },
+    /// The citizen's message is durably stored.
+    Ack {
+        /// The client's id.
+        id: String,
+        /// Its seq.
+        seq: u64,
+    },
+    /// The citizen's own message, replayed after a resume.
+    Message {
+        /// Its seq.
+        seq: u64,
+        /// The client's id.
+        id: String,
+        /// The text.
+        text: String,
+    },
+    /// The bot.
+    Bot {
+        /// Seq.
+        seq: u64,
+        /// The reply.
+        #[serde(flatten)]
+        reply: Reply,
+    },
+    /// Emergency resources while waiting or with a counselor.
+    Safety {
+        /// Seq.
+        seq: u64,
+        /// The reply.
+        #[serde(flatten)]
+        reply: Reply,
+    },
+    /// Waiting for a counselor.
+    Queue {
+        /// Last stored seq.
+        seq: u64,
+        /// 1 = next.
+        position: usize,
+        /// Rough estimate (`null` when no counselor is online).
+        expected_wait_secs: Option<u64>,
+        /// Counselors online.
+        counselors_online: usize,
+        /// What to tell the person (and the 24-hour lines).
+        #[serde(flatten)]
+        reply: Reply,
+    },
+    /// A counselor joined.
+    CounselorJoined {
+        /// Seq.
+        seq: u64,
+        /// The counselor's display name.
+        name: String,
+    },
+    /// A counselor wrote.
+    Counselor {
+        /// Seq.
+        seq: u64,
+        /// The text.
+        text: String,
+    },
+    /// The conversation ended.
+    Closed {
+        /// Seq.
+        seq: u64,
+        /// Who ended it.
+        by: Closer,
+    },
+    /// Something went wrong; `code` is stable.
+    Error {
+        /// Last stored seq.
+        seq: u64,
+        /// Stable code.
+        code: &'static str,
+        /// A plain sentence.
+        message: String,
+        /// The client id concerned.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    /// The citizen-facing frame for a stored event (`None` for events citizens don't see,
+    /// such as state changes and ratings).
+    pub fn from_event(e: &StoredEvent) -> Option<ServerFrame> {
+        let seq = e.seq;
+        Some(match &e.body {
+            EventBody::Citizen { id, text, .. } => ServerFrame::Message {
+                seq,
+                id: id.clone(),
+                text: text.clone(),
+            },
+            EventBody::Bot {
+                text,
+                resources,
+                quick_replies,
+            } => ServerFrame::Bot {
+                seq,
+                reply: Reply {
+                    text: text.clone(),
+                    resources: resources.clone(),
+                    quick_replies: quick_replies.clone(),
+                },
+            },
+            EventBody::Safety { text, resources } => ServerFrame::Safety {
+                seq,
+                reply: Reply {
+                    text: text.clone(),
+                    resources: resources.clone(),
+                    quick_replies: Vec::new(),
+                },
+            },
+            EventBody::CounselorJoined { .. } => ServerFrame::CounselorJoined {
+                seq,
+                name: "상담사".into(),
+            },
+            EventBody::Counselor { text, .. } => ServerFrame::Counselor {
+                seq,
+                text: text.clone(),
+            },
+            EventBody::Closed { by, .. } => ServerFrame::Closed { seq, by: *by },
+            EventBody::State { .. }
+            | EventBody::Queued { .. }
+            | EventBody::Transferred { .. }
+            | EventBody::Rating { .. } => return None,
+        })
+    }
+
+    /// The JSON text of the frame.
+    ///
+    /// # Panics
+    /// Never: plain data serializes.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("frame serializes")
+    }
+}
+
+/// A frame to a counselor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CounselorFrame {
+    /// First frame: who you are, and the conversations you hold.
+    Hello {
+        /// Username.
+        username: String,
+        /// Conversations held (claim them again to reopen their tabs).
+        held: Vec<ConversationId>,
+    },
+    /// The queue, in order (sent on every change).
+    Queue {
+        /// Entries.
+        entries: Vec<QueueEntry>,
+    },
+    /// An `imminent` conversation arrived.
+    Alert {
+        /// The entry.
+        entry: QueueEntry,
+    },
+    /// You hold this conversation now: its whole transcript, with triage annotations.
+    Claimed {
+        /// Which.
+        conversation_id: ConversationId,
+        /// The conversation's level.
+        level: Level,
+        /// Every event so far.
+        events: Vec<StoredEvent>,
+    },
+    /// A new event in a conversation you hold (citizen messages carry their triage).
+    Event {
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// The event.
+        event: StoredEvent,
+    },
+    /// The conversation left your hands (closed, transferred).
+    Released {
+        /// Which.
+        conversation_id: ConversationId,
+    },
+    /// Something went wrong; `code` is stable.
+    Error {
+        /// Stable code.
+        code: &'static str,
+        /// A plain sentence.
+        message: String,
+        /// The conversation concerned.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<ConversationId>,
+    },
+}
+
+impl CounselorFrame {
+    /// The JSON text of the frame.
+    ///
+    /// # Panics
+    /// Never: plain data serializes.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("frame serializes")
+    }
+}

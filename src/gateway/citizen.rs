@@ -1,0 +1,324 @@
+//! One citizen connection on `/ws/chat`, written over `Sink`/`Stream` so it can be tested
+//! without a socket.
+//!
+//! The session only moves frames: it decodes what the citizen sends, applies the per-client
+//! rate limit, and forwards to the conversation actor; whatever the actor sends (acks, bot
+//! replies, queue updates, counselor messages) goes out in the actor's order.
+//!
+//! **The crisis path is never rate-limited.** A message over the limit is still triaged
+//! (a few microseconds); if it is `high` or `imminent` it goes through anyway. Otherwise the
+//! citizen gets `rate_limited` — which carries 109 — and the text stays in their widget.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::protocol::CitizenFrame;
+use crate::chat::actor::CITIZEN_CHANNEL;
+use crate::chat::{ConvHandle, Lang, Registry, ServerFrame};
+use crate::ids::Token;
+use crate::triage::{Level, TriageEngine};
+
+/// Close codes used on `/ws/chat` (RFC 6455 and the 4000 private range).
+pub mod close {
+    /// Server going away (shutdown).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Not UTF-8 in a text frame.
+    pub const INVALID_DATA: u16 = 1007;
+    /// Policy: flooding after `rate_limited` warnings.
+    pub const POLICY: u16 = 1008;
+    /// A frame over the size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// Try again later (over the connection cap; fell too far behind: resume).
+    pub const TRY_AGAIN: u16 = 1013;
+    /// No resume frame in time.
+    pub const NO_RESUME: u16 = 4001;
+}
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Burst of messages allowed.
+    pub burst: u32,
+    /// Sustained messages per second.
+    pub per_second: f64,
+    /// Refused messages in a row before the connection is closed (1008).
+    pub strikes: u32,
+    /// Ping interval; a peer silent for two intervals is dropped.
+    pub ping: Duration,
+    /// How long a `?resume=1` connection may take to send its `resume` frame.
+    pub resume_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            burst: 10,
+            per_second: 2.0,
+            strikes: 30,
+            ping: Duration::from_secs(20),
+            resume_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, limits: &Limits) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * limits.per_second;
+        self.tokens = (self.tokens + refill).min(limits.burst as f64);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What a citizen session needs.
+pub struct CitizenCtx {
+    /// Finds and creates conversations.
+    pub registry: Registry,
+    /// For triaging over-limit messages.
+    pub engine: std::sync::Arc<TriageEngine>,
+    /// The widget's language.
+    pub lang: Lang,
+    /// Whether the client will send a `resume` frame first.
+    pub resume: bool,
+    /// Limits.
+    pub limits: Limits,
+    /// Turns true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(frame.to_json().into())
+}
+
+fn error(code: &'static str, message: &str, id: Option<String>) -> Message {
+    text(&ServerFrame::Error {
+        seq: 0,
+        code,
+        message: message.into(),
+        id,
+    })
+}
+
+/// Runs one citizen connection to the end.
+pub async fn run<S, R>(mut sink: S, mut stream: R, ctx: CitizenCtx)
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(CITIZEN_CHANNEL);
+
+    // Attach: resume an earlier conversation, or start a new one.
+    let mut handle: Option<ConvHandle> = None;
+    if ctx.resume {
+        match tokio::time::timeout(ctx.limits.resume_wait, stream.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => match CitizenFrame::decode(t.as_str()) {
+                Ok(CitizenFrame::Resume {
+                    conversation_id,
+                    token,
+                    last_seq,
+                }) => {
+                    if let Some(h) = ctx.registry.get(conversation_id).await {
+                        let token = Token::from_client(&token);
+                        if h.attach(out_tx.clone(), Some((token, last_seq)))
+                            .await
+                            .is_ok()
+                        {
+                            handle = Some(h);
+                        }
+                    }
+                    if handle.is_none() {
+                        let _ = sink
+                            .send(error(
+                                "resume_failed",
+                                "이전 대화를 이어갈 수 없어 새 대화를 시작합니다. / Could not resume; starting a new conversation.",
+                                None,
+                            ))
+                            .await;
+                    }
+                }
+                _ => {
+                    let _ = sink
+                        .send(error(
+                            "resume_expected",
+                            "expected a resume frame first",
+                            None,
+                        ))
+                        .await;
+                }
+            },
+            _ => {
+                let _ = sink
+                    .send(close_frame(close::NO_RESUME, "no resume frame"))
+                    .await;
+                return;
+            }
+        }
+    }
+    let handle = match handle {
+        Some(h) => h,
+        None => match ctx.registry.create(ctx.lang).await {
+            Some(h) if h.attach(out_tx.clone(), None).await.is_ok() => h,
+            _ => {
+                let _ = sink
+                    .send(error(
+                        "unavailable",
+                        "지금 연결할 수 없어요. 급하면 109(24시간)로 전화해 주세요. / We cannot connect right now. If it is urgent, call 109 (24h).",
+                        None,
+                    ))
+                    .await;
+                let _ = sink
+                    .send(close_frame(close::TRY_AGAIN, "unavailable"))
+                    .await;
+                return;
+            }
+        },
+    };
+    drop(out_tx);
+
+    let limits = ctx.limits;
+    let mut bucket = Bucket {
+        tokens: limits.burst as f64,
+        at: Instant::now(),
+    };
+    let mut strikes = 0u32;
+    let mut ping = tokio::time::interval(limits.ping);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    let mut shutdown = ctx.shutdown.clone();
+
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let msg = match incoming {
+                    None => break,
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        let (code, why) = classify(&e);
+                        let _ = sink.send(close_frame(code, why)).await;
+                        break;
+                    }
+                };
+                last_heard = Instant::now();
+                match msg {
+                    Message::Text(t) => {
+                        let frame = match CitizenFrame::decode(t.as_str()) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                let id = serde_json::from_str::<serde_json::Value>(t.as_str())
+                                    .ok()
+                                    .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
+                                if sink.send(error(e.code(), &e.to_string(), id)).await.is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                        };
+                        let sent = match frame {
+                            CitizenFrame::Message { id, text } => {
+                                let urgent = || ctx.engine.assess(&text).level >= Level::High;
+                                if bucket.take(&limits) || urgent() {
+                                    strikes = 0;
+                                    handle.message(id, text).await
+                                } else {
+                                    strikes += 1;
+                                    if strikes > limits.strikes {
+                                        let _ = sink.send(close_frame(close::POLICY, "too many messages")).await;
+                                        break;
+                                    }
+                                    let _ = sink
+                                        .send(error(
+                                            "rate_limited",
+                                            "메시지를 너무 빨리 보내고 있어요. 잠시 후 다시 보내 주세요. 위급하면 109(자살예방상담, 24시간) 또는 119로 전화하세요. / You are sending messages too fast; please wait a moment. In a crisis call 109 (24h) or 119.",
+                                            Some(id),
+                                        ))
+                                        .await;
+                                    Ok(())
+                                }
+                            }
+                            CitizenFrame::RequestHuman => handle.request_human().await,
+                            CitizenFrame::Close => handle.close().await,
+                            CitizenFrame::Rating { value } => handle.rating(value).await,
+                            CitizenFrame::Resume { .. } => {
+                                let _ = sink
+                                    .send(error("bad_state", "resume is only accepted as the first frame", None))
+                                    .await;
+                                Ok(())
+                            }
+                        };
+                        if sent.is_err() {
+                            let _ = sink.send(close_frame(close::TRY_AGAIN, "conversation moved; resume")).await;
+                            break;
+                        }
+                    }
+                    Message::Binary(_) => {
+                        let _ = sink
+                            .send(error("binary_not_supported", "send JSON text frames", None))
+                            .await;
+                    }
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            frame = out_rx.recv() => {
+                match frame {
+                    Some(f) => {
+                        if sink.send(text(&f)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        // The actor let go of us (we fell behind, or another socket resumed).
+                        let _ = sink.send(close_frame(close::TRY_AGAIN, "resume")).await;
+                        break;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > limits.ping * 2 {
+                    let _ = sink.send(close_frame(close::GOING_AWAY, "no response")).await;
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => {
+                let _ = sink.send(close_frame(close::GOING_AWAY, "server restarting; reconnect")).await;
+                break;
+            }
+        }
+    }
+}
+
+fn classify(e: &axum::Error) -> (u16, &'static str) {
+    let text = format!("{e:?}").to_ascii_lowercase();
+    if text.contains("utf") {
+        (close::INVALID_DATA, "text frames must be UTF-8")
+    } else if text.contains("capacity") || text.contains("too long") || text.contains("too big") {
+        (close::TOO_BIG, "frame too large")
+    } else {
+        (1002, "protocol error")
+    }
+}

@@ -1,0 +1,218 @@
+//! One counselor connection on `/ws/counselor`, over `Sink`/`Stream`.
+//!
+//! Authenticated before the upgrade (see [`super::counselor_ws`]). The session receives the
+//! live queue and `imminent` alerts from the queue actor, claims conversations, and
+//! multiplexes every conversation the counselor holds (tabs) over one socket: each
+//! conversation actor pushes its events, tagged with the conversation id, into this
+//! session's channel.
+//!
+//! A counselor sees only the conversations assigned to them: every command names a
+//! conversation, and the conversation actor checks that this counselor holds it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::protocol::CounselorFrame as In;
+use crate::chat::Registry;
+use crate::chat::actor::ChatError;
+use crate::chat::frames::CounselorFrame as Out;
+use crate::conversation::State;
+use crate::ids::ConversationId;
+use crate::queue::{ClaimError, CounselorPush, QueueHandle};
+use crate::store::Store;
+
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+/// What a counselor session needs.
+pub struct CounselorCtx {
+    /// The counselor's username.
+    pub username: String,
+    /// Finds conversations.
+    pub registry: Registry,
+    /// The queue.
+    pub queue: QueueHandle,
+    /// For the list of conversations held.
+    pub store: Store,
+    /// Ping interval.
+    pub ping: Duration,
+    /// Turns true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn send_text(f: &Out) -> Message {
+    Message::Text(f.to_json().into())
+}
+
+fn err(code: &'static str, message: String, conversation_id: Option<ConversationId>) -> Out {
+    Out::Error {
+        code,
+        message,
+        conversation_id,
+    }
+}
+
+/// Runs one counselor connection to the end.
+pub async fn run<S, R>(mut sink: S, mut stream: R, ctx: CounselorCtx)
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    let (push_tx, mut push_rx) = mpsc::channel::<CounselorPush>(64);
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
+
+    let held: Vec<ConversationId> = crate::transcript::all_meta(&ctx.store)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| matches!(&m.conversation.state, State::WithCounselor { counselor } if *counselor == ctx.username))
+        .map(|m| m.id)
+        .collect();
+    if sink
+        .send(send_text(&Out::Hello {
+            username: ctx.username.clone(),
+            held,
+        }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    ctx.queue.online(conn, &ctx.username, push_tx).await;
+
+    let mut ping = tokio::time::interval(ctx.ping);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let msg = match incoming {
+                    Some(Ok(m)) => m,
+                    _ => break,
+                };
+                last_heard = Instant::now();
+                let Message::Text(t) = msg else {
+                    if matches!(msg, Message::Close(_)) { break; }
+                    continue;
+                };
+                let reply = match In::decode(t.as_str()) {
+                    Ok(frame) => handle(&ctx, frame, &out_tx).await,
+                    Err(e) => Some(err(e.code(), e.to_string(), None)),
+                };
+                if let Some(r) = reply {
+                    if sink.send(send_text(&r)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            push = push_rx.recv() => {
+                let frame = match push {
+                    Some(CounselorPush::Queue(entries)) => Out::Queue { entries },
+                    Some(CounselorPush::Alert(entry)) => Out::Alert { entry },
+                    None => break,
+                };
+                if sink.send(send_text(&frame)).await.is_err() {
+                    break;
+                }
+            }
+            Some(frame) = out_rx.recv() => {
+                if sink.send(send_text(&frame)).await.is_err() {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ctx.ping * 2 {
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => {
+                let _ = sink.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 1001,
+                    reason: "server restarting".into(),
+                }))).await;
+                break;
+            }
+        }
+    }
+    ctx.queue.offline(conn).await;
+}
+
+fn chat_error(e: ChatError, id: ConversationId) -> Out {
+    err(e.code(), e.to_string(), Some(id))
+}
+
+async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Option<Out> {
+    let me = ctx.username.as_str();
+    match frame {
+        In::Claim { conversation_id } => {
+            let claimed = ctx.queue.claim(conversation_id, me).await;
+            if let Err(ClaimError::AtCapacity) = claimed {
+                return Some(err(
+                    "at_capacity",
+                    ClaimError::AtCapacity.to_string(),
+                    Some(conversation_id),
+                ));
+            }
+            // Not waiting may still be ours (reopening a tab after a reconnect): the actor
+            // decides.
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            match h.counselor_join(me, claimed.is_ok(), out.clone()).await {
+                Ok(()) => None,
+                Err(e) => {
+                    if claimed.is_ok() {
+                        // Claimed from the queue but the join failed: give it back.
+                        ctx.queue.release(conversation_id, me).await;
+                    }
+                    Some(chat_error(e, conversation_id))
+                }
+            }
+        }
+        In::Message {
+            conversation_id,
+            text,
+        } => {
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.counselor_message(me, text)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+        In::Transfer {
+            conversation_id,
+            to,
+        } => {
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.transfer(me, to)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+        In::Close {
+            conversation_id,
+            outcome,
+        } => {
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.counselor_close(me, outcome)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The chat service end to end, over real websockets, booted as `main` boots it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_whole_story() {
+    let app = spawn().await;
+
+    // A citizen says hello and gets a resource answer.
+    let mut citizen = app.citizen("").await;
+    let welcome = next(&mut citizen).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert!(!welcome["greeting"]["text"].as_str().unwrap().is_empty());
+    let conv = welcome["conversation_id"].as_str().unwrap().to_owned();
+    assert!(welcome["token"].as_str().unwrap().len() >= 22, "≥128 bits");
+
+    send(
+        &mut citizen,
+        json!({"type": "message", "id": "c1", "text": "안녕하세요"}),
+    )
+    .await;
+    let ack = next(&mut citizen).await;
+    assert_eq!(ack, json!({"type": "ack", "id": "c1", "seq": 1}));
+    let bot = next(&mut citizen).await;
+    assert_eq!(bot["type"], "bot");
+    assert!(bot["seq"].as_u64().unwrap() > 1);
+
+    // A risky Korean message hands off: safety words with 109, then the queue.
+    send(
+        &mut citizen,
+        json!({"type": "message", "id": "c2", "text": "요즘 너무 힘들어서 죽 고 싶 어 요"}),
+    )
+    .await;
+    let frames = until(&mut citizen, "queue").await;
+    assert_eq!(frames[0]["type"], "ack");
+    let safety = frames
+        .iter()
+        .find(|f| f["type"] == "bot")
+        .expect("a safety reply");
+    assert!(safety["text"].as_str().unwrap().contains("109"), "{safety}");
+
+    // The bot stays silent once a human was asked for.
+    send(
+        &mut citizen,
+        json!({"type": "message", "id": "c3", "text": "안녕"}),
+    )
+    .await;
+    let later = none_of(&mut citizen, "bot", Duration::from_millis(500)).await;
+    assert_eq!(later[0]["type"], "ack");
+
+    // A counselor sees it at the top of the queue with the rule named, and claims it.
+    let kim = app.login("kim").await;
+    let mut counselor = app.counselor(&kim).await;
+    let hello = next(&mut counselor).await;
+    assert_eq!(hello["type"], "hello");
+    let queue = until(&mut counselor, "queue").await.pop().unwrap();
+    let top = &queue["entries"][0];
+    assert_eq!(top["conversation_id"], conv.as_str());
+    assert_eq!(top["level"], "high");
+    assert!(
+        top["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("ideation")),
+        "{top}"
+    );
+    send(
+        &mut counselor,
+        json!({"type": "claim", "conversation_id": conv}),
+    )
+    .await;
+    let claimed = until(&mut counselor, "claimed").await.pop().unwrap();
+    let events = claimed["events"].as_array().unwrap();
+    let risky = events
+        .iter()
+        .find(|e| e["type"] == "citizen" && e["id"] == "c2")
+        .unwrap();
+    assert_eq!(risky["triage"]["level"], "high");
+    assert!(!risky["triage"]["spans"].as_array().unwrap().is_empty());
+    until(&mut citizen, "counselor_joined").await;
+
+    // Both sides talk.
+    send(
+        &mut counselor,
+        json!({"type": "message", "conversation_id": conv, "text": "안녕하세요, 상담사예요. 이야기해 줘서 고마워요."}),
+    )
+    .await;
+    let said = until(&mut citizen, "counselor").await.pop().unwrap();
+    assert!(said["text"].as_str().unwrap().contains("상담사"));
+    send(
+        &mut citizen,
+        json!({"type": "message", "id": "c4", "text": "고마워요"}),
+    )
+    .await;
+    let ev = loop {
+        let ev = until(&mut counselor, "event").await.pop().unwrap();
+        if ev["event"]["type"] == "citizen" {
+            break ev;
+        }
+    };
+    assert_eq!(ev["event"]["text"], "고마워요");
+
+    // The counselor closes; the citizen is told and may rate.
+    send(
+        &mut counselor,
+        json!({"type": "close", "conversation_id": conv, "outcome": "resolved"}),
+    )
+    .await;
+    until(&mut citizen, "closed").await;
+    send(&mut citizen, json!({"type": "rating", "value": 5})).await;
+    until(&mut citizen, "bot").await;
+
+    // The supervisor's transcript shows everything in order, with annotations.
+    let boss = app.login("boss").await;
+    let (status, t) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    assert_eq!(status, 200);
+    let events = t["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "{seqs:?}");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for ty in [
+        "citizen",
+        "bot",
+        "queued",
+        "state",
+        "counselor_joined",
+        "counselor",
+        "closed",
+        "rating",
+    ] {
+        assert!(types.contains(&ty), "missing {ty} in {types:?}");
+    }
+    assert_eq!(t["conversation"]["outcome"], "resolved");
+    assert_eq!(t["conversation"]["rating"], 5);
+
+    // The audit log shows the read.
+    let (_, audit) = app.get_json("/api/audit", &boss).await;
+    assert!(
+        audit["records"].as_array().unwrap().iter().any(|r| {
+            r["action"] == "read_transcript"
+                && r["conversation_id"] == conv.as_str()
+                && r["actor"] == "boss"
+        }),
+        "{audit}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resume_replays_missed_events_exactly_once() {
+    let app = spawn().await;
+    let mut a = app.citizen("").await;
+    let welcome = next(&mut a).await;
+    let conv = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let token = welcome["token"].as_str().unwrap().to_owned();
+    send(
+        &mut a,
+        json!({"type": "message", "id": "m1", "text": "안녕하세요"}),
+    )
+    .await;
+    let ack = until(&mut a, "ack").await.pop().unwrap();
+    let last_seen = ack["seq"].as_u64().unwrap();
+    // Send one more and drop the socket without reading what comes back.
+    send(
+        &mut a,
+        json!({"type": "message", "id": "m2", "text": "요즘 잠이 안 와요"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(a);
+
+    let mut b = app.citizen("?resume=1").await;
+    send(
+        &mut b,
+        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": last_seen}),
+    )
+    .await;
+    let w = next(&mut b).await;
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["resumed"], true);
+    assert_eq!(w["conversation_id"], conv.as_str());
+    let new_token = w["token"].as_str().unwrap().to_owned();
+    assert_ne!(new_token, token, "rotated");
+    let total = w["seq"].as_u64().unwrap();
+    let mut seqs = Vec::new();
+    for _ in last_seen..total {
+        let f = next(&mut b).await;
+        seqs.push(f["seq"].as_u64().unwrap());
+    }
+    let expected: Vec<u64> = (last_seen + 1..=total).collect();
+    let replayed: Vec<u64> = seqs.clone();
+    // Every missed stored event the citizen can see arrives once, in order (state events
+    // are not shown to citizens, so the list may skip those seqs, never repeat one).
+    assert!(replayed.windows(2).all(|w| w[0] < w[1]), "{replayed:?}");
+    assert!(replayed.iter().all(|s| expected.contains(s)));
+    none_of(&mut b, "message", Duration::from_millis(300)).await;
+
+    // The old token no longer works; a wrong one gets a new conversation, not this one.
+    let mut c = app.citizen("?resume=1").await;
+    send(
+        &mut c,
+        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": 0}),
+    )
+    .await;
+    let e = next(&mut c).await;
+    assert_eq!(e["code"], "resume_failed");
+    let fresh = next(&mut c).await;
+    assert_eq!(fresh["type"], "welcome");
+    assert_ne!(fresh["conversation_id"], conv.as_str());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_acknowledged_messages_and_the_queue() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    let welcome = next(&mut c).await;
+    let conv = welcome["conversation_id"].as_str().unwrap().to_owned();
+    send(
+        &mut c,
+        json!({"type": "message", "id": "x1", "text": "유서를 써 놨어요"}),
+    )
+    .await;
+    until(&mut c, "ack").await;
+    drop(c);
+    let dir = app.stop().await;
+
+    let app = spawn_in(dir, |_| {}).await;
+    let boss = app.login("boss").await;
+    let (_, t) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    let events = t["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["id"] == "x1" && e["text"] == "유서를 써 놨어요")
+    );
+    let (_, q) = app.get_json("/api/queue", &boss).await;
+    assert_eq!(q["entries"][0]["conversation_id"], conv.as_str());
+    assert_eq!(q["entries"][0]["level"], "imminent");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn access_control() {
+    let app = spawn().await;
+    // No token: 401 before the upgrade.
+    let url = format!("ws://127.0.0.1:{}/ws/counselor", app.port);
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    assert!(format!("{err}").contains("401"), "{err}");
+    // A supervisor cannot open the counselor socket (cannot send).
+    let boss = app.login("boss").await;
+    let url = format!("ws://127.0.0.1:{}/ws/counselor", app.port);
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {boss}").parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(format!("{err}").contains("403"), "{err}");
+    // Missing Origin on /ws/chat: 403.
+    let url = format!("ws://127.0.0.1:{}/ws/chat", app.port);
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    assert!(format!("{err}").contains("403"), "{err}");
+
+    // A counselor cannot read or write an unassigned conversation.
+    let mut c = app.citizen("").await;
+    let conv = next(&mut c).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(
+        &mut c,
+        json!({"type": "message", "id": "a", "text": "죽고 싶어"}),
+    )
+    .await;
+    until(&mut c, "ack").await;
+    let lee = app.login("lee").await;
+    let (status, _) = app
+        .get_json(&format!("/api/conversations/{conv}"), &lee)
+        .await;
+    assert_eq!(status, 403);
+    let mut ws = app.counselor(&lee).await;
+    send(
+        &mut ws,
+        json!({"type": "message", "conversation_id": conv, "text": "hi"}),
+    )
+    .await;
+    let e = until(&mut ws, "error").await.pop().unwrap();
+    assert_eq!(e["code"], "not_yours");
+    app.stop().await;
+}

@@ -1,0 +1,201 @@
+//! Shared helpers for the black-box tests: boot the app exactly as `main` does (port 0, a
+//! temporary data directory) and talk to it over real sockets.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use ieum::app::{App, AppState, Settings};
+use ieum::auth::Role;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct TestApp {
+    pub port: u16,
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn settings(data: &Path) -> Settings {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_path_buf(),
+        rules: root.join("escalation-rules.toml"),
+        intents: root.join("intents"),
+        ..Settings::defaults()
+    }
+}
+
+pub async fn spawn_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut s = settings(&dir.path().join("data"));
+    tweak(&mut s);
+    let app = App::build(s).await.expect("app builds");
+    let state = app.state().clone();
+    for (name, role) in [
+        ("kim", Role::Counselor),
+        ("lee", Role::Counselor),
+        ("boss", Role::Supervisor),
+    ] {
+        let _ = ieum::auth::add_staff(&state.store, name, role, "a long password").await;
+    }
+    let port = app.port();
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        stop,
+        server,
+        state,
+        dir,
+    }
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_in(tempfile::tempdir().unwrap(), |_| {}).await
+}
+
+impl TestApp {
+    /// Stops the server and waits until the store is flushed and closed.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.stop.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
+        // Let the store's writer thread release the database.
+        drop(self.state);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.dir
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn citizen(&self, query: &str) -> Ws {
+        let url = format!("ws://127.0.0.1:{}/ws/chat{query}", self.port);
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Origin", self.origin().parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("citizen connects")
+            .0
+    }
+
+    pub async fn counselor(&self, token: &str) -> Ws {
+        let url = format!("ws://127.0.0.1:{}/ws/counselor", self.port);
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("counselor connects")
+            .0
+    }
+
+    pub async fn login(&self, user: &str) -> String {
+        let (status, _, body) = request(
+            self.port,
+            "POST",
+            "/api/login",
+            None,
+            Some(serde_json::json!({"username": user, "password": "a long password"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let (status, _, body) = request(self.port, "GET", path, Some(token), None).await;
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+}
+
+/// A plain HTTP/1.1 request; returns (status, headers, body).
+pub async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Sends a JSON frame.
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next JSON text frame (skipping pings), within 5 s.
+pub async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("no socket error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Frames until one of type `ty` arrives; returns all of them, that one last.
+pub async fn until(ws: &mut Ws, ty: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let v = next(ws).await;
+        let done = v["type"] == ty;
+        seen.push(v);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// No frame of type `ty` arrives within `wait`.
+pub async fn none_of(ws: &mut Ws, ty: &str, wait: Duration) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(v["type"], ty, "unexpected {ty} frame: {v}");
+            seen.push(v);
+        }
+    }
+    seen
+}
