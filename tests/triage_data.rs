@@ -219,3 +219,204 @@ fn variants_reach_the_same_rule_as_the_plain_form() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Content: the shipped rules file must hold real, broad content, and the phrases the
+// service is known to face must reach (at least, or at most) the stated level.
+
+use ieum::triage::Category;
+
+/// Every category, kept complete by the exhaustive match below.
+const CATEGORIES: [Category; 12] = [
+    Category::Ideation,
+    Category::Plan,
+    Category::Means,
+    Category::Timing,
+    Category::SelfHarm,
+    Category::Farewell,
+    Category::Hopelessness,
+    Category::Isolation,
+    Category::HarmToOthers,
+    Category::Abuse,
+    Category::MedicalEmergency,
+    Category::InProgress,
+];
+
+#[allow(dead_code)]
+fn categories_list_is_complete(c: Category) {
+    // A new category fails to compile here until it is added to CATEGORIES.
+    match c {
+        Category::Ideation
+        | Category::Plan
+        | Category::Means
+        | Category::Timing
+        | Category::SelfHarm
+        | Category::Farewell
+        | Category::Hopelessness
+        | Category::Isolation
+        | Category::HarmToOthers
+        | Category::Abuse
+        | Category::MedicalEmergency
+        | Category::InProgress => {}
+    }
+}
+
+#[test]
+fn shipped_rules_have_broad_content() {
+    let set = engine().rule_set();
+    let examples: Vec<&String> = set
+        .rules
+        .iter()
+        .flat_map(|r| r.examples.iter().chain(&r.lowered_examples))
+        .collect();
+    let korean = examples.iter().filter(|s| s.chars().any(is_hangul)).count();
+    let other = examples.len() - korean;
+    assert!(korean >= 300, "only {korean} Korean must-match examples");
+    assert!(other >= 100, "only {other} non-Korean must-match examples");
+    for c in CATEGORIES {
+        assert!(
+            set.rules.iter().any(|r| r.category == c),
+            "no rule for category {c:?}"
+        );
+    }
+    for l in [Level::Low, Level::Medium, Level::High, Level::Imminent] {
+        assert!(
+            set.rules.iter().any(|r| r.level == l),
+            "no rule at level {l}"
+        );
+    }
+}
+
+/// `(text, at least, at most)`.
+const REQUIRED: &[(&str, Level, Level)] = &[
+    // Direct and euphemistic ideation.
+    ("극단적 선택 하고 싶다", Level::High, Level::Imminent),
+    ("죽고 싶다", Level::High, Level::Imminent),
+    ("죽 고 싶 다", Level::High, Level::Imminent),
+    ("ㅈㄱㅅㄷ", Level::High, Level::Imminent),
+    ("ㅈㅏㅅㅏㄹ 하고 싶어", Level::High, Level::Imminent),
+    ("자\u{200B}살하고 싶어", Level::High, Level::Imminent),
+    ("죽구싶다", Level::High, Level::Imminent),
+    ("주꼬시퍼", Level::High, Level::Imminent),
+    ("진짜 kms", Level::High, Level::Imminent),
+    ("I want to 죽고싶어", Level::High, Level::Imminent),
+    ("unalive 하고 싶어", Level::High, Level::Imminent),
+    ("한강 가고 싶다", Level::High, Level::Imminent),
+    ("자해하고 싶어", Level::High, Level::Imminent),
+    ("I want to kill myself", Level::High, Level::Imminent),
+    // Passive wish, hopelessness, a negated live.
+    ("사라지고 싶다", Level::Medium, Level::Imminent),
+    ("살고 싶지 않아", Level::Medium, Level::Imminent),
+    ("살기 싫어", Level::Medium, Level::Imminent),
+    (
+        "잠들어서 안 깨어났으면 좋겠어",
+        Level::Medium,
+        Level::Imminent,
+    ),
+    ("나는 짐이야", Level::Medium, Level::Imminent),
+    // Negation downgrades, never clears.
+    ("죽고 싶진 않아", Level::Medium, Level::Medium),
+    ("죽을 생각은 없어", Level::Medium, Level::Medium),
+    (
+        "I don't want to die but everything hurts",
+        Level::Medium,
+        Level::Medium,
+    ),
+    // Negation never cancels plan, means or timing.
+    (
+        "죽고 싶진 않은데 수면제 모았어",
+        Level::Imminent,
+        Level::Imminent,
+    ),
+    // Plan, means, timing, farewell, in progress.
+    ("번개탄 샀어", Level::Imminent, Level::Imminent),
+    ("수면제 모으고 있어", Level::Imminent, Level::Imminent),
+    ("수면제 모으기", Level::Imminent, Level::Imminent),
+    ("약을 모아뒀어", Level::Imminent, Level::Imminent),
+    ("유서 썼어", Level::Imminent, Level::Imminent),
+    ("ㄷㅂㅈㅅ 구해요", Level::Imminent, Level::Imminent),
+    ("두부장사 하실 분", Level::Imminent, Level::Imminent),
+    ("오늘 밤 끝낼 거야", Level::Imminent, Level::Imminent),
+    ("옥상에서 뛰어내릴 거야", Level::Imminent, Level::Imminent),
+    ("OD 할 거야", Level::Imminent, Level::Imminent),
+    ("💊 다 모았어", Level::Imminent, Level::Imminent),
+    ("약 다 먹었어", Level::Imminent, Level::Imminent),
+    ("그동안 고마웠어", Level::Imminent, Level::Imminent),
+    (
+        "I'm going to kill myself tonight",
+        Level::Imminent,
+        Level::Imminent,
+    ),
+    // Look-alikes that are not risk.
+    ("배고파 죽겠다", Level::None, Level::None),
+    ("웃겨 죽겠네", Level::None, Level::None),
+    ("죽이는 맛집 추천", Level::None, Level::None),
+    ("kill time", Level::None, Level::None),
+    ("유서 깊은 절에 다녀왔어", Level::None, Level::None),
+    ("시간 죽이기", Level::None, Level::None),
+    ("죽을 맛이야", Level::None, Level::None),
+    ("게임에서 죽었다", Level::None, Level::None),
+    ("ㅈㅅ", Level::None, Level::None),
+    ("ㅈㅅ 늦었어요", Level::None, Level::None),
+    ("죽지 마", Level::None, Level::None),
+    ("한강 가서 치맥 먹자", Level::None, Level::None),
+    ("혼자 살아요", Level::None, Level::None),
+    ("오디션 볼 거야", Level::None, Level::None),
+    // News and third-person talk: at most a gentle check-in, never a handoff.
+    ("연예인 자살 뉴스 봤어", Level::None, Level::Medium),
+    ("연예인 극단적 선택 뉴스 봤어", Level::None, Level::Medium),
+    ("친구가 죽고 싶대요", Level::None, Level::Medium),
+];
+
+#[test]
+fn required_phrases_reach_their_levels() {
+    let e = engine();
+    let wrong: Vec<String> = REQUIRED
+        .iter()
+        .filter_map(|&(text, lo, hi)| {
+            let a = e.assess(text);
+            (a.level < lo || a.level > hi).then(|| {
+                format!(
+                    "{text:?}: {} (want {lo}..={hi}), rules {:?}",
+                    a.level,
+                    a.rule_ids().collect::<Vec<_>>()
+                )
+            })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The deterministic side of `noise_never_lowers_a_must_match_example`: every must-match
+/// example keeps its level with a space between every two Hangul letters, and with one
+/// space inserted at each place a person could put one. This is what forces every Korean
+/// example onto the compact form.
+#[test]
+fn korean_examples_are_caught_on_the_compact_form() {
+    let e = engine();
+    let mut failures = Vec::new();
+    for (text, level) in risk_examples() {
+        let chars: Vec<char> = text.chars().collect();
+        let mut variants = Vec::new();
+        let mut all = String::new();
+        for (i, c) in chars.iter().enumerate() {
+            if i > 0 && is_hangul(chars[i - 1]) && is_hangul(*c) {
+                all.push(' ');
+            }
+            all.push(*c);
+        }
+        variants.push(all);
+        for slot in space_slots(&chars) {
+            let mut v = chars.clone();
+            v.insert(slot, ' ');
+            variants.push(v.into_iter().collect());
+        }
+        for v in variants {
+            let got = e.assess(&v).level;
+            if got < *level {
+                failures.push(format!("{text:?} is {level}, but {v:?} is {got}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
