@@ -299,3 +299,101 @@ async fn access_control() {
     assert_eq!(e["code"], "not_yours");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn medium_risk_runs_the_screener_and_a_yes_to_intent_hands_off() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    next(&mut c).await;
+    send(
+        &mut c,
+        json!({"type": "message", "id": "s1", "text": "그냥 사라지고 싶어요"}),
+    )
+    .await;
+    let frames = until(&mut c, "bot").await;
+    let first = frames.last().unwrap();
+    assert!(
+        first["resources"].to_string().contains("109"),
+        "the screener opening carries 109: {first}"
+    );
+    assert!(!first["quick_replies"].as_array().unwrap().is_empty());
+    // "아니" to the first question does not end the check: the next question comes.
+    send(
+        &mut c,
+        json!({"type": "message", "id": "s2", "text": "아니"}),
+    )
+    .await;
+    let q2 = until(&mut c, "bot").await.pop().unwrap();
+    assert_ne!(q2["text"], first["text"]);
+    // Yes to thoughts, method, then intent: handed off.
+    for (i, answer) in ["응", "응", "응"].iter().enumerate() {
+        send(
+            &mut c,
+            json!({"type": "message", "id": format!("y{i}"), "text": answer}),
+        )
+        .await;
+        if i < 2 {
+            until(&mut c, "bot").await;
+        }
+    }
+    let frames = until(&mut c, "queue").await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "bot" && f["text"].as_str().unwrap().contains("109"))
+    );
+    let boss = app.login("boss").await;
+    let (_, q) = app.get_json("/api/queue", &boss).await;
+    assert_eq!(q["entries"][0]["level"], "high");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn transfer_back_to_the_queue_and_to_a_colleague() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    let conv = next(&mut c).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(&mut c, json!({"type": "request_human"})).await;
+    until(&mut c, "queue").await;
+    let kim = app.login("kim").await;
+    let mut k = app.counselor(&kim).await;
+    send(&mut k, json!({"type": "claim", "conversation_id": conv})).await;
+    until(&mut k, "claimed").await;
+    // Back to the queue: kim lets go; lee can claim it.
+    send(&mut k, json!({"type": "transfer", "conversation_id": conv})).await;
+    until(&mut k, "released").await;
+    let lee = app.login("lee").await;
+    let mut l = app.counselor(&lee).await;
+    send(&mut l, json!({"type": "claim", "conversation_id": conv})).await;
+    until(&mut l, "claimed").await;
+    // kim can no longer write into it.
+    send(
+        &mut k,
+        json!({"type": "message", "conversation_id": conv, "text": "hi"}),
+    )
+    .await;
+    assert_eq!(
+        until(&mut k, "error").await.pop().unwrap()["code"],
+        "not_yours"
+    );
+    // Direct transfer from lee to kim; kim reopens it by claiming.
+    send(
+        &mut l,
+        json!({"type": "transfer", "conversation_id": conv, "to": "kim"}),
+    )
+    .await;
+    until(&mut l, "released").await;
+    send(&mut k, json!({"type": "claim", "conversation_id": conv})).await;
+    until(&mut k, "claimed").await;
+    send(
+        &mut k,
+        json!({"type": "message", "conversation_id": conv, "text": "다시 왔어요"}),
+    )
+    .await;
+    let said = until(&mut c, "counselor").await.pop().unwrap();
+    assert_eq!(said["text"], "다시 왔어요");
+    app.stop().await;
+}

@@ -831,6 +831,8 @@ impl Actor {
         if let State::Queued { .. } = next.state {
             meta.counselor = None;
         }
+        // The screener can raise the level beyond what triage saw: keep one truth.
+        meta.risk.level = meta.risk.level.max(next.level);
         meta.conversation = next;
         meta.last_seq = seq;
         meta.updated_at = now;

@@ -3,7 +3,7 @@
 
 use super::{Reply, Responder};
 use crate::content::{self, Content, Lang};
-use crate::conversation::{Answer, BotMessage};
+use crate::conversation::{Answer, BotMessage, Question};
 use crate::queue::Position;
 use crate::triage::Level;
 
@@ -55,14 +55,24 @@ impl Responder for Content {
                     .question(question.id())
                     .map(|q| q.text(lang).to_owned())
                     .unwrap_or_default();
+                let first = *question == Question::WishDead && !*repeat;
                 let text = if *repeat {
                     format!("{} {q}", s.unclear(lang))
+                } else if first {
+                    format!("{} {q}", s.intro(lang))
                 } else {
                     q
                 };
+                // The opening of the screener is a response at `medium`: it carries the
+                // medium resources (109) with it.
+                let resources = if first {
+                    convert(self.safety_reply(Level::Medium, lang, turn)).resources
+                } else {
+                    Vec::new()
+                };
                 Reply {
                     text,
-                    resources: Vec::new(),
+                    resources,
                     quick_replies: answer_buttons(lang),
                 }
             }

@@ -19,6 +19,17 @@ pub struct ServeArgs {
     /// Where sled keeps the transcripts.
     #[arg(long, env = "IEUM_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Sites allowed to embed the widget (their origin, e.g. `https://example.org`); the
+    /// service's own origin is always allowed. Repeat the flag or separate with commas.
+    #[arg(
+        long = "allow-origin",
+        env = "IEUM_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+    /// Citizen connections at most; past it, people are told to wait or call 109.
+    #[arg(long, env = "IEUM_MAX_CITIZENS", default_value_t = 15_000)]
+    pub max_citizens: usize,
     #[command(flatten)]
     pub paths: RulePaths,
 }
@@ -29,14 +40,16 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let app = App::build(Settings {
+        let mut settings = Settings {
             listen: args.listen,
             data_dir: args.data_dir,
             rules: args.paths.rules,
             intents: args.paths.intents,
             ..Settings::defaults()
-        })
-        .await?;
+        };
+        settings.gateway.allowed_origins = args.allow_origins;
+        settings.gateway.max_citizens = args.max_citizens;
+        let app = App::build(settings).await?;
         tracing::info!(port = app.port(), ruleset = %app.state().engine.version(), "ieum listening");
         app.run_until_stopped().await
     })?;

@@ -495,8 +495,11 @@ fn bot_turn(
             hand_off(c, actions, level == Level::Imminent);
         }
         TriageAction::OfferCounselor => {
-            actions.push(Action::Bot(BotMessage::Safety { level }));
-            if !c.screened {
+            if c.screened {
+                actions.push(Action::Bot(BotMessage::Safety { level }));
+            } else {
+                // One message, not two: the screener's opening (why we ask, 109) and its
+                // first question.
                 c.state = State::Screening {
                     question: Question::WishDead,
                     unclear: 0,
