@@ -150,6 +150,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/me", get(me))
         .route("/api/conversations", get(list_conversations))
         .route("/api/conversations/{id}", get(get_conversation))
+        .route("/api/conversations/{id}/export", get(export_conversation))
         .route("/api/queue", get(queue))
         .route("/api/audit", get(audit_log))
 }
@@ -311,11 +312,74 @@ async fn get_conversation(
         return Err(ApiError::Forbidden);
     }
     record(&state, &s, "read_transcript", Some(id), remote).await?;
-    let events = transcript::events_after(&state.store, id, 0).await?;
+    // Text leaving the live chat: phone numbers and e-mail addresses removed.
+    let events: Vec<_> = transcript::events_after(&state.store, id, 0)
+        .await?
+        .iter()
+        .map(transcript::StoredEvent::redacted)
+        .collect();
     Ok(Json(json!({
         "conversation": row(&meta),
         "events": events,
     })))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    /// `json` (default) or `csv`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// One transcript as a file, identifying numbers redacted. Audited like a read.
+async fn export_conversation(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let id = ConversationId::parse(&id).ok_or(ApiError::NotFound)?;
+    let meta = transcript::load_meta(&state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !may_read(&s, &meta) {
+        return Err(ApiError::Forbidden);
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::BadRequest("format is json or csv".into())),
+    };
+    record(&state, &s, "export_transcript", Some(id), remote).await?;
+    let events: Vec<_> = transcript::events_after(&state.store, id, 0)
+        .await?
+        .iter()
+        .map(transcript::StoredEvent::redacted)
+        .collect();
+    let (body, content_type, ext) = if csv {
+        (
+            transcript::to_csv(&events),
+            "text/csv; charset=utf-8",
+            "csv",
+        )
+    } else {
+        (
+            serde_json::to_string_pretty(&json!({"conversation": row(&meta), "events": events}))
+                .map_err(|e| ApiError::Internal(e.into()))?,
+            "application/json",
+            "json",
+        )
+    };
+    let disposition = format!("attachment; filename=\"ieum-{id}.{ext}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn queue(

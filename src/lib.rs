@@ -40,6 +40,7 @@ pub mod gateway;
 pub mod ids;
 pub mod metrics;
 pub mod queue;
+pub mod redact;
 pub mod store;
 pub mod transcript;
 pub mod triage;

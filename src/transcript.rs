@@ -181,6 +181,28 @@ impl ConversationMeta {
 }
 
 impl StoredEvent {
+    /// The event as it may leave the live chat (supervisor replay, exports): phone numbers
+    /// and e-mail addresses removed from every text, spans dropped where the text changed
+    /// (they would point at the wrong words).
+    pub fn redacted(&self) -> StoredEvent {
+        let mut e = self.clone();
+        match &mut e.body {
+            EventBody::Citizen { text, triage, .. } => {
+                let r = crate::redact::redact_contacts(text);
+                if r != *text {
+                    *text = r;
+                    triage.spans.clear();
+                    for rule in &mut triage.rules {
+                        rule.spans.clear();
+                    }
+                }
+            }
+            EventBody::Counselor { text, .. } => *text = crate::redact::redact_contacts(text),
+            _ => {}
+        }
+        e
+    }
+
     /// The put that stores this event.
     ///
     /// # Panics
@@ -192,6 +214,102 @@ impl StoredEvent {
             serde_json::to_vec(self).expect("event serializes"),
         )
     }
+}
+
+/// A transcript as CSV: `seq,at,type,who,text,level,rules` (RFC 4180 quoting). `at` is
+/// Unix milliseconds.
+pub fn to_csv(events: &[StoredEvent]) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let mut out = String::from("seq,at,type,who,text,level,rules\r\n");
+    for e in events {
+        let v = serde_json::to_value(e).unwrap_or_default();
+        let ty = v["type"].as_str().unwrap_or("").to_owned();
+        let (who, text, level, rules) = match &e.body {
+            EventBody::Citizen { text, triage, .. } => (
+                "citizen".to_owned(),
+                text.clone(),
+                triage.level.to_string(),
+                triage
+                    .rules
+                    .iter()
+                    .map(|r| r.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            EventBody::Bot { text, .. } | EventBody::Safety { text, .. } => {
+                ("bot".into(), text.clone(), String::new(), String::new())
+            }
+            EventBody::Counselor { counselor, text } => (
+                counselor.clone(),
+                text.clone(),
+                String::new(),
+                String::new(),
+            ),
+            EventBody::State { from, to, level } => (
+                String::new(),
+                format!("{from} -> {to}"),
+                level.to_string(),
+                String::new(),
+            ),
+            EventBody::Queued { level, urgent } => (
+                String::new(),
+                if *urgent {
+                    "urgent".into()
+                } else {
+                    String::new()
+                },
+                level.to_string(),
+                String::new(),
+            ),
+            EventBody::CounselorJoined {
+                counselor,
+                waited_secs,
+            } => (
+                counselor.clone(),
+                format!("waited {waited_secs}s"),
+                String::new(),
+                String::new(),
+            ),
+            EventBody::Transferred { from, to } => (
+                from.clone(),
+                to.clone().unwrap_or_else(|| "queue".into()),
+                String::new(),
+                String::new(),
+            ),
+            EventBody::Closed { by, outcome } => (
+                serde_json::to_value(by)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                outcome.clone().unwrap_or_default(),
+                String::new(),
+                String::new(),
+            ),
+            EventBody::Rating { value } => (
+                String::new(),
+                value.to_string(),
+                String::new(),
+                String::new(),
+            ),
+        };
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{}\r\n",
+            e.seq,
+            e.at,
+            field(&ty),
+            field(&who),
+            field(&text),
+            field(&level),
+            field(&rules)
+        ));
+    }
+    out
 }
 
 /// Reads a conversation's meta record.

@@ -536,6 +536,9 @@ impl Actor {
     }
 
     async fn citizen_message(&mut self, id: String, text: String) {
+        // A resident registration number may not be processed at all: it is removed before
+        // triage, storage and the counselor's screen.
+        let text = crate::redact::redact_rrn(&text).into_owned();
         if matches!(self.meta.conversation.state, State::Closed { .. }) {
             self.citizen_error(ChatError::Ended, Some(id));
             return;
@@ -636,6 +639,7 @@ impl Actor {
         }
         self.last_activity = Instant::now();
         let seq = self.meta.last_seq + 1;
+        let text = crate::redact::redact_rrn(&text).into_owned();
         let event = StoredEvent {
             seq,
             at: now_ms(),

@@ -1,0 +1,98 @@
+//! Privacy: resident registration numbers never stored; phone numbers and e-mail addresses
+//! visible to the live counselor but redacted wherever text leaves the live chat.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn raw_files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn identifying_numbers_are_redacted_where_they_must_be() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    let conv = next(&mut c).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let said = "도와주세요 죽고 싶어요. 제 번호 010-9876-5432, 메일 help.me@example.com, 주민번호 900101-1234567";
+    send(&mut c, json!({"type": "message", "id": "p1", "text": said})).await;
+    until(&mut c, "ack").await;
+
+    // The live counselor sees the phone number, never the resident number.
+    let kim = app.login("kim").await;
+    let mut k = app.counselor(&kim).await;
+    send(&mut k, json!({"type": "claim", "conversation_id": conv})).await;
+    let claimed = until(&mut k, "claimed").await.pop().unwrap();
+    let text = claimed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "citizen")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("010-9876-5432"), "{text}");
+    assert!(
+        !text.contains("1234567") && text.contains("[주민등록번호 삭제됨]"),
+        "{text}"
+    );
+
+    // The supervisor's replay and both exports are redacted.
+    let boss = app.login("boss").await;
+    let (_, t) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    let body = t.to_string();
+    assert!(
+        !body.contains("9876-5432") && !body.contains("help.me@"),
+        "{body}"
+    );
+    assert!(body.contains("[전화번호]") && body.contains("[이메일]"));
+    for format in ["json", "csv"] {
+        let (status, head, body) = request(
+            app.port,
+            "GET",
+            &format!("/api/conversations/{conv}/export?format={format}"),
+            Some(&boss),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{format}");
+        assert!(head.contains("attachment"), "{head}");
+        assert!(
+            !body.contains("9876-5432") && !body.contains("help.me@") && !body.contains("1234567")
+        );
+        assert!(body.contains("[전화번호]"), "{format}: {body}");
+    }
+    let (_, audit) = app.get_json("/api/audit", &boss).await;
+    let exports = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "export_transcript")
+        .count();
+    assert_eq!(exports, 2);
+
+    // The resident number never reached the disk.
+    let dir = app.stop().await;
+    assert!(!raw_files_contain(dir.path(), b"900101-1234567"));
+    assert!(!raw_files_contain(dir.path(), "1234567".as_bytes()));
+}
