@@ -313,7 +313,8 @@ async fn get_conversation(
     }
     record(&state, &s, "read_transcript", Some(id), remote).await?;
     // Text leaving the live chat: phone numbers and e-mail addresses removed.
-    let events: Vec<_> = transcript::events_after(&state.store, id, 0)
+    let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
+    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0)
         .await?
         .iter()
         .map(transcript::StoredEvent::redacted)
@@ -352,7 +353,8 @@ async fn export_conversation(
         Some(_) => return Err(ApiError::BadRequest("format is json or csv".into())),
     };
     record(&state, &s, "export_transcript", Some(id), remote).await?;
-    let events: Vec<_> = transcript::events_after(&state.store, id, 0)
+    let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
+    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0)
         .await?
         .iter()
         .map(transcript::StoredEvent::redacted)

@@ -32,6 +32,7 @@ use crate::gateway::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::queue::{QueueConfig, QueueHandle};
 use crate::store::{Store, StoreOptions};
+use crate::transcript::Keyring;
 use crate::triage::{Level, TriageEngine};
 
 /// Everything `ieum serve` can be told.
@@ -49,6 +50,12 @@ pub struct Settings {
     pub gateway: GatewayConfig,
     /// Idle limits per conversation state.
     pub idle: IdlePolicy,
+    /// The master key, hex (`IEUM_MASTER_KEY`); if unset, read from `master_key_file`.
+    pub master_key: Option<String>,
+    /// The master key file (default `<data_dir>/master.key`, created on first start).
+    pub master_key_file: Option<PathBuf>,
+    /// How long transcripts are kept (default 180 days).
+    pub retention: std::time::Duration,
 }
 
 impl Settings {
@@ -62,6 +69,9 @@ impl Settings {
             intents: PathBuf::from(crate::defaults::INTENTS),
             gateway: GatewayConfig::default(),
             idle: IdlePolicy::default(),
+            master_key: None,
+            master_key_file: None,
+            retention: std::time::Duration::from_secs(180 * 24 * 60 * 60),
         }
     }
 }
@@ -87,6 +97,8 @@ pub struct AppState {
     pub queue: QueueHandle,
     /// The audit log.
     pub audit: AuditLog,
+    /// Conversation keys.
+    pub keyring: Keyring,
 }
 
 /// A built, bound, not yet serving application.
@@ -94,6 +106,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     shutdown: watch::Sender<bool>,
+    retention: std::time::Duration,
 }
 
 impl App {
@@ -127,6 +140,13 @@ impl App {
         })?;
         let store = Store::open_sled(&settings.data_dir, StoreOptions::default())
             .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+        let key_file = settings
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("master.key"));
+        let master = crate::crypto::load_master_key(settings.master_key.as_deref(), &key_file)
+            .context("loading the master key")?;
+        let keyring = Keyring::new(master, store.clone());
         let queue = QueueHandle::spawn(QueueConfig::new(engine.rule_set().levels));
         let audit = AuditLog::open(store.clone())
             .await
@@ -134,6 +154,7 @@ impl App {
         let listener =
             bind(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let retention = settings.retention;
         let engine = Arc::new(engine);
         let metrics = Arc::new(Metrics::default());
         let registry = Registry::spawn(Arc::new(ChatDeps {
@@ -143,9 +164,10 @@ impl App {
             queue: queue.clone(),
             idle: settings.idle,
             metrics: Arc::clone(&metrics),
+            keyring: keyring.clone(),
         }));
         let restored = registry
-            .restore(&store)
+            .restore(&store, &keyring)
             .await
             .context("restoring open conversations")?;
         if restored > 0 {
@@ -163,8 +185,10 @@ impl App {
                 store,
                 queue,
                 audit,
+                keyring,
             },
             shutdown,
+            retention,
         })
     }
 
@@ -194,10 +218,16 @@ impl App {
             listener,
             state,
             shutdown,
+            retention: self_retention,
         } = self;
         let store = state.store.clone();
         let registry = state.registry.clone();
         let mut stop = shutdown.subscribe();
+        let retention = tokio::spawn(retention_task(
+            state.clone(),
+            self_retention,
+            shutdown.subscribe(),
+        ));
         let router = router(state);
         let signal = async move {
             tokio::select! {
@@ -218,9 +248,31 @@ impl App {
         .await
         .context("serving")?;
         registry.shutdown().await;
+        let _ = retention.await;
         store.shutdown().await.context("flushing the store")?;
         tracing::info!("stopped; store flushed");
         Ok(())
+    }
+}
+
+/// Runs retention at start and then hourly until shutdown.
+async fn retention_task(
+    state: AppState,
+    retention: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                match crate::retention::purge(&state.store, &state.keyring, &state.audit, retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "retention purge"),
+                    Err(e) => tracing::error!(code = e.code(), error = %e, "retention purge failed"),
+                }
+            }
+            _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::{Closer, Conversation};
+use crate::crypto::Key;
 use crate::ids::ConversationId;
 use crate::queue::Summary;
 use crate::store::{Store, StoreError, Tree, Write, event_key};
@@ -163,7 +164,13 @@ pub struct ConversationMeta {
     /// The counselor's outcome code.
     pub outcome: Option<String>,
     /// What counselors see before claiming (restored into the queue after a restart).
+    /// Holds the citizen's first lines, so it is stored sealed (`summary_sealed`) and is
+    /// empty after a load until [`ConversationMeta::open_summary`].
+    #[serde(skip)]
     pub summary: Summary,
+    /// The sealed summary, hex.
+    #[serde(default)]
+    pub summary_sealed: String,
 }
 
 impl ConversationMeta {
@@ -171,12 +178,31 @@ impl ConversationMeta {
     ///
     /// # Panics
     /// Never: serializing plain data cannot fail.
-    pub fn write(&self) -> Write {
+    pub fn write(&self, key: &Key) -> Write {
+        let mut sealed = self.clone();
+        let summary = serde_json::to_vec(&self.summary).expect("summary serializes");
+        sealed.summary_sealed = hex(&key.seal(&summary, &summary_aad(self.id)));
         Write::put(
             Tree::Conversations,
             self.id.as_bytes().to_vec(),
-            serde_json::to_vec(self).expect("meta serializes"),
+            serde_json::to_vec(&sealed).expect("meta serializes"),
         )
+    }
+
+    /// Opens the sealed summary with the conversation's key.
+    ///
+    /// # Errors
+    /// `Corrupt` if it does not open.
+    pub fn open_summary(&mut self, key: &Key) -> Result<(), StoreError> {
+        if self.summary_sealed.is_empty() {
+            return Ok(());
+        }
+        let plain = key
+            .open(&unhex(&self.summary_sealed), &summary_aad(self.id))
+            .map_err(|e| StoreError::Corrupt(format!("summary: {e}")))?;
+        self.summary = serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::Corrupt(format!("summary: {e}")))?;
+        Ok(())
     }
 }
 
@@ -207,12 +233,10 @@ impl StoredEvent {
     ///
     /// # Panics
     /// Never: serializing plain data cannot fail.
-    pub fn write(&self, conversation: ConversationId) -> Write {
-        Write::put(
-            Tree::Events,
-            event_key(conversation.as_bytes(), self.seq).to_vec(),
-            serde_json::to_vec(self).expect("event serializes"),
-        )
+    pub fn write(&self, conversation: ConversationId, key: &Key) -> Write {
+        let k = event_key(conversation.as_bytes(), self.seq);
+        let plain = serde_json::to_vec(self).expect("event serializes");
+        Write::put(Tree::Events, k.to_vec(), key.seal(&plain, &k))
     }
 }
 
@@ -344,38 +368,113 @@ pub async fn all_meta(store: &Store) -> Result<Vec<ConversationMeta>, StoreError
         .collect()
 }
 
-/// A conversation's events with `seq > after`, in order.
+/// A conversation's events with `seq > after`, in order, opened with its key.
 ///
 /// # Errors
-/// A store error, or `Corrupt` when an event does not parse.
+/// A store error, or `Corrupt` when an event does not open or parse.
 pub async fn events_after(
     store: &Store,
     id: ConversationId,
+    key: &Key,
     after: u64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let start = event_key(id.as_bytes(), after.saturating_add(1));
-    let end = event_key(id.as_bytes(), u64::MAX);
-    let mut out: Vec<StoredEvent> = store
-        .scan_range(Tree::Events, &start, &end)
+    let prefix = id.as_bytes();
+    let start = event_key(prefix, after.saturating_add(1));
+    let mut end = prefix.to_vec();
+    end.push(0xFF);
+    let rows = if after == u64::MAX {
+        Vec::new()
+    } else {
+        // Every key of this conversation is 24 bytes starting with the id, so one more
+        // 0xFF byte after the id sorts after all of them.
+        store.scan_range(Tree::Events, &start, &end).await?
+    };
+    rows.into_iter()
+        .map(|(k, v)| {
+            let plain = key
+                .open(&v, &k)
+                .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+            serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+        })
+        .collect()
+}
+
+/// The store keys of a conversation's events (for purging).
+///
+/// # Errors
+/// A store error.
+pub async fn event_keys(store: &Store, id: ConversationId) -> Result<Vec<Vec<u8>>, StoreError> {
+    Ok(store
+        .scan_prefix(Tree::Events, id.as_bytes())
         .await?
         .into_iter()
-        .map(|(_, v)| {
-            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    // `end` is exclusive; the event at u64::MAX cannot exist in practice, but be exact.
-    if after < u64::MAX {
-        if let Some(last) = store
-            .get(Tree::Events, &event_key(id.as_bytes(), u64::MAX))
-            .await?
-        {
-            out.push(
-                serde_json::from_slice(&last)
-                    .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
-            );
+        .map(|(k, _)| k)
+        .collect())
+}
+
+fn summary_aad(id: ConversationId) -> Vec<u8> {
+    let mut aad = id.as_bytes().to_vec();
+    aad.extend_from_slice(b"/summary");
+    aad
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Conversation keys: created per conversation, stored wrapped by the master key, destroyed
+/// by retention. Cheap to clone.
+#[derive(Clone)]
+pub struct Keyring {
+    master: std::sync::Arc<Key>,
+    store: Store,
+}
+
+impl Keyring {
+    /// A keyring over `store` with the master key.
+    pub fn new(master: Key, store: Store) -> Keyring {
+        Keyring {
+            master: std::sync::Arc::new(master),
+            store,
         }
     }
-    Ok(out)
+
+    /// A new conversation key and the write that stores it wrapped.
+    pub fn create(&self, id: ConversationId) -> (Key, Write) {
+        let key = Key::random();
+        let wrapped = self.master.wrap(&key, id.as_bytes());
+        (key, Write::put(Tree::Keys, id.as_bytes().to_vec(), wrapped))
+    }
+
+    /// The conversation's key, or `None` once destroyed.
+    ///
+    /// # Errors
+    /// A store error, or `Corrupt` if the wrapped key does not open (wrong master key).
+    pub async fn key(&self, id: ConversationId) -> Result<Option<Key>, StoreError> {
+        match self.store.get(Tree::Keys, id.as_bytes()).await? {
+            None => Ok(None),
+            Some(w) => self
+                .master
+                .unwrap_key(&w, id.as_bytes())
+                .map(Some)
+                .map_err(|_| {
+                    StoreError::Corrupt(
+                        "a conversation key does not open: is this the right master key?".into(),
+                    )
+                }),
+        }
+    }
+
+    /// The write that destroys a conversation's key.
+    pub fn destroy(&self, id: ConversationId) -> Write {
+        Write::remove(Tree::Keys, id.as_bytes().to_vec())
+    }
 }
 
 #[cfg(test)]
@@ -400,33 +499,36 @@ mod tests {
             closed_at: None,
             outcome: None,
             summary: Summary::default(),
+            summary_sealed: String::new(),
         }
     }
 
     #[tokio::test]
     async fn events_and_meta_round_trip_in_order() {
         let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let key = Key::random();
         let a = ConversationId::random();
         let b = ConversationId::random();
-        let mut batch = vec![meta(a).write(), meta(b).write()];
+        let mut batch = vec![meta(a).write(&key), meta(b).write(&key)];
         for seq in 1..=300u64 {
             let e = StoredEvent {
                 seq,
                 at: seq,
                 body: EventBody::Rating { value: 1 },
             };
-            batch.push(e.write(a));
+            batch.push(e.write(a, &key));
             if seq % 2 == 0 {
-                batch.push(e.write(b));
+                batch.push(e.write(b, &key));
             }
         }
         store.write(batch).await.unwrap();
-        let events = events_after(&store, a, 0).await.unwrap();
+        let events = events_after(&store, a, &key, 0).await.unwrap();
         assert_eq!(events.len(), 300);
         assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
-        let tail = events_after(&store, a, 256).await.unwrap();
+        let tail = events_after(&store, a, &key, 256).await.unwrap();
         assert_eq!(tail.first().map(|e| e.seq), Some(257));
-        assert_eq!(events_after(&store, b, 0).await.unwrap().len(), 150);
+        assert_eq!(events_after(&store, b, &key, 0).await.unwrap().len(), 150);
+        assert!(events_after(&store, a, &Key::random(), 0).await.is_err());
         assert_eq!(load_meta(&store, a).await.unwrap().unwrap().id, a);
         assert_eq!(all_meta(&store).await.unwrap().len(), 2);
         assert!(

@@ -96,3 +96,63 @@ async fn identifying_numbers_are_redacted_where_they_must_be() {
     assert!(!raw_files_contain(dir.path(), b"900101-1234567"));
     assert!(!raw_files_contain(dir.path(), "1234567".as_bytes()));
 }
+
+#[tokio::test]
+async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    let conv = next(&mut c).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let marker = "도깨비방망이표식 오늘도 외로워요";
+    send(
+        &mut c,
+        json!({"type": "message", "id": "e1", "text": marker}),
+    )
+    .await;
+    until(&mut c, "ack").await;
+    send(&mut c, json!({"type": "close"})).await;
+    until(&mut c, "closed").await;
+
+    // Acknowledged means flushed: the words are on disk, but only as ciphertext.
+    let data = app.dir.path().join("data");
+    assert!(!raw_files_contain(&data, "도깨비방망이표식".as_bytes()));
+    assert!(data.join("master.key").exists());
+
+    let boss = app.login("boss").await;
+    let (status, t) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        t.to_string().contains("도깨비방망이표식"),
+        "readable with the key"
+    );
+
+    // Retention with a zero period purges it: key destroyed, events and record removed.
+    let purged = ieum::retention::purge(
+        &app.state.store,
+        &app.state.keyring,
+        &app.state.audit,
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!(purged, 1);
+    let (status, _) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    assert_eq!(status, 404);
+    let id = ieum::ids::ConversationId::parse(&conv).unwrap();
+    assert!(app.state.keyring.key(id).await.unwrap().is_none());
+    let (_, audit) = app.get_json("/api/audit", &boss).await;
+    assert!(audit["records"].as_array().unwrap().iter().any(|r| {
+        r["action"] == "purge" && r["conversation_id"] == conv.as_str() && r["actor"] == "system"
+    }));
+    let dir = app.stop().await;
+    assert!(!raw_files_contain(
+        dir.path(),
+        "도깨비방망이표식".as_bytes()
+    ));
+}

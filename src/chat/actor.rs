@@ -20,9 +20,10 @@ use tokio::time::Instant;
 use super::frames::{CounselorFrame, ServerFrame};
 use super::{Lang, Reply, Responder};
 use crate::conversation::{Answer, Event, IdlePolicy, State, step};
+use crate::crypto::Key;
 use crate::ids::{ConversationId, Token, hashes_equal};
 use crate::queue::{Position, QueueHandle, Summary};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Write};
 use crate::transcript::{self, ConversationMeta, EventBody, StoredEvent, TriageNote, now_ms};
 use crate::triage::{Action as TriageAction, TriageEngine};
 
@@ -40,6 +41,8 @@ pub struct ChatDeps {
     pub idle: IdlePolicy,
     /// Counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Conversation keys (encryption at rest).
+    pub keyring: transcript::Keyring,
 }
 
 /// Why a conversation command failed. `code()` is stable.
@@ -260,6 +263,10 @@ pub(super) struct Actor {
     last_activity: Instant,
     /// The token of a conversation not yet stored (new conversations only).
     fresh_token: Option<Token>,
+    /// This conversation's key.
+    key: Key,
+    /// The wrapped key, written with the conversation's first batch.
+    key_write: Option<Write>,
 }
 
 /// How the actor ended (the registry forgets it either way).
@@ -290,16 +297,19 @@ impl Actor {
             closed_at: None,
             outcome: None,
             summary: Summary::default(),
+            summary_sealed: String::new(),
         };
-        Actor::with_meta(deps, meta, false, Some(token))
+        let (key, key_write) = deps.keyring.create(meta.id);
+        Actor::with_meta(deps, meta, false, Some(token), key, Some(key_write))
     }
 
-    /// A stored conversation brought back to life.
+    /// A stored conversation brought back to life, with its key.
     pub(super) fn restored(
         deps: Arc<ChatDeps>,
         meta: ConversationMeta,
+        key: Key,
     ) -> (Actor, mpsc::Receiver<Position>) {
-        Actor::with_meta(deps, meta, true, None)
+        Actor::with_meta(deps, meta, true, None, key, None)
     }
 
     fn with_meta(
@@ -307,6 +317,8 @@ impl Actor {
         meta: ConversationMeta,
         persisted: bool,
         fresh_token: Option<Token>,
+        key: Key,
+        key_write: Option<Write>,
     ) -> (Actor, mpsc::Receiver<Position>) {
         let (position_tx, position_rx) = mpsc::channel(4);
         (
@@ -320,6 +332,8 @@ impl Actor {
                 last_position: None,
                 last_activity: Instant::now(),
                 fresh_token,
+                key,
+                key_write,
             },
             position_rx,
         )
@@ -502,13 +516,14 @@ impl Actor {
                 meta.token_hash = hex(&fresh.hash());
                 self.deps
                     .store
-                    .write(vec![meta.write()])
+                    .write(vec![meta.write(&self.key)])
                     .await
                     .map_err(|_| ChatError::NotSaved)?;
                 self.meta = meta;
-                let missed = transcript::events_after(&self.deps.store, self.meta.id, last_seq)
-                    .await
-                    .map_err(|_| ChatError::NotSaved)?;
+                let missed =
+                    transcript::events_after(&self.deps.store, self.meta.id, &self.key, last_seq)
+                        .await
+                        .map_err(|_| ChatError::NotSaved)?;
                 let mut frames = vec![ServerFrame::Welcome {
                     conversation_id: self.meta.id,
                     token: fresh.expose().to_owned(),
@@ -613,7 +628,7 @@ impl Actor {
             State::Closed { .. } => return Err(ChatError::Ended),
             _ => return Err(ChatError::NotWaiting),
         }
-        let events = transcript::events_after(&self.deps.store, self.meta.id, 0)
+        let events = transcript::events_after(&self.deps.store, self.meta.id, &self.key, 0)
             .await
             .map_err(|_| ChatError::NotSaved)?;
         let _ = out.try_send(CounselorFrame::Claimed {
@@ -879,8 +894,11 @@ impl Actor {
         events: Vec<StoredEvent>,
         ack: Option<(String, u64)>,
     ) -> Result<(), ChatError> {
-        let mut batch: Vec<_> = events.iter().map(|e| e.write(meta.id)).collect();
-        batch.push(meta.write());
+        let mut batch: Vec<_> = events.iter().map(|e| e.write(meta.id, &self.key)).collect();
+        batch.push(meta.write(&self.key));
+        if let Some(k) = &self.key_write {
+            batch.push(k.clone());
+        }
         if let Err(e) = self.deps.store.write(batch).await {
             log_store_error(&e);
             self.deps.metrics.not_saved();
@@ -888,6 +906,7 @@ impl Actor {
         }
         self.meta = meta;
         self.persisted = true;
+        self.key_write = None;
         if let Some((id, seq)) = ack {
             self.send_citizen(ServerFrame::Ack { id, seq });
         }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Lang;
 use super::actor::{Actor, ChatDeps, ConvHandle, Exit};
 use crate::conversation::State;
+use crate::crypto::Key;
 use crate::ids::ConversationId;
 use crate::store::StoreError;
 use crate::transcript::{self, ConversationMeta};
@@ -25,7 +26,7 @@ enum Cmd {
     Shutdown(oneshot::Sender<()>),
     Create(Lang, oneshot::Sender<ConvHandle>),
     Get(ConversationId, oneshot::Sender<Option<ConvHandle>>),
-    Restored(Box<ConversationMeta>, oneshot::Sender<()>),
+    Restored(Box<(ConversationMeta, Key)>, oneshot::Sender<()>),
     Exited(ConversationId),
     Live(oneshot::Sender<usize>),
 }
@@ -82,7 +83,11 @@ impl Registry {
     ///
     /// # Errors
     /// Store errors.
-    pub async fn restore(&self, store: &crate::store::Store) -> Result<usize, StoreError> {
+    pub async fn restore(
+        &self,
+        store: &crate::store::Store,
+        keyring: &transcript::Keyring,
+    ) -> Result<usize, StoreError> {
         let mut open: Vec<ConversationMeta> = transcript::all_meta(store)
             .await?
             .into_iter()
@@ -95,7 +100,13 @@ impl Registry {
             .collect();
         open.sort_by_key(|m| m.enqueued_at.unwrap_or(m.created_at));
         let n = open.len();
-        for meta in open {
+        for mut meta in open {
+            // A conversation whose key was destroyed (retention) stays gone.
+            let Some(key) = keyring.key(meta.id).await? else {
+                continue;
+            };
+            meta.open_summary(&key)?;
+            let meta = (meta, key);
             let (tx, rx) = oneshot::channel();
             if self
                 .tx
@@ -138,9 +149,18 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
                     let _ = reply.send(Some(h.clone()));
                     continue;
                 }
-                let handle = match transcript::load_meta(&deps.store, id).await {
-                    Ok(Some(meta)) => {
-                        let (mut actor, positions) = Actor::restored(Arc::clone(&deps), meta);
+                let loaded = match transcript::load_meta(&deps.store, id).await {
+                    Ok(Some(mut meta)) => match deps.keyring.key(id).await {
+                        Ok(Some(key)) => meta.open_summary(&key).map(|()| Some((meta, key))),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    },
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                let handle = match loaded {
+                    Ok(Some((meta, key))) => {
+                        let (mut actor, positions) = Actor::restored(Arc::clone(&deps), meta, key);
                         actor.restore_side_effects().await;
                         Some(spawn_actor(actor, positions, &mut live, &mut tasks, &me))
                     }
@@ -152,9 +172,10 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
                 };
                 let _ = reply.send(handle);
             }
-            Cmd::Restored(meta, reply) => {
+            Cmd::Restored(boxed, reply) => {
+                let (meta, key) = *boxed;
                 if !live.contains_key(&meta.id) {
-                    let (mut actor, positions) = Actor::restored(Arc::clone(&deps), *meta);
+                    let (mut actor, positions) = Actor::restored(Arc::clone(&deps), meta, key);
                     actor.restore_side_effects().await;
                     spawn_actor(actor, positions, &mut live, &mut tasks, &me);
                 }

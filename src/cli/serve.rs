@@ -30,6 +30,16 @@ pub struct ServeArgs {
     /// Citizen connections at most; past it, people are told to wait or call 109.
     #[arg(long, env = "IEUM_MAX_CITIZENS", default_value_t = 15_000)]
     pub max_citizens: usize,
+    /// The master key file (created with a fresh key on first start). Default:
+    /// `<data-dir>/master.key`; put it on another mount in production.
+    #[arg(long, env = "IEUM_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself, 64 hex digits (overrides the file).
+    #[arg(long, env = "IEUM_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Days a conversation is kept after it closed (or was last active).
+    #[arg(long, env = "IEUM_RETENTION_DAYS", default_value_t = 180)]
+    pub retention_days: u64,
     #[command(flatten)]
     pub paths: RulePaths,
 }
@@ -49,6 +59,9 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         settings.gateway.allowed_origins = args.allow_origins;
         settings.gateway.max_citizens = args.max_citizens;
+        settings.master_key = args.master_key;
+        settings.master_key_file = args.master_key_file;
+        settings.retention = std::time::Duration::from_secs(args.retention_days * 24 * 60 * 60);
         let app = App::build(settings).await?;
         tracing::info!(port = app.port(), ruleset = %app.state().engine.version(), "ieum listening");
         app.run_until_stopped().await

@@ -1,0 +1,62 @@
+//! Retention: conversations are destroyed once their purpose is over.
+//!
+//! A conversation closed (or last touched) longer ago than the retention period (default 180
+//! days) is purged: its key is destroyed — which makes every copy of its ciphertext
+//! unreadable, including ones sled has not yet garbage-collected — and its events and record
+//! are removed. Each purge is written to the audit log (actor `system`, action `purge`).
+//! Conversations waiting for or with a counselor are never purged.
+
+use std::time::Duration;
+
+use crate::audit::{AuditEntry, AuditLog};
+use crate::conversation::State;
+use crate::store::{Store, StoreError, Tree, Write};
+use crate::transcript::{self, Keyring, now_ms};
+
+/// Purges every conversation older than `retention`. Returns how many were purged.
+///
+/// # Errors
+/// Store errors (a purge that fails is retried on the next run).
+pub async fn purge(
+    store: &Store,
+    keyring: &Keyring,
+    audit: &AuditLog,
+    retention: Duration,
+) -> Result<usize, StoreError> {
+    let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+    let mut purged = 0;
+    for meta in transcript::all_meta(store).await? {
+        let open = matches!(
+            meta.conversation.state,
+            State::Queued { .. } | State::WithCounselor { .. }
+        );
+        let last = meta.closed_at.unwrap_or(meta.updated_at);
+        if open || last >= cutoff {
+            continue;
+        }
+        // Destroy the key first and on its own: from this flush on, the text is gone even
+        // if the rest of the purge is interrupted.
+        store.write(vec![keyring.destroy(meta.id)]).await?;
+        let mut batch: Vec<Write> = transcript::event_keys(store, meta.id)
+            .await?
+            .into_iter()
+            .map(|k| Write::remove(Tree::Events, k))
+            .collect();
+        batch.push(Write::remove(
+            Tree::Conversations,
+            meta.id.as_bytes().to_vec(),
+        ));
+        store.write(batch).await?;
+        audit
+            .append(AuditEntry {
+                actor: "system".into(),
+                role: "retention".into(),
+                action: "purge".into(),
+                conversation_id: Some(meta.id),
+                remote: None,
+            })
+            .await?;
+        purged += 1;
+    }
+    Ok(purged)
+}
