@@ -21,7 +21,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 
@@ -56,6 +55,18 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     /// How long transcripts are kept (default 180 days).
     pub retention: std::time::Duration,
+    /// Use this storage backend instead of sled in `data_dir` (tests inject failures).
+    pub backend: Option<BackendOverride>,
+}
+
+/// A storage backend handed to [`App::build`] instead of sled.
+#[derive(Clone)]
+pub struct BackendOverride(pub Arc<dyn crate::store::Backend>);
+
+impl std::fmt::Debug for BackendOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackendOverride")
+    }
 }
 
 impl Settings {
@@ -72,6 +83,7 @@ impl Settings {
             master_key: None,
             master_key_file: None,
             retention: std::time::Duration::from_secs(180 * 24 * 60 * 60),
+            backend: None,
         }
     }
 }
@@ -138,8 +150,11 @@ impl App {
                 settings.data_dir.display()
             )
         })?;
-        let store = Store::open_sled(&settings.data_dir, StoreOptions::default())
-            .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+        let store = match &settings.backend {
+            Some(b) => Store::new(Arc::clone(&b.0)).context("starting the store")?,
+            None => Store::open_sled(&settings.data_dir, StoreOptions::default())
+                .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?,
+        };
         let key_file = settings
             .master_key_file
             .clone()
@@ -228,6 +243,10 @@ impl App {
             self_retention,
             shutdown.subscribe(),
         ));
+        let state_limits = ConnLimits {
+            max_connections: state.gateway.max_citizens + 2_000,
+            header_timeout: state.gateway.header_timeout,
+        };
         let router = router(state);
         let signal = async move {
             tokio::select! {
@@ -238,20 +257,90 @@ impl App {
             // Tell every open socket (they close with 1001 and the widget reconnects).
             shutdown.send_replace(true);
         };
-        axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await
-        .context("serving")?;
+        serve(listener, router, signal, state_limits).await;
         registry.shutdown().await;
         let _ = retention.await;
         store.shutdown().await.context("flushing the store")?;
         tracing::info!("stopped; store flushed");
         Ok(())
+    }
+}
+
+/// TCP-level limits of the accept loop.
+struct ConnLimits {
+    /// Open connections at most (citizens, staff and slow clients together); past it new
+    /// sockets are closed at once, so file descriptors never run out.
+    max_connections: usize,
+    /// A client must send its whole request head within this time (slowloris).
+    header_timeout: std::time::Duration,
+}
+
+/// The accept loop: one task per connection, `TCP_NODELAY`, a header-read timeout, a cap on
+/// open connections, and graceful shutdown (stop accepting, let requests in flight finish
+/// for up to 10 s; websocket sessions close themselves with 1001 on the same signal).
+///
+/// Not `axum::serve`: it sets no timer, so hyper's header-read timeout never fires and a
+/// slow or partial handshake would hold its socket forever.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    signal: impl std::future::Future<Output = ()>,
+    limits: ConnLimits,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut signal => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            tracing::warn!("connections still open after 10 s; stopping anyway");
+        }
     }
 }
 

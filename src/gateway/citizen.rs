@@ -207,6 +207,7 @@ where
     ping.tick().await;
     let mut last_heard = Instant::now();
     let mut shutdown = ctx.shutdown.clone();
+    let mut closing: Option<(u16, &'static str)> = None;
 
     loop {
         tokio::select! {
@@ -216,7 +217,7 @@ where
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
                         let (code, why) = classify(&e);
-                        let _ = sink.send(close_frame(code, why)).await;
+                        closing = Some((code, why));
                         break;
                     }
                 };
@@ -244,8 +245,8 @@ where
                                 } else {
                                     strikes += 1;
                                     if strikes > limits.strikes {
-                                        let _ = sink.send(close_frame(close::POLICY, "too many messages")).await;
-                                        break;
+                                        closing = Some((close::POLICY, "too many messages"));
+                        break;
                                     }
                                     let _ = sink
                                         .send(error(
@@ -268,8 +269,8 @@ where
                             }
                         };
                         if sent.is_err() {
-                            let _ = sink.send(close_frame(close::TRY_AGAIN, "conversation moved; resume")).await;
-                            break;
+                            closing = Some((close::TRY_AGAIN, "conversation moved; resume"));
+                        break;
                         }
                     }
                     Message::Binary(_) => {
@@ -290,26 +291,61 @@ where
                     }
                     None => {
                         // The actor let go of us (we fell behind, or another socket resumed).
-                        let _ = sink.send(close_frame(close::TRY_AGAIN, "resume")).await;
+                        closing = Some((close::TRY_AGAIN, "resume"));
                         break;
                     }
                 }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > limits.ping * 2 {
-                    let _ = sink.send(close_frame(close::GOING_AWAY, "no response")).await;
-                    break;
+                    closing = Some((close::GOING_AWAY, "no response"));
+                        break;
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
             }
             _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => {
-                let _ = sink.send(close_frame(close::GOING_AWAY, "server restarting; reconnect")).await;
-                break;
+                closing = Some((close::GOING_AWAY, "server restarting; reconnect"));
+                        break;
             }
         }
     }
+    if let Some((code, why)) = closing {
+        // Acks already on their way still reach the client before the close.
+        let pending = async {
+            while let Ok(Some(f)) =
+                tokio::time::timeout(Duration::from_millis(200), out_rx.recv()).await
+            {
+                if sink.send(text(&f)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        pending.await;
+        close_and_drain(&mut sink, &mut stream, code, why).await;
+    }
+}
+
+/// Sends a close frame, then reads (and drops) what the client still had in flight until
+/// its own close arrives, for at most 2 s. Closing the socket with unread data in it would
+/// make the kernel reset the connection, and the client would never see the close code.
+async fn close_and_drain<S, R>(sink: &mut S, stream: &mut R, code: u16, why: &str)
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    if sink.send(close_frame(code, why)).await.is_err() {
+        return;
+    }
+    let drain = async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
 fn classify(e: &axum::Error) -> (u16, &'static str) {

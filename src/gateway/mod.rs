@@ -167,6 +167,8 @@ pub struct GatewayConfig {
     pub max_citizens: usize,
     /// Per-connection limits.
     pub limits: citizen::Limits,
+    /// A client must send its whole request head within this time.
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for GatewayConfig {
@@ -175,6 +177,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             max_citizens: 15_000,
             limits: citizen::Limits::default(),
+            header_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
