@@ -72,8 +72,7 @@
 
   S.session('supervisor', function () {
     $('nav').hidden = false;
-    show('list');
-    loadList();
+    show('list'); // loads the list (each list read is audited)
   });
   S.onLang(function () {
     renderList();
