@@ -80,7 +80,7 @@ async function shot(page, name, opts = {}) {
   fs.mkdirSync(ART, { recursive: true });
   const file = path.join(ART, `${name}.png`);
   await page.screenshot({ path: file, ...opts });
-  if (DOCS) {
+  if (DOCS && ['widget', 'console', 'supervisor'].includes(name)) {
     fs.mkdirSync(DOCS, { recursive: true });
     fs.copyFileSync(file, path.join(DOCS, `${name}.png`));
   }
