@@ -297,11 +297,14 @@ test('the story: citizen → triage → counselor → reply → supervisor repla
   await cp.locator('.notice.closed').waitFor();
   await cp.getByRole('button', { name: '5점' }).click();
   await cp.locator('.rating').waitFor({ state: 'hidden' });
-  const t = await (await sp.request.get(`${base}/api/conversations/${conv}`)).json();
-  await sp.waitForTimeout(200);
-  const t2 = await (await sp.request.get(`${base}/api/conversations/${conv}`)).json();
-  assert.equal(t2.conversation.outcome, 'resolved');
-  assert.equal(t2.conversation.rating, 5, JSON.stringify(t.conversation));
+  let meta = null;
+  for (const end = Date.now() + STEP; Date.now() < end;) {
+    meta = (await (await sp.request.get(`${base}/api/conversations/${conv}`)).json()).conversation;
+    if (meta.rating === 5) break;
+    await sp.waitForTimeout(100);
+  }
+  assert.equal(meta.outcome, 'resolved');
+  assert.equal(meta.rating, 5, JSON.stringify(meta));
 
   for (const p of [citizen, counselor, sup, second]) {
     assert.deepEqual(p.errors, [], 'no script errors');
