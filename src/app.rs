@@ -111,6 +111,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Conversation keys.
     pub keyring: Keyring,
+    /// What the bot says (canned snippets and resources for the staff pages).
+    pub content: Arc<crate::content::Content>,
 }
 
 /// A built, bound, not yet serving application.
@@ -128,9 +130,11 @@ impl App {
     /// A rule file that does not load (the message names file, line and rule), a data
     /// directory that cannot be opened, or an address that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let content = crate::content::Content::load(&settings.intents)
-            .context("loading the conversation content")?;
-        App::build_with(settings, Arc::new(content)).await
+        let content = Arc::new(
+            crate::content::Content::load(&settings.intents)
+                .context("loading the conversation content")?,
+        );
+        App::build_parts(settings, content.clone(), content).await
     }
 
     /// As [`App::build`], with the bot's words from `responder` instead of the intents
@@ -141,6 +145,18 @@ impl App {
     pub async fn build_with(
         settings: Settings,
         responder: Arc<dyn Responder>,
+    ) -> anyhow::Result<App> {
+        let content = Arc::new(
+            crate::content::Content::load(&settings.intents)
+                .context("loading the conversation content")?,
+        );
+        App::build_parts(settings, responder, content).await
+    }
+
+    async fn build_parts(
+        settings: Settings,
+        responder: Arc<dyn Responder>,
+        content: Arc<crate::content::Content>,
     ) -> anyhow::Result<App> {
         let engine = TriageEngine::load(&settings.rules, &settings.intents)
             .context("loading the triage rules")?;
@@ -201,6 +217,7 @@ impl App {
                 queue,
                 audit,
                 keyring,
+                content,
             },
             shutdown,
             retention,
@@ -373,6 +390,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/chat", get(crate::gateway::chat_ws))
         .route("/ws/counselor", get(crate::gateway::counselor_ws))
         .merge(crate::api::routes())
+        .merge(crate::web::routes())
         .with_state(state)
 }
 

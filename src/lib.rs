@@ -23,6 +23,7 @@
 //! | staff accounts, sessions | [`auth`] | argon2id, tokens stored as hashes |
 //! | audit log | [`audit`] | actor; append-only, hash-chained, recorded before serving |
 //! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
+//! | web pages (widget, console, supervisor) | [`web`] | static assets embedded in the binary; staff content endpoints |
 //!
 //! Arrows point inward: the CLI and the gateway use the core (triage, conversation) and
 //! the actors (queue, store); the core
@@ -46,6 +47,7 @@ pub mod retention;
 pub mod store;
 pub mod transcript;
 pub mod triage;
+pub mod web;
 
 /// Paths of the shipped data files, relative to the working directory.
 pub mod defaults {

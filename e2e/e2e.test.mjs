@@ -1,0 +1,411 @@
+// ieum's pages in a real browser: playwright-core driving Debian's /usr/bin/chromium
+// (Playwright's own browser download cannot work on our machines; playwright-core brings
+// no browser and drives any Chromium through the DevTools protocol).
+//
+//   IEUM_BIN=target/debug/ieum node --test e2e/e2e.test.mjs
+//
+// Builds nothing: it is given the binary. It creates staff accounts with `ieum staff add`
+// (before serving: sled allows one process), starts `ieum serve` on a free port with a
+// temporary data directory, and always stops it at the end. Screenshots go to
+// artifacts/e2e/ (IEUM_SCREENSHOTS_TO=docs also writes the README's docs/*.png).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.resolve(ROOT, process.env.IEUM_BIN || 'target/debug/ieum');
+const CHROMIUM = process.env.IEUM_CHROMIUM || '/usr/bin/chromium';
+const ART = path.join(ROOT, 'artifacts', 'e2e');
+const DOCS = process.env.IEUM_SCREENSHOTS_TO ? path.resolve(ROOT, process.env.IEUM_SCREENSHOTS_TO) : null;
+const PASSWORD = 'a long password for e2e';
+const STEP = 15_000; // the longest any single wait may take
+
+let server;
+let serverLog = '';
+let dataDir;
+let base;
+let browser;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function staffAdd(name, role) {
+  const r = spawnSync(BIN, ['staff', 'add', name, '--role', role, '--data-dir', dataDir], {
+    input: PASSWORD + '\n',
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 0, `ieum staff add ${name}: ${r.stderr}`);
+}
+
+async function waitHealthy(url, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch { /* not up yet */ }
+    if (server.exitCode !== null) throw new Error(`ieum serve exited ${server.exitCode}:\n${serverLog}`);
+    if (Date.now() > end) throw new Error(`ieum serve not healthy after ${ms} ms:\n${serverLog}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function stopServer() {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    server.kill('SIGTERM');
+    const s = server;
+    setTimeout(() => { if (s.exitCode === null) s.kill('SIGKILL'); }, 5_000).unref();
+  }
+}
+process.on('exit', () => { if (server && server.exitCode === null) server.kill('SIGKILL'); });
+
+async function shot(page, name, opts = {}) {
+  fs.mkdirSync(ART, { recursive: true });
+  const file = path.join(ART, `${name}.png`);
+  await page.screenshot({ path: file, ...opts });
+  if (DOCS && ['widget', 'console', 'supervisor'].includes(name)) {
+    fs.mkdirSync(DOCS, { recursive: true });
+    fs.copyFileSync(file, path.join(DOCS, `${name}.png`));
+  }
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(BIN), `no ieum binary at ${BIN} (cargo build first)`);
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ieum-e2e-'));
+  staffAdd('kim', 'counselor');
+  staffAdd('boss', 'supervisor');
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(BIN, [
+    'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
+    '--rules', path.join(ROOT, 'escalation-rules.toml'), '--intents', path.join(ROOT, 'intents'),
+  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout.on('data', (d) => { serverLog += d; });
+  server.stderr.on('data', (d) => { serverLog += d; });
+  await waitHealthy(`${base}/healthz`, 20_000);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+});
+
+after(async () => {
+  try { if (browser) await browser.close(); } catch { /* already gone */ }
+  stopServer();
+  if (server && server.exitCode === null) {
+    await new Promise((r) => { server.once('exit', r); setTimeout(r, 6_000).unref(); });
+  }
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function newPage(viewport) {
+  const context = await browser.newContext({ viewport, locale: 'ko-KR', timezoneId: 'Asia/Seoul' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    // A 401 from /api/me before logging in is expected.
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(m.text());
+  });
+  return { context, page, errors };
+}
+
+async function staffLogin(page, pathName, user) {
+  await page.goto(base + pathName);
+  await page.getByLabel('아이디').fill(user);
+  await page.getByLabel('비밀번호').fill(PASSWORD);
+  await page.getByRole('button', { name: '로그인' }).click();
+  await page.locator('#app').waitFor({ state: 'visible' });
+}
+
+/** Opens the widget on the demo page and waits for the greeting. */
+async function openWidget(page) {
+  await page.goto(base + '/');
+  await page.getByRole('button', { name: /이음 채팅 열기/ }).click();
+  await page.locator('.msg.bot.greeting').waitFor();
+  await page.waitForFunction(() => window.IeumWidget.state().connected);
+}
+
+async function say(page, text) {
+  const box = page.getByLabel('메시지 입력');
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+async function allSaved(page, n) {
+  await page.waitForFunction((n) => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    const mine = root.querySelectorAll('li.me');
+    return mine.length === n && Array.from(mine).every((li) => li.dataset.state === 'saved');
+  }, n, { timeout: STEP });
+}
+
+async function myMessages(page) {
+  return page.evaluate(() => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    return Array.from(root.querySelectorAll('li.me')).map((li) => ({
+      text: li.querySelector('.bubble').textContent,
+      seq: Number(li.dataset.seq),
+      state: li.dataset.state,
+    }));
+  });
+}
+
+let story = {};
+
+test('the story: citizen → triage → counselor → reply → supervisor replay', { timeout: 90_000 }, async () => {
+  const citizen = await newPage({ width: 360, height: 740 });
+  const cp = citizen.page;
+  await openWidget(cp);
+
+  // The emergency strip is always there, with tap-to-call links.
+  assert.equal(await cp.getByRole('link', { name: /109/ }).first().getAttribute('href'), 'tel:109');
+  assert.equal(await cp.getByRole('link', { name: /119/ }).first().getAttribute('href'), 'tel:119');
+
+  const risky = '요즘 너무 힘들어서 죽고 싶어요';
+  await say(cp, risky);
+  await allSaved(cp, 1);
+  // Safety reply with resource cards (tap-to-call), then the queue status.
+  await cp.locator('.msg.bot .card-call[href="tel:109"]').first().waitFor();
+  await cp.locator('.queue .queue-pos').waitFor();
+  const queueText = await cp.locator('.queue').textContent();
+  assert.match(queueText, /대기/);
+  const conv = (await cp.evaluate(() => window.IeumWidget.state())).conversationId;
+  assert.ok(conv);
+
+  // A counselor logs in and sees it at the top of the queue with the rule named.
+  const counselor = await newPage({ width: 1280, height: 1000 });
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'kim');
+  const top = kp.locator('#queue > li').first();
+  await top.waitFor();
+  assert.equal(await top.getAttribute('data-id'), conv);
+  assert.match(await top.locator('.rules').textContent(), /ideation/);
+  assert.match(await top.locator('.badge').first().textContent(), /높음|긴급/);
+  assert.ok(await top.locator('mark.hit').count() > 0, 'the triggering words are highlighted');
+  await top.getByRole('button', { name: /맡기/ }).click();
+
+  // Claimed: a tab with the transcript, the triggering words highlighted, the rule named.
+  const panel = kp.locator(`#panel-${conv}`);
+  await panel.locator('.ev-citizen mark.hit').first().waitFor();
+  const hit = await panel.locator('.ev-citizen mark.hit').first().textContent();
+  assert.ok(risky.includes(hit) && hit.length > 0, `highlight "${hit}" is part of the message`);
+  assert.match(await panel.locator('.ev-citizen .rules').first().textContent(), /ideation/);
+  // Canned snippets and resources came from the data files.
+  assert.ok(await panel.locator('select.canned option').count() > 0);
+  assert.ok(await panel.locator('select.res option').count() > 0);
+
+  // The citizen is told a counselor joined.
+  await cp.locator('.notice.joined').waitFor();
+
+  const reply = '안녕하세요, 상담사예요. 이야기해 줘서 고마워요. 지금 어떤 마음인지 더 들려줄 수 있어요?';
+  await panel.getByLabel('답장').fill(reply);
+  await panel.getByLabel('답장').press('Enter');
+  await panel.locator('.ev-counselor').waitFor();
+
+  // The citizen sees the counselor, styled apart from the bot.
+  await cp.locator('.msg.counselor .bubble', { hasText: '상담사예요' }).waitFor();
+  await say(cp, '고마워요. 조금 이야기하고 싶어요');
+  await allSaved(cp, 2);
+  await panel.locator('.ev-citizen', { hasText: '조금 이야기하고 싶어요' }).waitFor();
+
+  // An imminent arrival raises a visual alert and a beep on the console.
+  const second = await newPage({ width: 390, height: 800 });
+  await openWidget(second.page);
+  await say(second.page, '유서를 써 놨어요');
+  await kp.locator('#alert').waitFor({ state: 'visible' });
+  const urgentTop = kp.locator('#queue > li').first();
+  await urgentTop.locator('.badge.level-imminent').waitFor();
+  assert.match(await urgentTop.locator('.rules').textContent(), /farewell/);
+  assert.ok(await kp.evaluate(() => window.__ieumBeeps || 0) >= 1, 'a Web Audio beep');
+
+  await shot(cp, 'widget');
+  await kp.evaluate(() => document.querySelectorAll('.transcript').forEach((t) => { t.scrollTop = 0; }));
+  await shot(kp, 'console');
+
+  // The supervisor replays it: both sides and the triage annotation.
+  const sup = await newPage({ width: 1280, height: 900 });
+  const sp = sup.page;
+  await staffLogin(sp, '/supervisor', 'boss');
+  const row = sp.locator(`#conv-table tr[data-id="${conv}"]`);
+  await row.waitFor();
+  await row.getByRole('button', { name: /다시 보기/ }).click();
+  const timeline = sp.locator('#timeline');
+  await timeline.locator('.ev-citizen mark.hit').first().waitFor();
+  assert.match(await timeline.locator('.ev-citizen .rules').first().textContent(), /ideation/);
+  assert.match(await timeline.locator('.ev-counselor').first().textContent(), /상담사예요/);
+  assert.match(await timeline.textContent(), /상담사 kim 참여/);
+  assert.match(await timeline.textContent(), /대기열/);
+
+  // Step through with the keyboard, then play at 20×.
+  const total = await timeline.locator('> li').count();
+  await timeline.focus();
+  await sp.keyboard.press('ArrowLeft');
+  assert.equal(await timeline.locator('> li:visible').count(), total - 1);
+  await sp.keyboard.press('Home');
+  assert.equal(await timeline.locator('> li:visible').count(), 0);
+  await sp.keyboard.press('ArrowRight');
+  assert.equal(await timeline.locator('> li:visible').count(), 1);
+  await sp.getByRole('radio', { name: '20×' }).click();
+  await sp.locator('#play').click();
+  await sp.waitForFunction((n) => document.querySelectorAll('#timeline > li:not([hidden])').length === n, total, { timeout: STEP });
+
+  // Export links point at the redacting endpoint (another branch adds it: 404 tolerated).
+  const href = await sp.locator('#export-json').getAttribute('href');
+  assert.equal(href, `/api/conversations/${conv}/export?format=json`);
+  const exp = await sp.request.get(base + href);
+  assert.ok([200, 404].includes(exp.status()), `export: ${exp.status()}`);
+  story.exportStatus = exp.status();
+
+  await sp.evaluate(() => { window.scrollTo(0, 0); document.getElementById('timeline').scrollTop = 0; });
+  await shot(sp, 'supervisor');
+
+  // Live board and audit log.
+  await sp.getByRole('button', { name: '실시간 현황' }).click();
+  await sp.locator('#level-table tbody tr').first().waitFor();
+  await sp.getByRole('button', { name: '감사 기록' }).click();
+  await sp.locator('#audit-table tbody tr', { hasText: 'read_transcript' }).first().waitFor();
+
+  // The counselor closes with an outcome; the citizen may rate 1–5.
+  await panel.getByLabel('종료 결과').selectOption('resolved');
+  await panel.getByRole('button', { name: '대화 종료' }).click();
+  await panel.locator('.conv-ended').waitFor({ state: 'visible' });
+  await cp.locator('.notice.closed').waitFor();
+  await cp.getByRole('button', { name: '5점' }).click();
+  await cp.locator('.rating').waitFor({ state: 'hidden' });
+  let meta = null;
+  for (const end = Date.now() + STEP; Date.now() < end;) {
+    meta = (await (await sp.request.get(`${base}/api/conversations/${conv}`)).json()).conversation;
+    if (meta.rating === 5) break;
+    await sp.waitForTimeout(100);
+  }
+  assert.equal(meta.outcome, 'resolved');
+  assert.equal(meta.rating, 5, JSON.stringify(meta));
+
+  for (const p of [citizen, counselor, sup, second]) {
+    assert.deepEqual(p.errors, [], 'no script errors');
+    await p.context.close();
+  }
+});
+
+test('a dropped connection loses nothing and doubles nothing', { timeout: 90_000 }, async () => {
+  const citizen = await newPage({ width: 390, height: 800 });
+  const { page, context } = citizen;
+  await openWidget(page);
+  const sent = [];
+  const talk = async (text) => { sent.push(text); await say(page, text); };
+
+  await talk('안녕하세요');
+  await allSaved(page, 1);
+
+  // The network goes away: the widget says so, and keeps what is typed.
+  await context.setOffline(true);
+  await page.evaluate(() => window.IeumWidget.dropConnection());
+  await page.locator('.banner').waitFor({ state: 'visible' });
+  await talk('요즘 잠이 잘 안 와요');
+  await talk('밤에 혼자 있으면 외로워요');
+  const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('ieum:widget:' + location.origin)));
+  assert.equal(stored.pending.length, 2, 'unsent messages are kept in sessionStorage');
+  await context.setOffline(false);
+  await allSaved(page, 3);
+  await page.locator('.banner').waitFor({ state: 'hidden' });
+
+  // The socket drops right after a message went out (its ack may be lost): after the
+  // resume, the server's replay or a re-send saves it, exactly once.
+  sent.push('친구가 별로 없어요');
+  await page.evaluate((text) => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    root.getElementById('ieum-input').value = text;
+    root.querySelector('form.compose').requestSubmit();
+    window.IeumWidget.dropConnection();
+  }, sent[sent.length - 1]);
+  await allSaved(page, 4);
+
+  // A reload of the page resumes the same conversation and renders it once.
+  await page.reload();
+  await page.locator('.msg.bot.greeting').waitFor();
+  await allSaved(page, 4);
+  await talk('고마워요');
+  await allSaved(page, 5);
+
+  const mine = await myMessages(page);
+  assert.deepEqual(mine.map((m) => m.text), sent, 'every message once, in order');
+  const seqs = await page.evaluate(() => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    return Array.from(root.querySelectorAll('[data-seq]')).map((n) => Number(n.dataset.seq));
+  });
+  assert.equal(new Set(seqs).size, seqs.length, `no seq rendered twice: ${seqs}`);
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'rendered in seq order');
+
+  // The server's transcript, read as the supervisor, holds each message exactly once.
+  const conv = (await page.evaluate(() => window.IeumWidget.state())).conversationId;
+  const sup = await newPage({ width: 1280, height: 900 });
+  await staffLogin(sup.page, '/supervisor', 'boss');
+  const t = await (await sup.page.request.get(`${base}/api/conversations/${conv}`)).json();
+  const texts = t.events.filter((e) => e.type === 'citizen').map((e) => e.text);
+  assert.deepEqual(texts, sent, 'the server stored every message exactly once');
+
+  assert.deepEqual(citizen.errors.filter((e) => !/WebSocket|ERR_INTERNET_DISCONNECTED/.test(e)), []);
+  await context.close();
+  await sup.context.close();
+});
+
+test('errors in plain words, the text kept; English one tap away; end and forget', { timeout: 90_000 }, async () => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 });
+  await openWidget(page);
+
+  // Too long: the server refuses it; the text goes back into the box.
+  const long = '가'.repeat(2001);
+  await say(page, long);
+  await page.waitForFunction(() => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    return root.getElementById('ieum-input').value.length === 2001 && !root.querySelector('li.me');
+  });
+  assert.equal(await page.getByLabel('메시지 입력').inputValue(), long);
+  assert.match(await page.locator('.counter').textContent(), /초과/);
+  await page.getByLabel('메시지 입력').fill('');
+
+  // English.
+  await page.getByRole('button', { name: 'Switch to English' }).click();
+  await page.getByRole('link', { name: /109 Suicide prevention/ }).waitFor();
+  await page.locator('.actions').getByRole('button', { name: 'Talk to a counselor' }).waitFor();
+  await shot(page, 'widget-en');
+  await page.getByRole('button', { name: '한국어로 바꾸기' }).click();
+
+  // Ask for a human at any time: the queue status shows.
+  await page.locator('.actions').getByRole('button', { name: '상담사와 이야기하기' }).click();
+  await page.locator('.queue .queue-pos').waitFor();
+
+  // End and forget: close is sent, sessionStorage cleared, the panel reset.
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: '대화 종료 및 기록 지우기' }).click();
+  await page.getByRole('button', { name: '새 대화 시작하기' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('ieum:widget:' + location.origin)), null);
+  assert.equal(await page.locator('li.msg').count(), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

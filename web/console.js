@@ -1,0 +1,462 @@
+/*
+ * ieum counselor console: the live queue from /ws/counselor (hello, queue, alert), one tab
+ * per claimed conversation, canned snippets and resources, transfer and close.
+ */
+(function () {
+  'use strict';
+  var S = window.IeumStaff;
+  var t = S.t;
+  var el = S.el;
+
+  S.addStrings({
+    ko: {
+      skip: '본문으로 건너뛰기', consoleTitle: '이음 상담사 콘솔', queueTitle: '대기열',
+      queueEmpty: '기다리는 대화가 없어요.', workTitle: '내 대화',
+      noTabs: '대기열에서 대화를 맡으면 여기에 열려요. 최대 3개까지 동시에 맡을 수 있어요.',
+      connected: '● 연결됨', disconnected: '○ 연결 끊김 · 다시 연결 중',
+      claim: '맡기', claimLabel: function (lvl, w) { return '이 대화 맡기: 위험도 ' + lvl + ', ' + w + ' 기다림'; },
+      waiting: '기다린 시간', target: function (s) { return '목표 ' + s; }, breached: '목표 초과',
+      urgent: '긴급', count: function (n) { return '(' + n + ')'; },
+      alert: function (lvl) { return '⚠ 긴급 대화가 들어왔어요 (' + lvl + '). 대기열 맨 위를 확인하세요.'; },
+      dismiss: '알림 닫기',
+      reply: '답장', send: '보내기', replyPh: '답장을 적으세요 (Enter: 보내기, Shift+Enter: 줄바꿈)',
+      canned: '상용 문구', insert: '넣기', resources: '기관 안내',
+      transferTo: '넘길 상담사 아이디', transfer: '넘기기', requeue: '대기열로 돌려보내기',
+      outcome: '종료 결과', closeConv: '대화 종료',
+      ended: '이 대화는 더 이상 내 담당이 아니에요 (종료 또는 넘김).', closeTab: '탭 닫기',
+      errors: {
+        not_yours: '내가 맡은 대화가 아니에요.', not_waiting: '이미 다른 상담사가 맡았거나 대기 중이 아니에요.',
+        at_capacity: '동시에 3개까지만 맡을 수 있어요.', conversation_closed: '이미 끝난 대화예요.',
+        gone: '대화를 찾을 수 없어요.'
+      }
+    },
+    en: {
+      skip: 'Skip to content', consoleTitle: 'ieum counselor console', queueTitle: 'Queue',
+      queueEmpty: 'Nobody is waiting.', workTitle: 'My conversations',
+      noTabs: 'Claim a conversation from the queue to open it here. You can hold up to 3 at once.',
+      connected: '● connected', disconnected: '○ disconnected · reconnecting',
+      claim: 'Claim', claimLabel: function (lvl, w) { return 'Claim this conversation: level ' + lvl + ', waiting ' + w; },
+      waiting: 'Waiting', target: function (s) { return 'target ' + s; }, breached: 'past target',
+      urgent: 'urgent', count: function (n) { return '(' + n + ')'; },
+      alert: function (lvl) { return '⚠ An urgent conversation arrived (' + lvl + '). Check the top of the queue.'; },
+      dismiss: 'Dismiss',
+      reply: 'Reply', send: 'Send', replyPh: 'Write a reply (Enter: send, Shift+Enter: new line)',
+      canned: 'Canned response', insert: 'Insert', resources: 'Resource',
+      transferTo: 'Counselor to transfer to', transfer: 'Transfer', requeue: 'Back to the queue',
+      outcome: 'Outcome', closeConv: 'Close conversation',
+      ended: 'This conversation is no longer yours (closed or transferred).', closeTab: 'Close tab',
+      errors: {
+        not_yours: 'This conversation is not yours.', not_waiting: 'Someone else took it, or it is not waiting.',
+        at_capacity: 'You can hold at most 3 conversations.', conversation_closed: 'The conversation has ended.',
+        gone: 'The conversation cannot be found.'
+      }
+    }
+  });
+
+  var ws = null;
+  var attempt = 0;
+  var queue = [];
+  var queueAt = Date.now();
+  var convs = {};      // id -> {id, level, events:{seq:ev}, tab, panel, ended}
+  var order = [];      // tab order
+  var active = null;
+  var canned = [];
+  var resources = [];
+
+  var $ = function (id) { return document.getElementById(id); };
+
+  S.session('counselor', function () {
+    loadTools();
+    connect();
+    setInterval(tick, 1000);
+  });
+  S.onLang(function () {
+    renderQueue();
+    order.forEach(function (id) { labelPanel(convs[id]); relabelTab(convs[id]); rerender(convs[id]); });
+    setConn(ws && ws.readyState === 1);
+  });
+
+  function loadTools() {
+    S.api('/api/content/canned').then(function (b) { canned = b.canned || []; fillTools(); }, function () { /* tools optional */ });
+    S.api('/api/content/resources').then(function (b) { resources = b.resources || []; fillTools(); }, function () { /* optional */ });
+  }
+
+  function setConn(ok) {
+    var c = $('conn');
+    c.textContent = ok ? t('connected') : t('disconnected');
+    c.className = 'conn ' + (ok ? 'ok' : 'down');
+  }
+
+  function connect() {
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/counselor';
+    var sock = new WebSocket(url);
+    ws = sock;
+    sock.onopen = function () { attempt = 0; setConn(true); };
+    sock.onmessage = function (ev) {
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      onFrame(f);
+    };
+    sock.onclose = function () {
+      if (ws !== sock) return;
+      setConn(false);
+      var delay = Math.min(10000, 500 * Math.pow(2, attempt++));
+      setTimeout(function () {
+        // A logged-out or expired session cannot reconnect: back to the login form.
+        S.api('/api/me').then(connect, function (e) { if (e.status === 401) location.reload(); else connect(); });
+      }, delay);
+    };
+  }
+
+  function send(obj) {
+    if (!ws || ws.readyState !== 1) { toast(t('disconnected')); return false; }
+    ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+      case 'hello':
+        // Reopen the tabs of conversations we still hold.
+        (f.held || []).forEach(function (id) { send({ type: 'claim', conversation_id: id }); });
+        break;
+      case 'queue':
+        queue = f.entries || [];
+        queueAt = Date.now();
+        renderQueue();
+        break;
+      case 'alert':
+        showAlert(f.entry);
+        break;
+      case 'claimed':
+        openConv(f.conversation_id, f.level, f.events || []);
+        break;
+      case 'event':
+        addEvent(f.conversation_id, f.event);
+        break;
+      case 'released':
+        markEnded(f.conversation_id);
+        break;
+      case 'error':
+        toast((t('errors') || {})[f.code] || f.message || t('error'), true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- queue ----
+  function waited(entry) { return entry.waiting_secs + Math.floor((Date.now() - queueAt) / 1000); }
+  function isBreached(entry) {
+    return entry.breached || (entry.wait_target_secs != null && waited(entry) > entry.wait_target_secs);
+  }
+
+  function renderQueue() {
+    var list = $('queue');
+    list.textContent = '';
+    $('queue-count').textContent = t('count')(queue.length);
+    $('queue-empty').hidden = queue.length > 0;
+    queue.forEach(function (e) {
+      var li = el('li', 'q-item level-' + e.level + (e.urgent ? ' urgent' : ''));
+      li.dataset.id = e.conversation_id;
+      var top = el('div', 'q-top');
+      top.appendChild(S.badge(e.level));
+      if (e.urgent && e.level !== 'imminent') top.appendChild(el('span', 'badge urgent-badge', t('urgent')));
+      var w = el('span', 'q-wait');
+      top.appendChild(w);
+      if (e.wait_target_secs != null) top.appendChild(el('span', 'q-target', t('target')(S.fmtDuration(e.wait_target_secs))));
+      var br = el('span', 'q-breach', t('breached'));
+      top.appendChild(br);
+      li.appendChild(top);
+      var lines = el('ul', 'q-lines');
+      (e.first_lines || []).forEach(function (line, i) {
+        var l = el('li');
+        l.appendChild(S.highlighted(line, (e.spans || [])[i] || []));
+        lines.appendChild(l);
+      });
+      li.appendChild(lines);
+      if (e.rules && e.rules.length) {
+        var rules = el('ul', 'rules');
+        rules.setAttribute('aria-label', t('rules'));
+        e.rules.forEach(function (r) { rules.appendChild(el('li', 'rule', r)); });
+        li.appendChild(rules);
+      }
+      var claim = el('button', 'claim', t('claim'));
+      claim.type = 'button';
+      claim.addEventListener('click', function () { send({ type: 'claim', conversation_id: e.conversation_id }); });
+      li.appendChild(claim);
+      li._entry = e;
+      li._wait = w;
+      li._breach = br;
+      li._claim = claim;
+      list.appendChild(li);
+    });
+    tick();
+  }
+
+  function tick() {
+    Array.prototype.forEach.call($('queue').children, function (li) {
+      var e = li._entry;
+      if (!e) return;
+      var secs = waited(e);
+      li._wait.textContent = t('waiting') + ' ' + S.fmtDuration(secs);
+      var b = isBreached(e);
+      li.classList.toggle('breached', b);
+      li._breach.hidden = !b;
+      li._claim.setAttribute('aria-label', t('claimLabel')(S.levelName(e.level), S.fmtDuration(secs)));
+    });
+  }
+
+  function showAlert(entry) {
+    var a = $('alert');
+    a.textContent = '';
+    a.appendChild(el('span', null, t('alert')(S.levelName(entry.level))));
+    var d = el('button', 'dismiss', t('dismiss'));
+    d.type = 'button';
+    d.addEventListener('click', function () { a.hidden = true; document.body.classList.remove('alerting'); });
+    a.appendChild(d);
+    a.hidden = false;
+    document.body.classList.add('alerting');
+    S.beep();
+  }
+
+  var toastTimer = null;
+  function toast(text, bad) {
+    var n = $('toast');
+    n.textContent = text;
+    n.className = 'toast' + (bad ? ' bad' : '');
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { n.textContent = ''; }, 8000);
+  }
+
+  // ---- conversations ----
+  function openConv(id, level, events) {
+    var c = convs[id];
+    if (!c) {
+      c = { id: id, level: level, events: {}, ended: false };
+      convs[id] = c;
+      order.push(id);
+      c.tab = el('button', 'tab');
+      c.tab.type = 'button';
+      c.tab.id = 'tab-' + id;
+      c.tab.setAttribute('role', 'tab');
+      c.tab.setAttribute('aria-controls', 'panel-' + id);
+      c.tab.addEventListener('click', function () { activate(id); });
+      c.tab.addEventListener('keydown', tabKeys);
+      $('tabs').appendChild(c.tab);
+      c.panel = $('conv-template').content.firstElementChild.cloneNode(true);
+      c.panel.id = 'panel-' + id;
+      c.panel.setAttribute('aria-labelledby', 'tab-' + id);
+      $('panels').appendChild(c.panel);
+      wirePanel(c);
+      labelPanel(c);
+      fillTools();
+    }
+    c.level = level;
+    c.ended = false;
+    events.forEach(function (e) { c.events[e.seq] = e; });
+    rerender(c);
+    relabelTab(c);
+    activate(id);
+    $('no-tabs').hidden = true;
+  }
+
+  function relabelTab(c) {
+    c.tab.textContent = '';
+    c.tab.appendChild(S.badge(c.level));
+    c.tab.appendChild(el('span', 'tab-id', ' ' + c.id.slice(0, 8)));
+    if (c.unread) c.tab.appendChild(el('span', 'unread', ' ●'));
+    if (c.ended) c.tab.classList.add('ended');
+  }
+
+  function labelPanel(c) {
+    var p = c.panel;
+    var q = function (s) { return p.querySelector(s); };
+    var uid = c.id;
+    [['.reply-text', '.reply-label', 'reply'], ['.canned', '.canned-label', 'canned'], ['.res', '.res-label', 'resources'],
+      ['.transfer-to', '.transfer-label', 'transferTo'], ['.outcome', '.outcome-label', 'outcome']].forEach(function (x) {
+      var input = q(x[0]);
+      input.id = x[0].slice(1) + '-' + uid;
+      q(x[1]).htmlFor = input.id;
+      q(x[1]).textContent = t(x[2]);
+    });
+    q('.reply-text').placeholder = t('replyPh');
+    q('.reply-send').textContent = t('send');
+    q('.canned-insert').textContent = t('insert');
+    q('.res-insert').textContent = t('insert');
+    q('.transfer').textContent = t('transfer');
+    q('.requeue').textContent = t('requeue');
+    q('.close-conv').textContent = t('closeConv');
+    Array.prototype.forEach.call(q('.outcome').options, function (o) { o.textContent = S.outcomeName(o.value); });
+    q('.conv-id').textContent = c.id;
+    q('.transcript').setAttribute('aria-label', S.levelName(c.level) + ' ' + c.id.slice(0, 8));
+    var ended = q('.conv-ended');
+    ended.textContent = t('ended');
+    fillTools();
+  }
+
+  function fillTools() {
+    order.forEach(function (id) {
+      var p = convs[id].panel;
+      var cs = p.querySelector('.canned');
+      var keep = cs.value;
+      cs.textContent = '';
+      canned.forEach(function (c) {
+        var text = S.lang() === 'en' ? c.en : c.ko;
+        var o = el('option', null, text.length > 60 ? text.slice(0, 58) + '…' : text);
+        o.value = c.id;
+        cs.appendChild(o);
+      });
+      if (keep) cs.value = keep;
+      var rs = p.querySelector('.res');
+      keep = rs.value;
+      rs.textContent = '';
+      resources.forEach(function (r) {
+        var o = el('option', null, (S.lang() === 'en' ? r.name_en : r.name_ko) + (r.phone ? ' · ' + r.phone : ''));
+        o.value = r.id;
+        rs.appendChild(o);
+      });
+      if (keep) rs.value = keep;
+    });
+  }
+
+  function insertText(c, text) {
+    var ta = c.panel.querySelector('.reply-text');
+    var s = ta.selectionStart != null ? ta.selectionStart : ta.value.length;
+    var e = ta.selectionEnd != null ? ta.selectionEnd : ta.value.length;
+    ta.value = ta.value.slice(0, s) + text + ta.value.slice(e);
+    ta.focus();
+    ta.selectionStart = ta.selectionEnd = s + text.length;
+  }
+
+  function wirePanel(c) {
+    var p = c.panel;
+    var q = function (s) { return p.querySelector(s); };
+    var form = q('.reply');
+    var ta = q('.reply-text');
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var text = ta.value;
+      if (!text.trim() || c.ended) return;
+      if (send({ type: 'message', conversation_id: c.id, text: text })) ta.value = '';
+    });
+    ta.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    q('.canned-insert').addEventListener('click', function () {
+      var id = q('.canned').value;
+      var item = canned.filter(function (x) { return x.id === id; })[0];
+      if (item) insertText(c, S.lang() === 'en' ? item.en : item.ko);
+    });
+    q('.res-insert').addEventListener('click', function () {
+      var id = q('.res').value;
+      var r = resources.filter(function (x) { return x.id === id; })[0];
+      if (!r) return;
+      var en = S.lang() === 'en';
+      var text = (en ? r.name_en : r.name_ko) + (r.phone ? ' ☎ ' + r.phone : '') +
+        (r.then_press ? (en ? ' (then press ' + r.then_press + ')' : ' (연결 후 ' + r.then_press + '번)') : '') +
+        (r.hours ? ' · ' + r.hours : '') + (r.url ? ' · ' + r.url : '');
+      insertText(c, text);
+    });
+    q('.transfer').addEventListener('click', function () {
+      var to = q('.transfer-to').value.trim();
+      if (to) send({ type: 'transfer', conversation_id: c.id, to: to });
+    });
+    q('.requeue').addEventListener('click', function () { send({ type: 'transfer', conversation_id: c.id }); });
+    q('.close-conv').addEventListener('click', function () {
+      send({ type: 'close', conversation_id: c.id, outcome: q('.outcome').value });
+    });
+  }
+
+  function rerender(c) {
+    var list = c.panel.querySelector('.transcript');
+    list.textContent = '';
+    Object.keys(c.events).map(Number).sort(function (a, b) { return a - b; }).forEach(function (seq) {
+      list.appendChild(S.renderEvent(c.events[seq]));
+    });
+    list.scrollTop = list.scrollHeight;
+    setEnded(c);
+  }
+
+  function addEvent(id, e) {
+    var c = convs[id];
+    if (!c || c.events[e.seq]) return;
+    c.events[e.seq] = e;
+    if (e.type === 'citizen' && e.triage && e.triage.conversation_level) c.level = e.triage.conversation_level;
+    var list = c.panel.querySelector('.transcript');
+    var li = S.renderEvent(e);
+    // Keep seq order even if events arrive out of order.
+    var after = null;
+    Array.prototype.some.call(list.children, function (n) {
+      if (Number(n.dataset.seq) > e.seq) { after = n; return true; }
+      return false;
+    });
+    list.insertBefore(li, after);
+    list.scrollTop = list.scrollHeight;
+    if (active !== id) c.unread = true;
+    relabelTab(c);
+  }
+
+  function setEnded(c) {
+    var p = c.panel;
+    p.querySelector('.conv-ended').hidden = !c.ended;
+    Array.prototype.forEach.call(p.querySelectorAll('.reply textarea, .reply button, .tools button, .tools select, .tools input'), function (n) {
+      n.disabled = c.ended;
+    });
+    var head = p.querySelector('.conv-head');
+    var x = head.querySelector('.close-tab');
+    if (c.ended && !x) {
+      x = el('button', 'close-tab', t('closeTab'));
+      x.type = 'button';
+      x.addEventListener('click', function () { dropTab(c.id); });
+      head.appendChild(x);
+    }
+  }
+
+  function markEnded(id) {
+    var c = convs[id];
+    if (!c) return;
+    c.ended = true;
+    setEnded(c);
+    relabelTab(c);
+  }
+
+  function dropTab(id) {
+    var c = convs[id];
+    if (!c) return;
+    c.tab.remove();
+    c.panel.remove();
+    delete convs[id];
+    order = order.filter(function (x) { return x !== id; });
+    $('no-tabs').hidden = order.length > 0;
+    if (active === id) { active = null; if (order.length) activate(order[order.length - 1]); }
+  }
+
+  function activate(id) {
+    active = id;
+    order.forEach(function (x) {
+      var c = convs[x];
+      var on = x === id;
+      c.tab.setAttribute('aria-selected', on ? 'true' : 'false');
+      c.tab.tabIndex = on ? 0 : -1;
+      c.panel.hidden = !on;
+      if (on) { c.unread = false; relabelTab(c); }
+    });
+  }
+
+  function tabKeys(e) {
+    var i = order.indexOf(active);
+    if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+      e.preventDefault();
+      var n = order[(i + (e.key === 'ArrowRight' ? 1 : order.length - 1)) % order.length];
+      activate(n);
+      convs[n].tab.focus();
+    }
+  }
+
+  // Test and debugging hook.
+  window.IeumConsole = { convs: function () { return Object.keys(convs); } };
+})();

@@ -1,0 +1,331 @@
+/*
+ * ieum supervisor pages: conversation list with filters, replay (step or play at 1×/5×/20×),
+ * export links (server-side redaction), the live board (GET /api/queue every 2 s) and the
+ * audit log. Every transcript read is audited by the server before it is served.
+ */
+(function () {
+  'use strict';
+  var S = window.IeumStaff;
+  var t = S.t;
+  var el = S.el;
+
+  S.addStrings({
+    ko: {
+      skip: '본문으로 건너뛰기', supTitle: '이음 관리자', navLabel: '관리 메뉴',
+      navList: '대화 기록', navBoard: '실시간 현황', navAudit: '감사 기록',
+      listTitle: '대화 기록', from: '시작일', to: '종료일', minLevel: '최소 위험도', state: '상태',
+      counselor: '상담사', search: '검색', any: '전체',
+      lvLow: '낮음 이상', lvMedium: '중간 이상', lvHigh: '높음 이상', lvImminent: '긴급',
+      stBot: '챗봇', stScreening: '선별 질문', stQueued: '대기', stWith: '상담 중', stClosed: '종료',
+      colCreated: '시작', colLevel: '위험도', colState: '상태', colCounselor: '상담사', colOutcome: '결과',
+      colRating: '만족도', colEvents: '기록 수', colActions: '동작', listEmpty: '조건에 맞는 대화가 없어요.',
+      replay: '다시 보기', replayLabel: function (id) { return '대화 ' + id + ' 다시 보기'; },
+      replayTitle: '대화 다시 보기', back: '← 목록으로', export: '내보내기 (식별 번호 가림)',
+      exportJson: 'JSON 내려받기', exportCsv: 'CSV 내려받기', player: '재생 도구',
+      first: '« 처음', prev: '◀ 이전', play: '▶ 재생', pause: '■ 멈춤', next: '다음 ▶', last: '끝 »', speed: '재생 속도',
+      pos: function (i, n) { return i + ' / ' + n + ' 단계'; },
+      keysHint: '키보드: ← → 한 단계, 스페이스 재생/멈춤, Home/End 처음/끝', timeline: '대화 타임라인',
+      mCreated: '시작', mState: '상태', mLevel: '위험도', mCounselors: '상담사', mOutcome: '결과', mRating: '만족도',
+      mWait: '대기 시간', mLang: '언어',
+      boardTitle: '실시간 현황', levelCaption: '위험도별 대기 (목표 대비)', entryCaption: '대기열 (순서대로)',
+      colWaiting: '대기 중', colLongest: '가장 긴 대기', colTarget: '목표', colBreaches: '목표 초과 누적',
+      colWaited: '기다린 시간', colRules: '규칙', colId: '대화',
+      online: function (n) { return '접속한 상담사: ' + n + '명'; },
+      updated: function (s) { return ' · ' + s + ' 갱신'; },
+      auditTitle: '감사 기록', auditHint: '직원의 모든 열람과 로그인이 해시 사슬로 기록돼요. 이 화면을 연 것도 기록됩니다.',
+      colAt: '시각', colActor: '직원', colRole: '역할', colAction: '동작', colRemote: '주소', colHash: '해시',
+      loadFailed: '불러오지 못했어요.', none: '—'
+    },
+    en: {
+      skip: 'Skip to content', supTitle: 'ieum supervisor', navLabel: 'Supervisor menu',
+      navList: 'Conversations', navBoard: 'Live board', navAudit: 'Audit log',
+      listTitle: 'Conversations', from: 'From', to: 'To', minLevel: 'Minimum level', state: 'State',
+      counselor: 'Counselor', search: 'Search', any: 'Any',
+      lvLow: 'low or above', lvMedium: 'medium or above', lvHigh: 'high or above', lvImminent: 'imminent',
+      stBot: 'bot', stScreening: 'screening', stQueued: 'queued', stWith: 'with counselor', stClosed: 'closed',
+      colCreated: 'Started', colLevel: 'Level', colState: 'State', colCounselor: 'Counselor', colOutcome: 'Outcome',
+      colRating: 'Rating', colEvents: 'Events', colActions: 'Actions', listEmpty: 'No conversation matches.',
+      replay: 'Replay', replayLabel: function (id) { return 'Replay conversation ' + id; },
+      replayTitle: 'Replay', back: '← Back to the list', export: 'Export (identifying numbers redacted)',
+      exportJson: 'Download JSON', exportCsv: 'Download CSV', player: 'Player',
+      first: '« First', prev: '◀ Previous', play: '▶ Play', pause: '■ Pause', next: 'Next ▶', last: 'Last »', speed: 'Speed',
+      pos: function (i, n) { return 'step ' + i + ' of ' + n; },
+      keysHint: 'Keys: ← → one step, Space play/pause, Home/End first/last', timeline: 'Timeline',
+      mCreated: 'Started', mState: 'State', mLevel: 'Level', mCounselors: 'Counselors', mOutcome: 'Outcome', mRating: 'Rating',
+      mWait: 'Queue wait', mLang: 'Language',
+      boardTitle: 'Live board', levelCaption: 'Waiting per level (against targets)', entryCaption: 'Queue (in order)',
+      colWaiting: 'Waiting', colLongest: 'Longest wait', colTarget: 'Target', colBreaches: 'Breaches so far',
+      colWaited: 'Waited', colRules: 'Rules', colId: 'Conversation',
+      online: function (n) { return 'Counselors online: ' + n; },
+      updated: function (s) { return ' · updated ' + s; },
+      auditTitle: 'Audit log', auditHint: 'Every staff read and login is recorded in a hash chain, including opening this page.',
+      colAt: 'Time', colActor: 'Staff', colRole: 'Role', colAction: 'Action', colRemote: 'Address', colHash: 'Hash',
+      loadFailed: 'Could not load.', none: '—'
+    }
+  });
+
+  var $ = function (id) { return document.getElementById(id); };
+  var view = 'list';
+  var boardTimer = null;
+  var rows = [];
+  var replay = { id: null, meta: null, events: [], index: 0, playing: false, speed: 1, timer: null };
+
+  S.session('supervisor', function () {
+    $('nav').hidden = false;
+    show('list'); // loads the list (each list read is audited)
+  });
+  S.onLang(function () {
+    renderList();
+    if (replay.id) { renderMeta(); renderTimeline(); }
+    if (view === 'board') loadBoard();
+  });
+
+  function status(text) { $('status').textContent = text || ''; }
+
+  // ---- navigation ----
+  Array.prototype.forEach.call(document.querySelectorAll('#nav button'), function (b) {
+    b.addEventListener('click', function () { show(b.dataset.view); });
+  });
+  function show(v) {
+    view = v;
+    ['list', 'replay', 'board', 'audit'].forEach(function (x) { $('view-' + x).hidden = x !== v; });
+    Array.prototype.forEach.call(document.querySelectorAll('#nav button'), function (b) {
+      if (b.dataset.view === v || (v === 'replay' && b.dataset.view === 'list')) b.setAttribute('aria-current', 'page');
+      else b.removeAttribute('aria-current');
+    });
+    clearInterval(boardTimer);
+    boardTimer = null;
+    if (v !== 'replay') stop();
+    if (v === 'board') { loadBoard(); boardTimer = setInterval(loadBoard, 2000); }
+    if (v === 'audit') loadAudit();
+    if (v === 'list') loadList();
+  }
+
+  // ---- list ----
+  $('filters').addEventListener('submit', function (e) { e.preventDefault(); loadList(); });
+
+  function dayStart(value, plusDays) {
+    if (!value) return null;
+    var p = value.split('-').map(Number);
+    return new Date(p[0], p[1] - 1, p[2] + (plusDays || 0)).getTime();
+  }
+
+  function loadList() {
+    var q = [];
+    var from = dayStart($('f-from').value);
+    var to = dayStart($('f-to').value, 1); // the whole "to" day
+    if (from != null) q.push('from=' + from);
+    if (to != null) q.push('to=' + to);
+    if ($('f-level').value) q.push('min_level=' + encodeURIComponent($('f-level').value));
+    if ($('f-state').value) q.push('state=' + encodeURIComponent($('f-state').value));
+    if ($('f-counselor').value.trim()) q.push('counselor=' + encodeURIComponent($('f-counselor').value.trim()));
+    S.api('/api/conversations' + (q.length ? '?' + q.join('&') : '')).then(function (b) {
+      rows = b.conversations || [];
+      renderList();
+      status('');
+    }, function (e) { status(t('loadFailed') + ' (' + e.code + ')'); });
+  }
+
+  function renderList() {
+    var tb = $('conv-table').querySelector('tbody');
+    tb.textContent = '';
+    $('list-empty').hidden = rows.length > 0;
+    rows.forEach(function (r) {
+      var tr = el('tr', 'level-row-' + r.level);
+      tr.dataset.id = r.id;
+      tr.appendChild(el('td', null, S.fmtTime(r.created_at)));
+      var lv = el('td');
+      lv.appendChild(S.badge(r.level));
+      tr.appendChild(lv);
+      tr.appendChild(el('td', null, S.stateName(r.state)));
+      tr.appendChild(el('td', null, (r.counselors || []).join(', ') || t('none')));
+      tr.appendChild(el('td', null, r.outcome ? S.outcomeName(r.outcome) : t('none')));
+      tr.appendChild(el('td', null, r.rating != null ? r.rating + ' / 5' : t('none')));
+      tr.appendChild(el('td', 'num', String(r.events)));
+      var act = el('td');
+      var b = el('button', 'replay-btn', t('replay'));
+      b.type = 'button';
+      b.setAttribute('aria-label', t('replayLabel')(r.id.slice(0, 8)));
+      b.addEventListener('click', function () { openReplay(r.id); });
+      act.appendChild(b);
+      tr.appendChild(act);
+      tb.appendChild(tr);
+    });
+  }
+
+  // ---- replay ----
+  $('back').addEventListener('click', function () { show('list'); });
+
+  function openReplay(id) {
+    S.api('/api/conversations/' + encodeURIComponent(id)).then(function (b) {
+      stop();
+      replay.id = id;
+      replay.meta = b.conversation;
+      replay.events = b.events || [];
+      replay.index = replay.events.length; // everything shown; step back or play from the start
+      $('replay-id').textContent = id;
+      $('export-json').href = '/api/conversations/' + encodeURIComponent(id) + '/export?format=json';
+      $('export-csv').href = '/api/conversations/' + encodeURIComponent(id) + '/export?format=csv';
+      show('replay');
+      renderMeta();
+      renderTimeline();
+      $('timeline').focus();
+    }, function (e) { status(t('loadFailed') + ' (' + e.code + ')'); });
+  }
+
+  function renderMeta() {
+    var m = replay.meta;
+    if (!m) return;
+    var dl = $('replay-meta');
+    dl.textContent = '';
+    var waits = replay.events.filter(function (e) { return e.type === 'counselor_joined'; })
+      .map(function (e) { return S.fmtDuration(e.waited_secs); });
+    [['mCreated', S.fmtTime(m.created_at)], ['mState', S.stateName(m.state)], ['mLevel', S.levelName(m.level)],
+      ['mCounselors', (m.counselors || []).join(', ') || t('none')], ['mWait', waits.join(', ') || t('none')],
+      ['mOutcome', m.outcome ? S.outcomeName(m.outcome) : t('none')],
+      ['mRating', m.rating != null ? m.rating + ' / 5' : t('none')], ['mLang', m.lang || t('none')]].forEach(function (p) {
+      var d = el('div');
+      d.appendChild(el('dt', null, t(p[0])));
+      d.appendChild(el('dd', null, p[1]));
+      dl.appendChild(d);
+    });
+  }
+
+  function renderTimeline() {
+    var ol = $('timeline');
+    ol.textContent = '';
+    replay.events.forEach(function (e, i) {
+      var li = S.renderEvent(e);
+      li.hidden = i >= replay.index;
+      if (i === replay.index - 1) li.classList.add('current');
+      ol.appendChild(li);
+    });
+    updatePos();
+  }
+
+  function setIndex(i) {
+    replay.index = Math.max(0, Math.min(replay.events.length, i));
+    var items = $('timeline').children;
+    for (var k = 0; k < items.length; k++) {
+      items[k].hidden = k >= replay.index;
+      items[k].classList.toggle('current', k === replay.index - 1);
+    }
+    var cur = items[replay.index - 1];
+    if (cur && cur.scrollIntoView) cur.scrollIntoView({ block: 'nearest' });
+    updatePos();
+  }
+
+  function updatePos() {
+    $('pos').textContent = t('pos')(replay.index, replay.events.length);
+    $('play').textContent = replay.playing ? t('pause') : t('play');
+    $('play').setAttribute('aria-pressed', replay.playing ? 'true' : 'false');
+  }
+
+  function stop() {
+    replay.playing = false;
+    clearTimeout(replay.timer);
+    replay.timer = null;
+    if (replay.id) updatePos();
+  }
+
+  /** Waits the real gap between events divided by the speed, capped at 2 s. */
+  function playStep() {
+    if (!replay.playing) return;
+    if (replay.index >= replay.events.length) { stop(); return; }
+    setIndex(replay.index + 1);
+    var cur = replay.events[replay.index - 1];
+    var nxt = replay.events[replay.index];
+    if (!nxt) { stop(); return; }
+    var gap = Math.max(0, (nxt.at - cur.at) / replay.speed);
+    replay.timer = setTimeout(playStep, Math.min(2000, Math.max(120, gap)));
+  }
+
+  function togglePlay() {
+    if (replay.playing) { stop(); return; }
+    if (replay.index >= replay.events.length) setIndex(0);
+    replay.playing = true;
+    updatePos();
+    playStep();
+  }
+
+  $('first').addEventListener('click', function () { stop(); setIndex(0); });
+  $('prev').addEventListener('click', function () { stop(); setIndex(replay.index - 1); });
+  $('next').addEventListener('click', function () { stop(); setIndex(replay.index + 1); });
+  $('last').addEventListener('click', function () { stop(); setIndex(replay.events.length); });
+  $('play').addEventListener('click', togglePlay);
+  Array.prototype.forEach.call(document.querySelectorAll('.sp'), function (b) {
+    b.addEventListener('click', function () {
+      replay.speed = Number(b.dataset.speed);
+      Array.prototype.forEach.call(document.querySelectorAll('.sp'), function (x) {
+        x.setAttribute('aria-checked', x === b ? 'true' : 'false');
+      });
+    });
+  });
+  $('view-replay').addEventListener('keydown', function (e) {
+    var tag = (e.target.tagName || '').toLowerCase();
+    if (tag === 'input' || tag === 'select' || tag === 'textarea') return;
+    if (e.key === 'ArrowRight') { e.preventDefault(); stop(); setIndex(replay.index + 1); }
+    else if (e.key === 'ArrowLeft') { e.preventDefault(); stop(); setIndex(replay.index - 1); }
+    else if (e.key === 'Home') { e.preventDefault(); stop(); setIndex(0); }
+    else if (e.key === 'End') { e.preventDefault(); stop(); setIndex(replay.events.length); }
+    else if (e.key === ' ' && tag !== 'button' && tag !== 'a') { e.preventDefault(); togglePlay(); }
+  });
+
+  // ---- live board ----
+  function loadBoard() {
+    S.api('/api/queue').then(function (b) {
+      $('board-online').textContent = t('online')(b.counselors_online) + t('updated')(S.fmtTime(Date.now()).slice(11));
+      var tb = $('level-table').querySelector('tbody');
+      tb.textContent = '';
+      (b.levels || []).slice().reverse().forEach(function (l) {
+        var over = l.wait_target_secs != null && l.longest_wait_secs > l.wait_target_secs;
+        var tr = el('tr', over ? 'breached' : '');
+        var lv = el('td');
+        lv.appendChild(S.badge(l.level));
+        tr.appendChild(lv);
+        tr.appendChild(el('td', 'num', String(l.waiting)));
+        tr.appendChild(el('td', 'num', l.waiting ? S.fmtDuration(l.longest_wait_secs) : t('none')));
+        tr.appendChild(el('td', 'num', l.wait_target_secs != null ? S.fmtDuration(l.wait_target_secs) : t('none')));
+        tr.appendChild(el('td', 'num', String(l.breaches)));
+        tb.appendChild(tr);
+      });
+      var eb = $('entry-table').querySelector('tbody');
+      eb.textContent = '';
+      (b.entries || []).forEach(function (e, i) {
+        var tr = el('tr', e.breached ? 'breached' : '');
+        tr.appendChild(el('td', 'num', String(i + 1)));
+        var lv = el('td');
+        lv.appendChild(S.badge(e.level));
+        tr.appendChild(lv);
+        tr.appendChild(el('td', 'num', S.fmtDuration(e.waiting_secs)));
+        tr.appendChild(el('td', 'num', e.wait_target_secs != null ? S.fmtDuration(e.wait_target_secs) : t('none')));
+        tr.appendChild(el('td', null, (e.rules || []).join(', ')));
+        tr.appendChild(el('td', null, e.conversation_id.slice(0, 8)));
+        eb.appendChild(tr);
+      });
+    }, function (e) { status(t('loadFailed') + ' (' + e.code + ')'); });
+  }
+
+  // ---- audit ----
+  function loadAudit() {
+    S.api('/api/audit').then(function (b) {
+      var tb = $('audit-table').querySelector('tbody');
+      tb.textContent = '';
+      (b.records || []).slice().reverse().forEach(function (r) {
+        var tr = el('tr');
+        tr.appendChild(el('td', 'num', String(r.seq)));
+        tr.appendChild(el('td', null, S.fmtTime(r.at)));
+        tr.appendChild(el('td', null, r.actor));
+        tr.appendChild(el('td', null, r.role));
+        tr.appendChild(el('td', null, r.action));
+        tr.appendChild(el('td', null, r.conversation_id ? String(r.conversation_id).slice(0, 8) : t('none')));
+        tr.appendChild(el('td', null, r.remote || t('none')));
+        var h = el('td', 'hash');
+        h.appendChild(el('code', null, String(r.hash || '').slice(0, 12)));
+        h.title = r.hash || '';
+        tr.appendChild(h);
+        tb.appendChild(tr);
+      });
+    }, function (e) { status(t('loadFailed') + ' (' + e.code + ')'); });
+  }
+})();
