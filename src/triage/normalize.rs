@@ -394,6 +394,9 @@ struct Ime {
     jong_parts: Option<(Piece, Piece)>,
     /// The open syllable came precomposed: only an NFD trailing consonant may attach.
     locked: bool,
+    /// The last thing written was a lone consonant: we are inside a choseong run
+    /// (`ㄷㅂㅈㅅ`), where a following `ㅠ`/`ㅜ`/`ㅡ` is a crying face, not a vowel.
+    after_lone_consonant: bool,
 }
 
 impl Ime {
@@ -469,6 +472,18 @@ impl Ime {
         if self.locked {
             self.flush(out);
         }
+        // `ㄷㅂㅈㅅㅠㅠ` is an abbreviation and a crying face, not `ㄷㅂㅈ슈`.
+        if self.after_lone_consonant
+            && self.cho.is_some()
+            && self.jung.is_none()
+            && matches!(p.0, 'ㅠ' | 'ㅜ' | 'ㅡ')
+        {
+            self.flush(out);
+            self.after_lone_consonant = false;
+            self.jung = Some(p);
+            self.jung_simple = false;
+            return;
+        }
         // A repeated vowel ("ㅈㅏㅏ") can never start a syllable of its own: keep one.
         if self.jong.is_none() {
             if let Some(v) = self.jung.as_mut().filter(|v| v.0 == p.0) {
@@ -522,9 +537,16 @@ impl Ime {
                 let code = SYLLABLE_BASE + (ci * 21 + vi) * 28 + ji;
                 let syllable = char::from_u32(code).unwrap_or(c.0);
                 out.push(syllable, c.1.min(v.1).min(lo), c.2.max(v.2).max(hi));
+                self.after_lone_consonant = false;
             }
-            (Some(c), None) => out.push(c.0, c.1, c.2),
-            (None, Some(v)) => out.push(v.0, v.1, v.2),
+            (Some(c), None) => {
+                out.push(c.0, c.1, c.2);
+                self.after_lone_consonant = true;
+            }
+            (None, Some(v)) => {
+                out.push(v.0, v.1, v.2);
+                self.after_lone_consonant = false;
+            }
             (None, None) => {}
         }
         if let Some(j) = self.jong.take() {
@@ -549,6 +571,7 @@ fn compose<'a>(units: impl Iterator<Item = &'a Unit>, capacity: usize) -> Form {
             ime.feed(u, &mut out);
         } else {
             ime.flush(&mut out);
+            ime.after_lone_consonant = false;
             out.push(u.c, u.start, u.end);
         }
     }
@@ -734,6 +757,10 @@ mod tests {
         assert_eq!(normalize("ㅈㅅ"), "ㅈㅅ");
         assert_eq!(normalize("ㅈㅈㅏㅏㅅㅏㄹ"), "자살");
         assert_eq!(normalize("ㅈㅜㄱㄱㄱㅗ"), "죽고");
+        assert_eq!(normalize("ㄷㅂㅈㅅㅠㅠ"), "ㄷㅂㅈㅅㅠ");
+        assert_eq!(normalize("ㅈㄱㅅㄷㅜㅜ"), "ㅈㄱㅅㄷㅜ");
+        assert_eq!(normalize("ㅋㅈㅏㅅㅏㄹ"), "ㅋ자살");
+        assert_eq!(normalize("ㅇㅠㅅㅓ"), "유서");
     }
 
     #[test]
