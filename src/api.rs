@@ -153,6 +153,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/export", get(export_conversation))
         .route("/api/queue", get(queue))
         .route("/api/audit", get(audit_log))
+        .route("/api/events", get(supervisor_events))
 }
 
 #[derive(Deserialize)]
@@ -420,4 +421,39 @@ async fn audit_log(
     record(&state, &s, "read_audit", None, remote).await?;
     let records = audit::list(&state.store).await?;
     Ok(Json(json!({ "records": records })))
+}
+
+/// `GET /api/events` (supervisors): a server-sent event stream of queue alarms — a wait
+/// past its level's target arrives as an event named `wait_breached`.
+async fn supervisor_events(
+    State(state): State<AppState>,
+    Staff(s): Staff,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    if s.role != Role::Supervisor {
+        return Err(ApiError::Forbidden);
+    }
+    let rx = state.queue.supervisor_events();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let name = match &ev {
+                        crate::queue::SupervisorEvent::WaitBreached { .. } => "wait_breached",
+                    };
+                    let data = serde_json::to_string(&ev).unwrap_or_default();
+                    return Some((Ok(Event::default().event(name).data(data)), rx));
+                }
+                // Fell behind: skip what was missed; the live board polls the full state.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

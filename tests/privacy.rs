@@ -156,3 +156,128 @@ async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
         "도깨비방망이표식".as_bytes()
     ));
 }
+
+#[tokio::test]
+async fn message_text_and_tokens_never_reach_the_logs() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A staff account, made the way an operator would.
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"))
+        .args(["staff", "add", "boss", "--role", "supervisor", "--data-dir"])
+        .arg(&data)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"secret-password-xyz\n").unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("IEUM_LOG", "trace")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the logs as they come, so a full pipe never blocks the server.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = stderr.read_to_string(&mut logs);
+        logs
+    });
+    let t = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let url = format!("ws://127.0.0.1:{port}/ws/chat");
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut().insert(
+        "Origin",
+        format!("http://127.0.0.1:{port}").parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let welcome = next(&mut ws).await;
+    let resume_token = welcome["token"].as_str().unwrap().to_owned();
+    let marker = "로그금지표식 죽고 싶어요";
+    send(
+        &mut ws,
+        json!({"type": "message", "id": "l1", "text": marker}),
+    )
+    .await;
+    until(&mut ws, "ack").await;
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/api/login",
+        None,
+        Some(json!({"username": "boss", "password": "secret-password-xyz"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let staff_token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _ = request(port, "GET", "/api/conversations", Some(&staff_token), None).await;
+    drop(ws);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = reader.join().unwrap();
+    assert!(
+        logs.contains("ieum listening"),
+        "logs were captured: {logs}"
+    );
+    for secret in [
+        "로그금지표식",
+        "secret-password-xyz",
+        &resume_token,
+        &staff_token,
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} appeared in the logs");
+    }
+}
+
+#[tokio::test]
+async fn supervisors_get_the_live_event_stream_counselors_do_not() {
+    let app = spawn().await;
+    let boss = app.login("boss").await;
+    let kim = app.login("kim").await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        format!("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {boss}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = s.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+    let (status, _, _) = request(app.port, "GET", "/api/events", Some(&kim), None).await;
+    assert_eq!(status, 403);
+    drop(s);
+    app.stop().await;
+}

@@ -72,8 +72,23 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr. Message text and tokens are never logged anywhere in ieum: handlers
 /// log ids, codes and sizes only.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IEUM_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("IEUM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Some dependencies log frame and request contents at debug and trace level
+    // (tungstenite: "Received message {...}"). Whatever IEUM_LOG says, they stay at info.
+    for quiet in [
+        "tungstenite",
+        "tokio_tungstenite",
+        "hyper",
+        "hyper_util",
+        "h2",
+        "sled",
+        "axum",
+    ] {
+        if let Ok(d) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
