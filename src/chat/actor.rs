@@ -770,7 +770,8 @@ impl Actor {
             use crate::conversation::Action as A;
             match action {
                 A::Bot(msg) => {
-                    let r = responder.bot(&msg, text, lang, next.turn);
+                    let level = next.level.max(meta.risk.level);
+                    let r = responder.bot(&msg, text, lang, next.turn, level);
                     push(
                         EventBody::Bot {
                             text: r.text,

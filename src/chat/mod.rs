@@ -47,8 +47,10 @@ pub trait Responder: Send + Sync + 'static {
     /// The welcome greeting.
     fn greeting(&self, lang: Lang) -> Reply;
     /// A bot message chosen by the state machine. `text` is the citizen's message (lets a
-    /// district or mood be picked out); `turn` picks a variant.
-    fn bot(&self, message: &BotMessage, text: &str, lang: Lang, turn: u32) -> Reply;
+    /// district or mood be picked out); `turn` picks a variant; `level` is the
+    /// conversation's risk level (at `medium` and above every reply carries 109, and the
+    /// bot never answers "I didn't understand" to someone who disclosed risk).
+    fn bot(&self, message: &BotMessage, text: &str, lang: Lang, turn: u32, level: Level) -> Reply;
     /// A queue update while waiting (says plainly when no counselor is online, with the
     /// 24-hour lines).
     fn queue_notice(&self, position: &Position, lang: Lang) -> Reply;

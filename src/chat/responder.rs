@@ -38,13 +38,40 @@ fn answer_buttons(lang: Lang) -> Vec<serde_json::Value> {
         .collect()
 }
 
+impl Content {
+    /// Adds the 24-hour crisis line cards (109 first) that a reply does not carry yet.
+    fn with_crisis_lines(&self, reply: &mut Reply) {
+        let have: Vec<String> = reply
+            .resources
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect();
+        let mut lines: Vec<&content::Resource> = self
+            .emergency_resources()
+            .into_iter()
+            .filter(|r| r.phone.as_deref() == Some("109"))
+            .collect();
+        lines.retain(|r| !have.contains(&r.id));
+        for r in lines.into_iter().rev() {
+            if let Ok(v) = serde_json::to_value(r) {
+                reply.resources.insert(0, v);
+            }
+        }
+    }
+}
+
 impl Responder for Content {
     fn greeting(&self, lang: Lang) -> Reply {
         convert(Content::greeting(self, lang))
     }
 
-    fn bot(&self, message: &BotMessage, text: &str, lang: Lang, turn: u32) -> Reply {
-        match message {
+    fn bot(&self, message: &BotMessage, text: &str, lang: Lang, turn: u32, level: Level) -> Reply {
+        let mut reply = match message {
+            // After a disclosure, "I didn't understand" would be carrying on as normal: a
+            // gentle check-in instead.
+            BotMessage::Intent { intent: None } if level >= Level::Medium => {
+                convert(self.safety_reply(Level::Low, lang, turn))
+            }
             BotMessage::Intent { intent } => {
                 convert(self.reply(intent.as_deref(), text, lang, turn))
             }
@@ -63,27 +90,27 @@ impl Responder for Content {
                 } else {
                     q
                 };
-                // The opening of the screener is a response at `medium`: it carries the
-                // medium resources (109) with it.
-                let resources = if first {
-                    convert(self.safety_reply(Level::Medium, lang, turn)).resources
-                } else {
-                    Vec::new()
-                };
                 Reply {
                     text,
-                    resources,
+                    resources: Vec::new(),
                     quick_replies: answer_buttons(lang),
                 }
             }
             BotMessage::ScreeningDone { .. } => {
-                let mut r = convert(self.safety_reply(Level::Medium, lang, turn));
-                r.text = format!("{} {}", self.screener().done(lang), r.text);
-                r
+                let medium = convert(self.safety_reply(Level::Medium, lang, turn));
+                Reply {
+                    text: self.screener().done(lang).to_owned(),
+                    resources: medium.resources,
+                    quick_replies: medium.quick_replies,
+                }
             }
             BotMessage::AskRating => convert(self.rating_ask(lang)),
             BotMessage::ThanksForRating => convert(self.rating_thanks(lang)),
+        };
+        if level >= Level::Medium {
+            self.with_crisis_lines(&mut reply);
         }
+        reply
     }
 
     fn queue_notice(&self, position: &Position, lang: Lang) -> Reply {
@@ -105,5 +132,95 @@ impl Responder for Content {
             content::Answer::No => Answer::No,
             content::Answer::Unclear => Answer::Unclear,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::Question;
+
+    fn content() -> Content {
+        Content::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents"))
+            .expect("shipped content loads")
+    }
+
+    fn has_109(r: &Reply) -> bool {
+        r.resources
+            .iter()
+            .any(|x| x["phone"].as_str() == Some("109"))
+            || r.text.contains("109")
+    }
+
+    #[test]
+    fn every_reply_at_medium_or_above_carries_109() {
+        let c = content();
+        let messages = [
+            BotMessage::Intent { intent: None },
+            BotMessage::Intent {
+                intent: Some("greeting".into()),
+            },
+            BotMessage::Intent {
+                intent: Some("sleeplessness".into()),
+            },
+            BotMessage::Safety {
+                level: Level::Medium,
+            },
+            BotMessage::Ask {
+                question: Question::WishDead,
+                repeat: false,
+            },
+            BotMessage::Ask {
+                question: Question::Plan,
+                repeat: true,
+            },
+            BotMessage::ScreeningDone { unclear: false },
+        ];
+        for level in [Level::Medium, Level::High, Level::Imminent] {
+            for lang in [Lang::Ko, Lang::En] {
+                for m in &messages {
+                    let r = Responder::bot(&c, m, "음", lang, 1, level);
+                    assert!(!r.text.is_empty());
+                    assert!(has_109(&r), "{m:?} at {level} in {lang:?}: {r:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_disclosure_the_bot_never_says_it_did_not_understand() {
+        let c = content();
+        let fallback = Responder::bot(
+            &c,
+            &BotMessage::Intent { intent: None },
+            "음",
+            Lang::Ko,
+            1,
+            Level::None,
+        );
+        let after = Responder::bot(
+            &c,
+            &BotMessage::Intent { intent: None },
+            "음",
+            Lang::Ko,
+            1,
+            Level::Medium,
+        );
+        assert_ne!(fallback.text, after.text);
+        assert_eq!(after.text, c.safety_reply(Level::Low, Lang::Ko, 1).text);
+    }
+
+    #[test]
+    fn screening_done_does_not_ask_the_question_again() {
+        let c = content();
+        let r = Responder::bot(
+            &c,
+            &BotMessage::ScreeningDone { unclear: false },
+            "아니요",
+            Lang::Ko,
+            1,
+            Level::Medium,
+        );
+        assert_eq!(r.text, c.screener().done(Lang::Ko));
     }
 }

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs three conversations through a running `ieum serve` and prints them as Markdown
+(used to write docs/sample-conversations.md). Needs `pip install websockets` and a staff
+account `kim` (counselor) with the password given in IEUM_SAMPLE_PASSWORD.
+
+    ieum serve --listen 127.0.0.1:8090 &
+    python3 scripts/sample-conversations.py 8090
+"""
+import asyncio, json, os, sys, urllib.request
+
+import websockets
+
+PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
+BASE = f"127.0.0.1:{PORT}"
+
+
+def show(frame):
+    t = frame["type"]
+    if t in ("bot", "safety"):
+        lines = [f"< {frame['text']}"]
+        res = [f"{r['name_ko']} ({r.get('phone', r.get('url', ''))})" for r in frame.get("resources", [])]
+        if res:
+            lines.append(f"  [resources: {', '.join(res)}]")
+        qr = [q["label"] for q in frame.get("quick_replies", [])]
+        if qr:
+            lines.append(f"  [quick replies: {' | '.join(qr)}]")
+        return "\n".join(lines)
+    if t == "queue":
+        return f"< {frame['text']}\n  [queue: position {frame['position']}, {frame['counselors_online']} counselors online]"
+    if t == "counselor_joined":
+        return "  [a counselor joined]"
+    if t == "counselor":
+        return f"< (counselor) {frame['text']}"
+    if t == "closed":
+        return f"  [closed by {frame['by']}]"
+    return None
+
+
+async def conversation(lines, lang="ko", counselor=None):
+    out = []
+    async with websockets.connect(f"ws://{BASE}/ws/chat?lang={lang}", origin=f"http://{BASE}") as ws:
+        welcome = json.loads(await ws.recv())
+        conv = welcome["conversation_id"]
+        out.append(show({"type": "bot", **welcome["greeting"]}))
+        for i, line in enumerate(lines):
+            if line == "<counselor>":
+                await counselor(conv, ws, out)
+                continue
+            out.append(f"> {line}")
+            await ws.send(json.dumps({"type": "message", "id": f"m{i}", "text": line}))
+            ack = None
+            while True:
+                try:
+                    f = json.loads(await asyncio.wait_for(ws.recv(), 0.6))
+                except asyncio.TimeoutError:
+                    break
+                if f["type"] == "ack":
+                    ack = f
+                    continue
+                s = show(f)
+                if s:
+                    out.append(s)
+            assert ack, "every message is acknowledged"
+    return "\n".join(out)
+
+
+def login(user, password):
+    req = urllib.request.Request(
+        f"http://{BASE}/api/login",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    return json.loads(urllib.request.urlopen(req).read())["token"]
+
+
+async def kim_answers(conv, citizen, out):
+    token = login("kim", os.environ.get("IEUM_SAMPLE_PASSWORD", "a long password"))
+    async with websockets.connect(
+        f"ws://{BASE}/ws/counselor", additional_headers={"Authorization": f"Bearer {token}"}
+    ) as k:
+        await k.send(json.dumps({"type": "claim", "conversation_id": conv}))
+        text = "Hi, I'm Kim, a counselor at ieum. Thank you so much for telling us. Where are you right now, and is anyone with you?"
+        await asyncio.sleep(0.3)
+        await k.send(json.dumps({"type": "message", "conversation_id": conv, "text": text}))
+        while True:
+            try:
+                f = json.loads(await asyncio.wait_for(citizen.recv(), 0.8))
+            except asyncio.TimeoutError:
+                break
+            s = show(f)
+            if s:
+                out.append(s)
+
+
+async def main():
+    print("## 1. Loneliness, a prescription, the district\n\n```")
+    print(await conversation(["안녕하세요", "요즘 너무 외로워요", "마음약방 외로움 처방해 주세요", "저 관악구 살아요"]))
+    print("```\n\n## 2. A passive death wish: the screener, one question at a time\n\n```")
+    print(await conversation(["그냥 다 사라지고 싶어요", "응", "아니", "아니요", "모르겠어요", "없어요", "아니요"]))
+    print("```\n\n## 3. Risk in English: a handoff, then a counselor\n\n```")
+    print(await conversation(["hi", "honestly i want to die tonight", "<counselor>"], lang="en", counselor=kim_answers))
+    print("```")
+
+
+asyncio.run(main())
