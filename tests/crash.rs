@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Ws, send};
+use common::{Ws, free_port, send, serve_child};
 use futures::StreamExt;
 use ieum::ids::ConversationId;
 use ieum::store::{Store, StoreOptions};
@@ -156,14 +156,6 @@ async fn chat(port: u16, me: usize, state: Arc<Mutex<Client>>) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Opens the data directory in this process and checks every acknowledged message.
 async fn verify(data: &Path, clients: &[Arc<Mutex<Client>>]) -> (usize, usize) {
     let store = Store::open_sled(data, StoreOptions::default()).expect("store reopens");
@@ -232,29 +224,7 @@ async fn acknowledged_messages_survive_kill_9() {
     let mut kills = 0;
     for round in 0..rounds {
         let port = free_port();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("IEUM_LOG", "error")
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "round {round}: the store did not reopen"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut child = serve_child(port, &data, |_| {}).await;
         let tasks: Vec<_> = clients
             .iter()
             .enumerate()

@@ -128,33 +128,8 @@ fn rss_kib(pid: u32) -> u64 {
 async fn a_16_mib_frame_closes_1009_without_buffering_it() {
     // The server as its own process, so its memory can be measured apart from this test's.
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("IEUM_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let port = free_port();
+    let mut child = serve_child(port, &dir.path().join("data"), |_| {}).await;
     let connect = || async {
         let url = format!("ws://127.0.0.1:{port}/ws/chat");
         let mut req =

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::io::Read;
 
 fn raw_files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
     let mut stack = vec![dir.to_path_buf()];
@@ -159,7 +160,6 @@ async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
 
 #[tokio::test]
 async fn message_text_and_tokens_never_reach_the_logs() {
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // A staff account, made the way an operator would.
@@ -172,11 +172,7 @@ async fn message_text_and_tokens_never_reach_the_logs() {
     std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"secret-password-xyz\n").unwrap();
     assert!(add.wait().unwrap().success());
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"))
         .args([
             "serve",

@@ -199,3 +199,45 @@ pub async fn none_of(ws: &mut Ws, ty: &str, wait: Duration) -> Vec<Value> {
     }
     seen
 }
+
+/// A free loopback port (bound and released; good enough for a test on this machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ieum serve` as a child process on `port` with `data` as its data directory (so it can
+/// be measured or killed apart from the test). Waits until it accepts connections.
+pub async fn serve_child(
+    port: u16,
+    data: &Path,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data)
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .env("IEUM_LOG", "error");
+    configure(&mut cmd);
+    let child = cmd.spawn().expect("ieum serve starts");
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ieum serve did not start (the store did not reopen?)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
