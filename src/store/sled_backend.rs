@@ -82,11 +82,23 @@ impl SledBackend {
     /// # Errors
     /// As [`SledBackend::open`].
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(from_sled)?;
+        // sled's background flusher can hold the database (and its file lock) for up to
+        // one flush interval after the last handle is dropped; a restart in the same
+        // process, or a quick restart of the service, must wait for it rather than fail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(e) if is_lock_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(from_sled(e)),
+            }
+        };
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()).map_err(from_sled))
@@ -200,4 +212,10 @@ impl Backend for SledBackend {
             .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .map_err(from_sled)
     }
+}
+
+/// Whether sled failed to open because another handle still holds the file lock.
+fn is_lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
 }
