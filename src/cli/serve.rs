@@ -40,12 +40,21 @@ pub struct ServeArgs {
     /// Days a conversation is kept after it closed (or was last active).
     #[arg(long, env = "IEUM_RETENTION_DAYS", default_value_t = 180)]
     pub retention_days: u64,
+    /// Per-citizen sustained message rate (messages per second; a token bucket). Raise it
+    /// only for benchmarks that drive one connection faster than a person types.
+    #[arg(long, env = "IEUM_RATE_PER_SECOND", default_value_t = 2.0)]
+    pub rate_per_second: f64,
+    /// Per-citizen burst (messages allowed at once before the sustained rate applies).
+    #[arg(long, env = "IEUM_RATE_BURST", default_value_t = 10)]
+    pub rate_burst: u32,
     #[command(flatten)]
     pub paths: RulePaths,
 }
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging();
+    raise_open_files_limit();
+    let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -62,11 +71,43 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.master_key = args.master_key;
         settings.master_key_file = args.master_key_file;
         settings.retention = std::time::Duration::from_secs(args.retention_days * 24 * 60 * 60);
+        settings.gateway.limits.per_second = args.rate_per_second;
+        settings.gateway.limits.burst = args.rate_burst;
         let app = App::build(settings).await?;
-        tracing::info!(port = app.port(), ruleset = %app.state().engine.version(), "ieum listening");
+        tracing::info!(
+            port = app.port(),
+            ruleset = %app.state().engine.version(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "ieum listening"
+        );
         app.run_until_stopped().await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each connection is a file descriptor: lift the soft open-files limit to the hard one
+/// (often 1,024 soft against a hard limit in the tens of thousands), so 10,000 citizens
+/// can connect. Failure only logs: the service still runs with the limit it has.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let old = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!(soft = old, "could not raise the open-files limit");
+                return;
+            }
+        }
+    }
+    tracing::debug!(open_files = lim.rlim_cur, "open-files limit");
 }
 
 /// Logs go to stderr. Message text and tokens are never logged anywhere in ieum: handlers
