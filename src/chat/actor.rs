@@ -86,7 +86,7 @@ type Reply1<T> = oneshot::Sender<Result<T, ChatError>>;
 
 pub(super) enum Cmd {
     Attach {
-        out: mpsc::Sender<ServerFrame>,
+        out: mpsc::Sender<Outbound>,
         resume: Option<(Token, u64)>,
         reply: Reply1<()>,
     },
@@ -125,13 +125,16 @@ pub(super) enum Cmd {
 pub struct ConvHandle {
     /// The conversation.
     pub id: ConversationId,
-    pub(super) tx: mpsc::Sender<Cmd>,
+    pub(super) tx: mpsc::Sender<Box<Cmd>>,
 }
 
 impl ConvHandle {
     async fn ask<T>(&self, make: impl FnOnce(Reply1<T>) -> Cmd) -> Result<T, ChatError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| ChatError::Gone)?;
+        self.tx
+            .send(Box::new(make(tx)))
+            .await
+            .map_err(|_| ChatError::Gone)?;
         rx.await.map_err(|_| ChatError::Gone)?
     }
 
@@ -142,7 +145,7 @@ impl ConvHandle {
     /// [`ChatError::BadToken`] for a wrong token; [`ChatError::Gone`].
     pub async fn attach(
         &self,
-        out: mpsc::Sender<ServerFrame>,
+        out: mpsc::Sender<Outbound>,
         resume: Option<(Token, u64)>,
     ) -> Result<(), ChatError> {
         self.ask(|reply| Cmd::Attach { out, resume, reply }).await
@@ -245,20 +248,31 @@ impl ConvHandle {
     }
 
     async fn send(&self, cmd: Cmd) -> Result<(), ChatError> {
-        self.tx.send(cmd).await.map_err(|_| ChatError::Gone)
+        self.tx
+            .send(Box::new(cmd))
+            .await
+            .map_err(|_| ChatError::Gone)
     }
 }
 
 /// Citizen channel size: frames a slow client may fall behind by before it is detached.
 pub const CITIZEN_CHANNEL: usize = 64;
 
+/// What goes down a citizen's channel. Boxed: tokio's channel allocates its slots 32 at a
+/// time, and 32 unboxed frames (160 bytes each) would cost every idle connection 5 KiB.
+pub type Outbound = Box<ServerFrame>;
+
 pub(super) struct Actor {
     deps: Arc<ChatDeps>,
     meta: ConversationMeta,
     persisted: bool,
-    citizen: Option<mpsc::Sender<ServerFrame>>,
+    citizen: Option<mpsc::Sender<Outbound>>,
     counselor: Option<mpsc::Sender<CounselorFrame>>,
-    position_tx: mpsc::Sender<Position>,
+    /// Queue position updates; the channel is made only when the conversation first
+    /// enters the queue (every channel allocates its first block up front, and most
+    /// conversations never wait for a counselor).
+    position_tx: Option<mpsc::Sender<Position>>,
+    positions: Option<mpsc::Receiver<Position>>,
     last_position: Option<Position>,
     last_activity: Instant,
     /// The token of a conversation not yet stored (new conversations only).
@@ -276,10 +290,7 @@ pub(super) enum Exit {
 
 impl Actor {
     /// A new, not yet stored conversation.
-    pub(super) fn new_conversation(
-        deps: Arc<ChatDeps>,
-        lang: Lang,
-    ) -> (Actor, mpsc::Receiver<Position>) {
+    pub(super) fn new_conversation(deps: Arc<ChatDeps>, lang: Lang) -> Actor {
         let token = Token::random();
         let now = now_ms();
         let meta = ConversationMeta {
@@ -304,11 +315,7 @@ impl Actor {
     }
 
     /// A stored conversation brought back to life, with its key.
-    pub(super) fn restored(
-        deps: Arc<ChatDeps>,
-        meta: ConversationMeta,
-        key: Key,
-    ) -> (Actor, mpsc::Receiver<Position>) {
+    pub(super) fn restored(deps: Arc<ChatDeps>, meta: ConversationMeta, key: Key) -> Actor {
         Actor::with_meta(deps, meta, true, None, key, None)
     }
 
@@ -319,24 +326,32 @@ impl Actor {
         fresh_token: Option<Token>,
         key: Key,
         key_write: Option<Write>,
-    ) -> (Actor, mpsc::Receiver<Position>) {
-        let (position_tx, position_rx) = mpsc::channel(4);
-        (
-            Actor {
-                deps,
-                meta,
-                persisted,
-                citizen: None,
-                counselor: None,
-                position_tx,
-                last_position: None,
-                last_activity: Instant::now(),
-                fresh_token,
-                key,
-                key_write,
-            },
-            position_rx,
-        )
+    ) -> Actor {
+        Actor {
+            deps,
+            meta,
+            persisted,
+            citizen: None,
+            counselor: None,
+            position_tx: None,
+            positions: None,
+            last_position: None,
+            last_activity: Instant::now(),
+            fresh_token,
+            key,
+            key_write,
+        }
+    }
+
+    /// The sender the queue uses to tell this conversation its place.
+    fn position_sender(&mut self) -> mpsc::Sender<Position> {
+        if let Some(tx) = &self.position_tx {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(4);
+        self.position_tx = Some(tx.clone());
+        self.positions = Some(rx);
+        tx
     }
 
     pub(super) fn id(&self) -> ConversationId {
@@ -357,15 +372,17 @@ impl Actor {
                     .enqueued_at
                     .map(|t| Duration::from_millis(now_ms().saturating_sub(t)))
                     .unwrap_or_default();
+                let urgent = *urgent;
+                let position_tx = self.position_sender();
                 self.deps
                     .queue
                     .enqueue(
                         self.meta.id,
                         self.meta.risk.level,
-                        *urgent,
+                        urgent,
                         self.meta.summary.clone(),
                         waited,
-                        self.position_tx.clone(),
+                        position_tx,
                     )
                     .await;
             }
@@ -376,11 +393,7 @@ impl Actor {
         }
     }
 
-    pub(super) async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<Cmd>,
-        mut positions: mpsc::Receiver<Position>,
-    ) -> Exit {
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Box<Cmd>>) -> Exit {
         loop {
             let limit = Duration::from_secs(self.deps.idle.limit(&self.meta.conversation.state));
             let deadline = self.last_activity + limit;
@@ -393,12 +406,20 @@ impl Actor {
                     }
                 }
             };
+            // Taken out for the select (a handler may create the channel meanwhile).
+            let mut positions = self.positions.take();
+            let next_position = async {
+                match positions.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return Exit::Done };
-                    self.handle(cmd).await;
+                    self.handle(*cmd).await;
                 }
-                Some(p) = positions.recv() => self.queue_update(p),
+                Some(p) = next_position => self.queue_update(p),
                 _ = citizen_gone => {
                     self.citizen = None;
                     if !self.persisted {
@@ -412,6 +433,9 @@ impl Actor {
                     let _ = self.apply(Event::IdleTimeout, None, "").await;
                     self.last_activity = Instant::now();
                 }
+            }
+            if self.positions.is_none() {
+                self.positions = positions;
             }
             if !self.persisted && self.citizen.is_none() {
                 return Exit::Done;
@@ -485,7 +509,7 @@ impl Actor {
 
     async fn attach(
         &mut self,
-        out: mpsc::Sender<ServerFrame>,
+        out: mpsc::Sender<Outbound>,
         resume: Option<(Token, u64)>,
     ) -> Result<(), ChatError> {
         let state = self.meta.conversation.state.name();
@@ -493,7 +517,7 @@ impl Actor {
             None => {
                 let token = self.fresh_token.take().ok_or(ChatError::BadToken)?;
                 let greeting = self.deps.responder.greeting(self.lang());
-                let _ = out.try_send(ServerFrame::Welcome {
+                let _ = out.try_send(Box::new(ServerFrame::Welcome {
                     conversation_id: self.meta.id,
                     token: token.expose().to_owned(),
                     seq: self.meta.last_seq,
@@ -501,7 +525,7 @@ impl Actor {
                     lang: self.lang().as_str(),
                     greeting: Some(greeting),
                     state,
-                });
+                }));
                 self.citizen = Some(out);
                 Ok(())
             }
@@ -858,6 +882,7 @@ impl Actor {
         meta.updated_at = now;
         self.commit(meta, events, ack).await?;
         if let Some(urgent) = enqueue {
+            let position_tx = self.position_sender();
             self.deps
                 .queue
                 .enqueue(
@@ -868,7 +893,7 @@ impl Actor {
                     Duration::from_millis(
                         now_ms().saturating_sub(self.meta.enqueued_at.unwrap_or(now)),
                     ),
-                    self.position_tx.clone(),
+                    position_tx,
                 )
                 .await;
         }
@@ -936,7 +961,7 @@ impl Actor {
 
     fn send_citizen(&mut self, frame: ServerFrame) {
         if let Some(out) = &self.citizen {
-            if out.try_send(frame).is_err() {
+            if out.try_send(Box::new(frame)).is_err() {
                 // Full or closed: detach; the widget resumes and replays from the store.
                 self.citizen = None;
             }

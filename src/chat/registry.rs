@@ -141,8 +141,8 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
                 return;
             }
             Cmd::Create(lang, reply) => {
-                let (actor, positions) = Actor::new_conversation(Arc::clone(&deps), lang);
-                let _ = reply.send(spawn_actor(actor, positions, &mut live, &mut tasks, &me));
+                let actor = Actor::new_conversation(Arc::clone(&deps), lang);
+                let _ = reply.send(spawn_actor(actor, &mut live, &mut tasks, &me));
             }
             Cmd::Get(id, reply) => {
                 if let Some(h) = live.get(&id).filter(|h| !h.tx.is_closed()) {
@@ -160,9 +160,9 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
                 };
                 let handle = match loaded {
                     Ok(Some((meta, key))) => {
-                        let (mut actor, positions) = Actor::restored(Arc::clone(&deps), meta, key);
+                        let mut actor = Actor::restored(Arc::clone(&deps), meta, key);
                         actor.restore_side_effects().await;
-                        Some(spawn_actor(actor, positions, &mut live, &mut tasks, &me))
+                        Some(spawn_actor(actor, &mut live, &mut tasks, &me))
                     }
                     Ok(None) => None,
                     Err(e) => {
@@ -175,9 +175,9 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
             Cmd::Restored(boxed, reply) => {
                 let (meta, key) = *boxed;
                 if !live.contains_key(&meta.id) {
-                    let (mut actor, positions) = Actor::restored(Arc::clone(&deps), meta, key);
+                    let mut actor = Actor::restored(Arc::clone(&deps), meta, key);
                     actor.restore_side_effects().await;
-                    spawn_actor(actor, positions, &mut live, &mut tasks, &me);
+                    spawn_actor(actor, &mut live, &mut tasks, &me);
                 }
                 let _ = reply.send(());
             }
@@ -195,7 +195,6 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
 
 fn spawn_actor(
     actor: Actor,
-    positions: mpsc::Receiver<crate::queue::Position>,
     live: &mut HashMap<ConversationId, ConvHandle>,
     tasks: &mut tokio::task::JoinSet<()>,
     me: &mpsc::Sender<Cmd>,
@@ -206,7 +205,7 @@ fn spawn_actor(
     live.insert(id, handle.clone());
     let me = me.clone();
     tasks.spawn(async move {
-        let Exit::Done = actor.run(crx, positions).await;
+        let Exit::Done = actor.run(crx).await;
         let _ = me.send(Cmd::Exited(id)).await;
     });
     handle

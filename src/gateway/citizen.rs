@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::protocol::CitizenFrame;
-use crate::chat::actor::CITIZEN_CHANNEL;
+use crate::chat::actor::{CITIZEN_CHANNEL, Outbound};
 use crate::chat::{ConvHandle, Lang, Registry, ServerFrame};
 use crate::ids::Token;
 use crate::triage::{Level, TriageEngine};
@@ -127,7 +127,7 @@ where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(CITIZEN_CHANNEL);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(CITIZEN_CHANNEL);
 
     // Attach: resume an earlier conversation, or start a new one.
     let mut handle: Option<ConvHandle> = None;
