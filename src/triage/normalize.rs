@@ -78,6 +78,8 @@ pub struct Form {
     text: String,
     /// One entry per `char` of `text`, in order.
     map: Vec<CharOrigin>,
+    /// The last char written (for collapsing repeats).
+    last: Option<char>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +119,23 @@ impl Form {
         (lo < hi).then_some((lo, hi))
     }
 
+    /// Appends a character, collapsing a repeat of the previous one (digits exempt) into it
+    /// and merging their spans. Composition writes through here, so repeats are collapsed
+    /// after composition, in the same pass.
     fn push(&mut self, c: char, start: u32, end: u32) {
+        if self.last == Some(c) && !c.is_numeric() {
+            if let Some(last) = self.map.last_mut() {
+                // A synthetic char (padding) has no span to extend.
+                if start != end {
+                    if last.start == last.end {
+                        last.start = start;
+                    }
+                    last.end = last.end.max(end);
+                }
+            }
+            return;
+        }
+        self.last = Some(c);
         self.map.push(CharOrigin {
             byte: self.text.len() as u32,
             start,
@@ -564,6 +582,7 @@ fn compose<'a>(units: impl Iterator<Item = &'a Unit>, capacity: usize) -> Form {
     let mut out = Form {
         text: String::with_capacity(capacity * 3),
         map: Vec::with_capacity(capacity),
+        last: None,
     };
     let mut ime = Ime::default();
     for u in units {
@@ -581,33 +600,6 @@ fn compose<'a>(units: impl Iterator<Item = &'a Unit>, capacity: usize) -> Form {
 
 // ---------------------------------------------------------------------------------------
 // Step 4 and the two forms.
-
-/// Collapses runs of the same character (digits exempt), merging their spans.
-fn collapse(form: Form) -> Form {
-    let Form { text, map } = form;
-    let mut out = Form {
-        text: String::with_capacity(text.len()),
-        map: Vec::with_capacity(map.len()),
-    };
-    let mut prev: Option<char> = None;
-    for (c, origin) in text.chars().zip(map) {
-        if prev == Some(c) && !c.is_numeric() {
-            if let Some(last) = out.map.last_mut() {
-                // A synthetic char (padding) has no span to extend.
-                if origin.start != origin.end {
-                    if last.start == last.end {
-                        last.start = origin.start;
-                    }
-                    last.end = last.end.max(origin.end);
-                }
-            }
-            continue;
-        }
-        prev = Some(c);
-        out.push(c, origin.start, origin.end);
-    }
-    out
-}
 
 fn spaced_form(units: &[Unit]) -> Form {
     // Drop short separator runs squeezed between two Hangul letters ("자1살", "죽.고").
@@ -679,7 +671,7 @@ fn spaced_form(units: &[Unit]) -> Form {
         seq.push(pad);
     }
     let composed = compose(seq.iter(), seq.len());
-    let mut form = collapse(composed);
+    let mut form = composed;
     // Whitespace spans point at separators; padding must stay synthetic at both ends.
     if let Some(first) = form.map.first_mut() {
         first.start = 0;
@@ -694,7 +686,7 @@ fn spaced_form(units: &[Unit]) -> Form {
 
 fn compact_form(units: &[Unit]) -> Form {
     let letters = units.iter().filter(|u| u.class == Class::Letter);
-    collapse(compose(letters, units.len()))
+    compose(letters, units.len())
 }
 
 #[cfg(test)]
