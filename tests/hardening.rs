@@ -100,7 +100,20 @@ async fn bad_json_unknown_types_missing_fields_and_long_messages_keep_the_connec
         json!({"type": "message", "id": "ok", "text": "괜찮아요"}),
     )
     .await;
-    assert_eq!(until(&mut c, "ack").await.pop().unwrap()["id"], "ok");
+    let frames = until(&mut c, "bot").await;
+    assert!(frames.iter().any(|f| f["type"] == "ack" && f["id"] == "ok"));
+    let last = frames
+        .iter()
+        .filter_map(|f| f["seq"].as_u64())
+        .max()
+        .unwrap();
+    // An error frame carries the last seq sent: seq never goes down.
+    c.send(Message::Text("{still not json".into()))
+        .await
+        .unwrap();
+    let e = next(&mut c).await;
+    assert_eq!(e["code"], "malformed_json");
+    assert_eq!(e["seq"].as_u64(), Some(last));
     app.stop().await;
 }
 

@@ -170,6 +170,22 @@ impl ServerFrame {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("frame serializes")
     }
+
+    /// The frame's `seq`.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ServerFrame::Welcome { seq, .. }
+            | ServerFrame::Ack { seq, .. }
+            | ServerFrame::Message { seq, .. }
+            | ServerFrame::Bot { seq, .. }
+            | ServerFrame::Safety { seq, .. }
+            | ServerFrame::Queue { seq, .. }
+            | ServerFrame::CounselorJoined { seq, .. }
+            | ServerFrame::Counselor { seq, .. }
+            | ServerFrame::Closed { seq, .. }
+            | ServerFrame::Error { seq, .. } => *seq,
+        }
+    }
 }
 
 /// A frame to a counselor.

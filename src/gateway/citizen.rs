@@ -112,9 +112,10 @@ fn text(frame: &ServerFrame) -> Message {
     Message::Text(frame.to_json().into())
 }
 
-fn error(code: &'static str, message: &str, id: Option<String>) -> Message {
+/// An `error` frame. `seq` is the last seq the client was sent, so it never decreases.
+fn error(seq: u64, code: &'static str, message: &str, id: Option<String>) -> Message {
     text(&ServerFrame::Error {
-        seq: 0,
+        seq,
         code,
         message: message.into(),
         id,
@@ -151,6 +152,7 @@ where
                     if handle.is_none() {
                         let _ = sink
                             .send(error(
+                                0,
                                 "resume_failed",
                                 "이전 대화를 이어갈 수 없어 새 대화를 시작합니다. / Could not resume; starting a new conversation.",
                                 None,
@@ -161,6 +163,7 @@ where
                 _ => {
                     let _ = sink
                         .send(error(
+                            0,
                             "resume_expected",
                             "expected a resume frame first",
                             None,
@@ -183,7 +186,8 @@ where
             _ => {
                 let _ = sink
                     .send(error(
-                        "unavailable",
+                                0,
+                                "unavailable",
                         "지금 연결할 수 없어요. 급하면 109(24시간)로 전화해 주세요. / We cannot connect right now. If it is urgent, call 109 (24h).",
                         None,
                     ))
@@ -208,6 +212,8 @@ where
     let mut last_heard = Instant::now();
     let mut shutdown = ctx.shutdown.clone();
     let mut closing: Option<(u16, &'static str)> = None;
+    // The highest seq sent so far (status frames reuse it).
+    let mut seq = 0u64;
 
     loop {
         tokio::select! {
@@ -230,7 +236,7 @@ where
                                 let id = serde_json::from_str::<serde_json::Value>(t.as_str())
                                     .ok()
                                     .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
-                                if sink.send(error(e.code(), &e.to_string(), id)).await.is_err() {
+                                if sink.send(error(seq, e.code(), &e.to_string(), id)).await.is_err() {
                                     break;
                                 }
                                 continue;
@@ -250,7 +256,8 @@ where
                                     }
                                     let _ = sink
                                         .send(error(
-                                            "rate_limited",
+                                seq,
+                                "rate_limited",
                                             "메시지를 너무 빨리 보내고 있어요. 잠시 후 다시 보내 주세요. 위급하면 109(자살예방상담, 24시간) 또는 119로 전화하세요. / You are sending messages too fast; please wait a moment. In a crisis call 109 (24h) or 119.",
                                             Some(id),
                                         ))
@@ -263,7 +270,9 @@ where
                             CitizenFrame::Rating { value } => handle.rating(value).await,
                             CitizenFrame::Resume { .. } => {
                                 let _ = sink
-                                    .send(error("bad_state", "resume is only accepted as the first frame", None))
+                                    .send(error(
+                                seq,
+                                "bad_state", "resume is only accepted as the first frame", None))
                                     .await;
                                 Ok(())
                             }
@@ -275,7 +284,9 @@ where
                     }
                     Message::Binary(_) => {
                         let _ = sink
-                            .send(error("binary_not_supported", "send JSON text frames", None))
+                            .send(error(
+                                seq,
+                                "binary_not_supported", "send JSON text frames", None))
                             .await;
                     }
                     Message::Close(_) => break,
@@ -285,6 +296,7 @@ where
             frame = out_rx.recv() => {
                 match frame {
                     Some(f) => {
+                        seq = seq.max(f.seq());
                         if sink.send(text(&f)).await.is_err() {
                             break;
                         }
