@@ -315,7 +315,7 @@ async fn get_conversation(
     record(&state, &s, "read_transcript", Some(id), remote).await?;
     // Text leaving the live chat: phone numbers and e-mail addresses removed.
     let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
-    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0)
+    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0, meta.last_seq)
         .await?
         .iter()
         .map(transcript::StoredEvent::redacted)
@@ -355,7 +355,7 @@ async fn export_conversation(
     };
     record(&state, &s, "export_transcript", Some(id), remote).await?;
     let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
-    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0)
+    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0, meta.last_seq)
         .await?
         .iter()
         .map(transcript::StoredEvent::redacted)

@@ -368,7 +368,10 @@ pub async fn all_meta(store: &Store) -> Result<Vec<ConversationMeta>, StoreError
         .collect()
 }
 
-/// A conversation's events with `seq > after`, in order, opened with its key.
+/// A conversation's events with `after < seq <= upto`, in order, opened with its key.
+/// `upto` is the conversation record's `last_seq`: the record says how far the transcript
+/// goes, so nothing past it (which could only be a write that was never acknowledged) is
+/// ever replayed.
 ///
 /// # Errors
 /// A store error, or `Corrupt` when an event does not open or parse.
@@ -377,6 +380,7 @@ pub async fn events_after(
     id: ConversationId,
     key: &Key,
     after: u64,
+    upto: u64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let prefix = id.as_bytes();
     let start = event_key(prefix, after.saturating_add(1));
@@ -390,6 +394,7 @@ pub async fn events_after(
         store.scan_range(Tree::Events, &start, &end).await?
     };
     rows.into_iter()
+        .filter(|(k, _)| crate::store::decode_event_key(k).is_ok_and(|(_, seq)| seq <= upto))
         .map(|(k, v)| {
             let plain = key
                 .open(&v, &k)
@@ -522,13 +527,27 @@ mod tests {
             }
         }
         store.write(batch).await.unwrap();
-        let events = events_after(&store, a, &key, 0).await.unwrap();
+        let events = events_after(&store, a, &key, 0, u64::MAX).await.unwrap();
         assert_eq!(events.len(), 300);
         assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
-        let tail = events_after(&store, a, &key, 256).await.unwrap();
+        let tail = events_after(&store, a, &key, 256, u64::MAX).await.unwrap();
+        assert_eq!(
+            events_after(&store, a, &key, 0, 10).await.unwrap().len(),
+            10
+        );
         assert_eq!(tail.first().map(|e| e.seq), Some(257));
-        assert_eq!(events_after(&store, b, &key, 0).await.unwrap().len(), 150);
-        assert!(events_after(&store, a, &Key::random(), 0).await.is_err());
+        assert_eq!(
+            events_after(&store, b, &key, 0, u64::MAX)
+                .await
+                .unwrap()
+                .len(),
+            150
+        );
+        assert!(
+            events_after(&store, a, &Key::random(), 0, u64::MAX)
+                .await
+                .is_err()
+        );
         assert_eq!(load_meta(&store, a).await.unwrap().unwrap().id, a);
         assert_eq!(all_meta(&store).await.unwrap().len(), 2);
         assert!(

@@ -173,7 +173,13 @@ async fn verify(data: &Path, clients: &[Arc<Mutex<Client>>]) -> (usize, usize) {
                 .await
                 .unwrap()
                 .expect("a conversation with acked messages has its key");
-            let events = transcript::events_after(&store, id, &key, 0).await.unwrap();
+            let meta = transcript::load_meta(&store, id)
+                .await
+                .unwrap()
+                .expect("a conversation with acked messages has its record");
+            let events = transcript::events_after(&store, id, &key, 0, meta.last_seq)
+                .await
+                .unwrap();
             let stored: Vec<(String, u64)> = events
                 .iter()
                 .filter_map(|e| match &e.body {

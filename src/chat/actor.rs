@@ -544,10 +544,15 @@ impl Actor {
                     .await
                     .map_err(|_| ChatError::NotSaved)?;
                 self.meta = meta;
-                let missed =
-                    transcript::events_after(&self.deps.store, self.meta.id, &self.key, last_seq)
-                        .await
-                        .map_err(|_| ChatError::NotSaved)?;
+                let missed = transcript::events_after(
+                    &self.deps.store,
+                    self.meta.id,
+                    &self.key,
+                    last_seq,
+                    self.meta.last_seq,
+                )
+                .await
+                .map_err(|_| ChatError::NotSaved)?;
                 let mut frames = vec![ServerFrame::Welcome {
                     conversation_id: self.meta.id,
                     token: fresh.expose().to_owned(),
@@ -652,9 +657,15 @@ impl Actor {
             State::Closed { .. } => return Err(ChatError::Ended),
             _ => return Err(ChatError::NotWaiting),
         }
-        let events = transcript::events_after(&self.deps.store, self.meta.id, &self.key, 0)
-            .await
-            .map_err(|_| ChatError::NotSaved)?;
+        let events = transcript::events_after(
+            &self.deps.store,
+            self.meta.id,
+            &self.key,
+            0,
+            self.meta.last_seq,
+        )
+        .await
+        .map_err(|_| ChatError::NotSaved)?;
         let _ = out.try_send(CounselorFrame::Claimed {
             conversation_id: self.meta.id,
             level: self.meta.risk.level,
