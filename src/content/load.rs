@@ -15,6 +15,7 @@ use super::{
     Resource, phone_shape_ok,
 };
 use crate::triage::normalize::normalize;
+use crate::triage::rules::{Ctx, read};
 use crate::triage::{Level, LoadError};
 
 /// The data files every intents directory must hold, by name. Every other `*.toml` holds
@@ -331,64 +332,6 @@ struct CannedSpec {
     id: Spanned<String>,
     ko: String,
     en: String,
-}
-
-// ---------------------------------------------------------------------------------------
-// Errors with file, line and id.
-
-struct Ctx<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn line_of(&self, byte: usize) -> usize {
-        self.text[..byte.min(self.text.len())]
-            .bytes()
-            .filter(|&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn line(&self, id: &Spanned<String>) -> usize {
-        self.line_of(id.span().start)
-    }
-
-    fn err(&self, id: &Spanned<String>, message: impl Into<String>) -> LoadError {
-        LoadError {
-            file: self.file.to_owned(),
-            line: Some(self.line(id)),
-            rule: Some(id.get_ref().clone()),
-            message: message.into(),
-        }
-    }
-
-    fn file_err(&self, message: impl Into<String>) -> LoadError {
-        LoadError {
-            file: self.file.to_owned(),
-            line: None,
-            rule: None,
-            message: message.into(),
-        }
-    }
-
-    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, LoadError> {
-        toml::from_str(self.text).map_err(|e| LoadError {
-            file: self.file.to_owned(),
-            line: e.span().map(|s| self.line_of(s.start)),
-            rule: None,
-            message: format!("invalid TOML: {}", e.message()),
-        })
-    }
-}
-
-fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|e| LoadError {
-        file: path.to_owned(),
-        line: None,
-        rule: None,
-        message: format!("cannot read: {e}"),
-    })
 }
 
 fn check_id(

@@ -274,9 +274,12 @@ struct IntentSpec {
 // ---------------------------------------------------------------------------------------
 // Loading.
 
-struct Ctx<'a> {
-    file: &'a Path,
-    text: &'a str,
+/// A data file being loaded: turns spans into line numbers and errors into [`LoadError`]s
+/// naming the file, the line and the id. Shared by every loader of data files (triage and
+/// content).
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) text: &'a str,
 }
 
 impl Ctx<'_> {
@@ -288,16 +291,33 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn err(&self, id: &Spanned<String>, message: impl Into<String>) -> LoadError {
+    /// The 1-based line of an id.
+    pub(crate) fn line(&self, id: &Spanned<String>) -> usize {
+        self.line_of(id.span().start)
+    }
+
+    /// An error about the entry `id`.
+    pub(crate) fn err(&self, id: &Spanned<String>, message: impl Into<String>) -> LoadError {
         LoadError {
             file: self.file.to_owned(),
-            line: Some(self.line_of(id.span().start)),
+            line: Some(self.line(id)),
             rule: Some(id.get_ref().clone()),
             message: message.into(),
         }
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, LoadError> {
+    /// An error about the file as a whole.
+    pub(crate) fn file_err(&self, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: self.file.to_owned(),
+            line: None,
+            rule: None,
+            message: message.into(),
+        }
+    }
+
+    /// Parses the file, or names the line of the syntax error.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, LoadError> {
         toml::from_str(self.text).map_err(|e| LoadError {
             file: self.file.to_owned(),
             line: e.span().map(|s| self.line_of(s.start)),
@@ -309,12 +329,13 @@ impl Ctx<'_> {
     fn location(&self, id: &Spanned<String>) -> Location {
         Location {
             file: self.file.to_owned(),
-            line: self.line_of(id.span().start),
+            line: self.line(id),
         }
     }
 }
 
-fn read(path: &Path) -> Result<String, LoadError> {
+/// Reads a data file, or says which and why not.
+pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|e| LoadError {
         file: path.to_owned(),
         line: None,
