@@ -178,15 +178,18 @@ impl ConversationMeta {
     ///
     /// # Panics
     /// Never: serializing plain data cannot fail.
-    pub fn write(&self, key: &Key) -> Write {
-        let mut sealed = self.clone();
-        let summary = serde_json::to_vec(&self.summary).expect("summary serializes");
-        sealed.summary_sealed = hex(&key.seal(&summary, &summary_aad(self.id)));
+    pub fn write(&self) -> Write {
         Write::put(
             Tree::Conversations,
             self.id.as_bytes().to_vec(),
-            serde_json::to_vec(&sealed).expect("meta serializes"),
+            serde_json::to_vec(self).expect("meta serializes"),
         )
+    }
+
+    /// Seals the summary into `summary_sealed` (call after the summary changed).
+    pub fn seal_summary(&mut self, key: &Key) {
+        let summary = serde_json::to_vec(&self.summary).expect("summary serializes");
+        self.summary_sealed = hex(&key.seal(&summary, &summary_aad(self.id)));
     }
 
     /// Opens the sealed summary with the conversation's key.
@@ -514,7 +517,7 @@ mod tests {
         let key = Key::random();
         let a = ConversationId::random();
         let b = ConversationId::random();
-        let mut batch = vec![meta(a).write(&key), meta(b).write(&key)];
+        let mut batch = vec![meta(a).write(), meta(b).write()];
         for seq in 1..=300u64 {
             let e = StoredEvent {
                 seq,
@@ -556,6 +559,28 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn the_summary_is_stored_sealed_and_opens_with_the_key() {
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let key = Key::random();
+        let id = ConversationId::random();
+        let mut m = meta(id);
+        m.summary.first_lines.push("비밀스러운첫줄".into());
+        m.seal_summary(&key);
+        store.write(vec![m.write()]).await.unwrap();
+        let raw = store
+            .get(Tree::Conversations, id.as_bytes())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("비밀스러운첫줄"));
+        let mut back = load_meta(&store, id).await.unwrap().unwrap();
+        assert!(back.summary.first_lines.is_empty());
+        back.open_summary(&key).unwrap();
+        assert_eq!(back.summary, m.summary);
+        assert!(back.clone().open_summary(&Key::random()).is_err());
     }
 
     #[test]

@@ -247,6 +247,8 @@ async fn a_restart_keeps_acknowledged_messages_and_the_queue() {
     let (_, q) = app.get_json("/api/queue", &boss).await;
     assert_eq!(q["entries"][0]["conversation_id"], conv.as_str());
     assert_eq!(q["entries"][0]["level"], "imminent");
+    // What counselors see before claiming came back too (stored sealed, opened with the key).
+    assert_eq!(q["entries"][0]["first_lines"][0], "유서를 써 놨어요");
     app.stop().await;
 }
 

@@ -540,7 +540,7 @@ impl Actor {
                 meta.token_hash = hex(&fresh.hash());
                 self.deps
                     .store
-                    .write(vec![meta.write(&self.key)])
+                    .write(vec![meta.write()])
                     .await
                     .map_err(|_| ChatError::NotSaved)?;
                 self.meta = meta;
@@ -792,7 +792,9 @@ impl Actor {
                 &mut events,
             );
             ack = Some((c.id, events.last().map_or(0, |e: &StoredEvent| e.seq)));
-            update_summary(&mut meta.summary, &c.text, &c.note);
+            if update_summary(&mut meta.summary, &c.text, &c.note) {
+                meta.seal_summary(&self.key);
+            }
             meta.risk = c.risk;
         }
         if let Some(body) = extra {
@@ -932,7 +934,7 @@ impl Actor {
         ack: Option<(String, u64)>,
     ) -> Result<(), ChatError> {
         let mut batch: Vec<_> = events.iter().map(|e| e.write(meta.id, &self.key)).collect();
-        batch.push(meta.write(&self.key));
+        batch.push(meta.write());
         if let Some(k) = &self.key_write {
             batch.push(k.clone());
         }
@@ -1021,9 +1023,12 @@ struct CitizenWords {
 }
 
 /// Keeps what counselors see before claiming: the first three lines (cut to 200
-/// characters) and every rule that fired.
-fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) {
+/// characters) and every rule that fired. Returns whether anything changed (the sealed
+/// copy is redone only then, not on every message).
+fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) -> bool {
+    let mut changed = false;
     if summary.first_lines.len() < 3 {
+        changed = true;
         let line: String = text.chars().take(200).collect();
         let spans = note
             .spans
@@ -1037,8 +1042,10 @@ fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) {
     for r in &note.rules {
         if !summary.rules.iter().any(|x| **x == *r.id) {
             summary.rules.push(r.id.to_string());
+            changed = true;
         }
     }
+    changed
 }
 
 fn log_store_error(e: &StoreError) {
