@@ -283,11 +283,6 @@ pub(super) struct Actor {
     key_write: Option<Write>,
 }
 
-/// How the actor ended (the registry forgets it either way).
-pub(super) enum Exit {
-    Done,
-}
-
 impl Actor {
     /// A new, not yet stored conversation.
     pub(super) fn new_conversation(deps: Arc<ChatDeps>, lang: Lang) -> Actor {
@@ -393,7 +388,9 @@ impl Actor {
         }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Box<Cmd>>) -> Exit {
+    /// Runs until the inbox closes, the conversation idles out after closing, or a
+    /// conversation that was never stored loses its citizen.
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Box<Cmd>>) {
         loop {
             let limit = Duration::from_secs(self.deps.idle.limit(&self.meta.conversation.state));
             let deadline = self.last_activity + limit;
@@ -416,19 +413,19 @@ impl Actor {
             };
             tokio::select! {
                 cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { return Exit::Done };
+                    let Some(cmd) = cmd else { return };
                     self.handle(*cmd).await;
                 }
                 Some(p) = next_position => self.queue_update(p),
                 _ = citizen_gone => {
                     self.citizen = None;
                     if !self.persisted {
-                        return Exit::Done;
+                        return;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     if matches!(self.meta.conversation.state, State::Closed { .. }) {
-                        return Exit::Done;
+                        return;
                     }
                     let _ = self.apply(Event::IdleTimeout, None, "").await;
                     self.last_activity = Instant::now();
@@ -438,7 +435,7 @@ impl Actor {
                 self.positions = positions;
             }
             if !self.persisted && self.citizen.is_none() {
-                return Exit::Done;
+                return;
             }
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Lang;
-use super::actor::{Actor, ChatDeps, ConvHandle, Exit};
+use super::actor::{Actor, ChatDeps, ConvHandle};
 use crate::conversation::State;
 use crate::crypto::Key;
 use crate::ids::ConversationId;
@@ -205,7 +205,7 @@ fn spawn_actor(
     live.insert(id, handle.clone());
     let me = me.clone();
     tasks.spawn(async move {
-        let Exit::Done = actor.run(crx).await;
+        actor.run(crx).await;
         let _ = me.send(Cmd::Exited(id)).await;
     });
     handle
