@@ -168,8 +168,17 @@ impl App {
         })?;
         let store = match &settings.backend {
             Some(b) => Store::new(Arc::clone(&b.0)).context("starting the store")?,
-            None => Store::open_sled(&settings.data_dir, StoreOptions::default())
-                .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?,
+            None => {
+                // Opening sled reads its log and may wait for its file lock: off the
+                // async threads.
+                let dir = settings.data_dir.clone();
+                tokio::task::spawn_blocking(move || Store::open_sled(&dir, StoreOptions::default()))
+                    .await
+                    .context("opening the store")?
+                    .with_context(|| {
+                        format!("opening the store in {}", settings.data_dir.display())
+                    })?
+            }
         };
         let key_file = settings
             .master_key_file
