@@ -596,7 +596,8 @@ impl Actor {
         }
         stats.breaches = self.breaches;
         self.stats.send_replace(stats);
-        if changed || reordered || breached_now {
+        // No counselor online: nobody to push the snapshot to, so none is built.
+        if (changed || reordered || breached_now) && !self.counselors.is_empty() {
             let snapshot: Vec<QueueEntry> =
                 self.entries.iter().map(|e| self.entry(e, now)).collect();
             for c in self.counselors.values() {

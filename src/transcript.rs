@@ -1,9 +1,19 @@
 //! What a conversation leaves behind: its events (in `seq` order) and its meta record.
 //!
-//! Events are stored under `event_key(conversation, seq)` (big-endian, so a prefix scan
-//! returns them in order) and are never rewritten: a transcript is append-only. The meta
-//! record (state machine, risk, counselor, resume-token hash) is rewritten in the same
-//! atomic batch as the events that changed it, so the two never disagree after a crash.
+//! Events are append-only and stored as **records**: the events of one commit (a citizen
+//! message with its bot reply and any state change, say) sealed together as one value
+//! under `event_key(conversation, first seq)`. One record per commit rather than one key per
+//! event because the store's cost is per write: sled copies and re-serializes its nodes on
+//! every insert, so three inserts per message cost three times one (`BENCHMARKS.md`).
+//!
+//! Keying a record by its *first* seq makes a retry safe: a commit whose flush failed was
+//! never acknowledged, and the actor's next commit starts at the same seq, so it replaces
+//! the unacknowledged record whole, however many events either holds. A reader looking for
+//! the events after seq `n` starts at the last record whose key is at or before `n + 1`.
+//!
+//! The meta record (state machine, risk, counselor, resume-token hash) is written with the
+//! events that changed it, after them (`APPLY_ORDER`), so it never counts events that are
+//! not stored; readers stop at its `last_seq`.
 //!
 //! Supervisors replay transcripts from here; resuming citizens get the events after their
 //! `last_seq` from here.
@@ -231,16 +241,22 @@ impl StoredEvent {
         }
         e
     }
+}
 
-    /// The put that stores this event.
-    ///
-    /// # Panics
-    /// Never: serializing plain data cannot fail.
-    pub fn write(&self, conversation: ConversationId, key: &Key) -> Write {
-        let k = event_key(conversation.as_bytes(), self.seq);
-        let plain = serde_json::to_vec(self).expect("event serializes");
-        Write::put(Tree::Events, k.to_vec(), key.seal(&plain, &k))
-    }
+/// The put that stores the events of one commit as one record, or `None` if there are
+/// none. `events` must be in `seq` order; the record's key is the first event's seq.
+///
+/// # Panics
+/// Never: serializing plain data cannot fail.
+pub fn write_events(
+    conversation: ConversationId,
+    key: &Key,
+    events: &[StoredEvent],
+) -> Option<Write> {
+    let first = events.first()?;
+    let k = event_key(conversation.as_bytes(), first.seq);
+    let plain = serde_json::to_vec(events).expect("events serialize");
+    Some(Write::put(Tree::Events, k.to_vec(), key.seal(&plain, &k)))
 }
 
 /// A transcript as CSV: `seq,at,type,who,text,level,rules` (RFC 4180 quoting). `at` is
@@ -377,7 +393,7 @@ pub async fn all_meta(store: &Store) -> Result<Vec<ConversationMeta>, StoreError
 /// ever replayed.
 ///
 /// # Errors
-/// A store error, or `Corrupt` when an event does not open or parse.
+/// A store error, or `Corrupt` when a record does not open or parse.
 pub async fn events_after(
     store: &Store,
     id: ConversationId,
@@ -385,26 +401,40 @@ pub async fn events_after(
     after: u64,
     upto: u64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    if after >= upto {
+        return Ok(Vec::new());
+    }
     let prefix = id.as_bytes();
-    let start = event_key(prefix, after.saturating_add(1));
+    // Keys are the id and a big-endian seq (24 bytes), so `k ++ [0]` is the smallest key
+    // after `k`, and the id followed by 0xFF sorts after every key of this conversation.
+    let mut split = event_key(prefix, after + 1).to_vec();
+    split.push(0);
     let mut end = prefix.to_vec();
     end.push(0xFF);
-    let rows = if after == u64::MAX {
-        Vec::new()
-    } else {
-        // Every key of this conversation is 24 bytes starting with the id, so one more
-        // 0xFF byte after the id sorts after all of them.
-        store.scan_range(Tree::Events, &start, &end).await?
-    };
-    rows.into_iter()
-        .filter(|(k, _)| crate::store::decode_event_key(k).is_ok_and(|(_, seq)| seq <= upto))
-        .map(|(k, v)| {
-            let plain = key
-                .open(&v, &k)
-                .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-            serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
-        })
-        .collect()
+    // The record holding event `after + 1` starts at or before it; the rest start after.
+    let holding = store
+        .last_in_range(Tree::Events, &event_key(prefix, 0), &split)
+        .await?;
+    let rest = store.scan_range(Tree::Events, &split, &end).await?;
+    let mut events = Vec::new();
+    let mut last = after;
+    for (k, v) in holding.into_iter().chain(rest) {
+        let plain = key
+            .open(&v, &k)
+            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+        let record: Vec<StoredEvent> = serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+        for e in record {
+            if e.seq > upto {
+                return Ok(events);
+            }
+            if e.seq > last {
+                last = e.seq;
+                events.push(e);
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// The store keys of a conversation's events (for purging).
@@ -518,22 +548,40 @@ mod tests {
         let a = ConversationId::random();
         let b = ConversationId::random();
         let mut batch = vec![meta(a).write(), meta(b).write()];
-        for seq in 1..=300u64 {
-            let e = StoredEvent {
-                seq,
-                at: seq,
-                body: EventBody::Rating { value: 1 },
-            };
-            batch.push(e.write(a, &key));
-            if seq % 2 == 0 {
-                batch.push(e.write(b, &key));
-            }
+        let event = |seq| StoredEvent {
+            seq,
+            at: seq,
+            body: EventBody::Rating { value: 1 },
+        };
+        // Conversation a in records of 1 to 4 events; b one event per record, even seqs.
+        let mut seq = 1u64;
+        while seq <= 300 {
+            let n = (seq % 4 + 1).min(301 - seq);
+            let record: Vec<_> = (seq..seq + n).map(event).collect();
+            batch.push(write_events(a, &key, &record).unwrap());
+            seq += n;
+        }
+        for seq in (2..=300u64).step_by(2) {
+            batch.push(write_events(b, &key, &[event(seq)]).unwrap());
         }
         store.write(batch).await.unwrap();
         let events = events_after(&store, a, &key, 0, u64::MAX).await.unwrap();
         assert_eq!(events.len(), 300);
         assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
         let tail = events_after(&store, a, &key, 256, u64::MAX).await.unwrap();
+        // Every starting point, including ones inside a record, and every end.
+        for after in [0, 1, 2, 3, 7, 100, 255, 299, 300] {
+            for upto in [after, after + 1, 150, 298, 300] {
+                let got: Vec<u64> = events_after(&store, a, &key, after, upto)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.seq)
+                    .collect();
+                let want: Vec<u64> = (after + 1..=upto.min(300)).collect();
+                assert_eq!(got, want, "after {after} upto {upto}");
+            }
+        }
         assert_eq!(
             events_after(&store, a, &key, 0, 10).await.unwrap().len(),
             10
@@ -559,6 +607,52 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A commit whose flush failed was never acknowledged; the actor's next commit starts at
+    /// the same seq and replaces that record whole, even when it holds fewer events.
+    #[tokio::test]
+    async fn a_retried_commit_replaces_the_unacknowledged_record() {
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let key = Key::random();
+        let a = ConversationId::random();
+        let event = |seq, value| StoredEvent {
+            seq,
+            at: seq,
+            body: EventBody::Rating { value },
+        };
+        let record = |range: std::ops::RangeInclusive<u64>, value| {
+            let events: Vec<_> = range.map(|s| event(s, value)).collect();
+            write_events(a, &key, &events).unwrap()
+        };
+        store.write(vec![record(1..=4, 1)]).await.unwrap();
+        // Unacknowledged: 5..=8. The retry stores 5..=6, then the conversation goes on.
+        store.write(vec![record(5..=8, 9)]).await.unwrap();
+        store.write(vec![record(5..=6, 2)]).await.unwrap();
+        store.write(vec![record(7..=10, 3)]).await.unwrap();
+        let events = events_after(&store, a, &key, 0, 10).await.unwrap();
+        let got: Vec<(u64, u8)> = events
+            .iter()
+            .map(|e| match e.body {
+                EventBody::Rating { value } => (e.seq, value),
+                _ => unreachable!(),
+            })
+            .collect();
+        let want: Vec<(u64, u8)> = (1..=10)
+            .map(|s| {
+                (
+                    s,
+                    if s <= 4 {
+                        1
+                    } else if s <= 6 {
+                        2
+                    } else {
+                        3
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]

@@ -195,7 +195,7 @@ async fn group_commit_shares_flushes_on_sled() {
 }
 
 /// Concurrent cross-tree batches (event plus conversation record) land in one group commit,
-/// which sled applies as one transaction; all of them must be there after reopening.
+/// which sled applies tree by tree (`APPLY_ORDER`); all of them must be there after reopening.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cross_tree_batches_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,7 +21,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use futures::{SinkExt, StreamExt};
-use ieum::gateway::{MAX_FRAME_BYTES, MAX_WRITE_BUFFER_BYTES, READ_BUFFER_BYTES};
+use ieum::gateway::{
+    MAX_FRAME_BYTES, MAX_WRITE_BUFFER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+};
 use tokio::net::TcpSocket;
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +72,7 @@ async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
 
 async fn ws(ws: WebSocketUpgrade) -> Response {
     ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)

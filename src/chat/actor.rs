@@ -930,7 +930,9 @@ impl Actor {
         events: Vec<StoredEvent>,
         ack: Option<(String, u64)>,
     ) -> Result<(), ChatError> {
-        let mut batch: Vec<_> = events.iter().map(|e| e.write(meta.id, &self.key)).collect();
+        let mut batch: Vec<_> = transcript::write_events(meta.id, &self.key, &events)
+            .into_iter()
+            .collect();
         batch.push(meta.write());
         if let Some(k) = &self.key_write {
             batch.push(k.clone());

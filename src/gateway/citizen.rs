@@ -38,6 +38,9 @@ pub mod close {
     pub const NO_RESUME: u16 = 4001;
 }
 
+/// Frames taken from the actor's channel after the first and written with it in one flush.
+const COALESCE_FRAMES: usize = 16;
+
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -297,7 +300,18 @@ where
                 match frame {
                     Some(f) => {
                         seq = seq.max(f.seq());
-                        if sink.send(text(&f)).await.is_err() {
+                        // Whatever else the actor already queued (an ack is followed at once
+                        // by its bot reply) goes out in the same write: one syscall and one
+                        // TCP segment instead of one per frame.
+                        let mut sent = sink.feed(text(&f)).await.is_ok();
+                        let mut more = 0;
+                        while sent && more < COALESCE_FRAMES {
+                            let Ok(f) = out_rx.try_recv() else { break };
+                            seq = seq.max(f.seq());
+                            sent = sink.feed(text(&f)).await.is_ok();
+                            more += 1;
+                        }
+                        if !sent || sink.flush().await.is_err() {
                             break;
                         }
                     }

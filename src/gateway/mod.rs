@@ -35,12 +35,15 @@ use crate::chat::{Lang, ServerFrame};
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Read buffer per connection.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames are gathered up to this many bytes until the session flushes; every send
+/// flushes, and the citizen session flushes once per batch of ready frames.
+pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Bytes queued for a slow client before writes fail.
 pub const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 fn tune(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)

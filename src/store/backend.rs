@@ -52,6 +52,29 @@ trees! {
     Keys => "keys",
 }
 
+/// The order in which a batch touching several trees is applied, tree by tree.
+///
+/// Backends that cannot apply a multi-tree batch atomically (sled without a transaction)
+/// apply it in this order, and recover a prefix of what they applied, so a writer can rely
+/// on this: a later tree's writes are never durable without the earlier trees' writes of
+/// the same batch. The order is chosen for the writers that span trees:
+///
+/// * a conversation's key (`Keys`) before its first events, so stored text can always be
+///   opened;
+/// * events (`Events`) before the conversation record (`Conversations`) that counts them,
+///   so the record never claims events that are not there (readers stop at its
+///   `last_seq`), and a purge removes the record last, so an interrupted purge is found and
+///   finished on the next run.
+pub const APPLY_ORDER: [Tree; 7] = [
+    Tree::Keys,
+    Tree::Events,
+    Tree::Conversations,
+    Tree::Staff,
+    Tree::Sessions,
+    Tree::Audit,
+    Tree::Meta,
+];
+
 impl Tree {
     /// Position in [`Tree::ALL`]; backends use it to index a per-tree array.
     pub const fn index(self) -> usize {
@@ -158,7 +181,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies a batch of puts and removes, in order (a later write to the same key wins).
     ///
     /// Atomicity is per implementation and documented there; every implementation applies
-    /// a batch that touches a single tree atomically. Applied writes are visible to reads at
+    /// a batch that touches a single tree atomically, and a batch over several trees at
+    /// least in [`APPLY_ORDER`] (a later tree's part is never durable without an earlier
+    /// one's). Applied writes are visible to reads at
     /// once but are durable only after a successful [`Backend::flush`].
     ///
     /// # Errors
@@ -192,6 +217,19 @@ pub trait Backend: Send + Sync + 'static {
     /// [`StoreError::Io`] or [`StoreError::Corrupt`] from the engine.
     fn scan_range(&self, tree: Tree, start: &[u8], end: &[u8])
     -> Result<Vec<KeyValue>, StoreError>;
+
+    /// The entry with the greatest key in `start <= key < end`, if any (`None` if
+    /// `start >= end`). With [`event_key`](super::event_key) this finds the transcript
+    /// record that holds a given event.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`] from the engine.
+    fn last_in_range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<KeyValue>, StoreError>;
 
     /// The entry with the greatest key that starts with `prefix`, if any. With
     /// [`event_key`](super::event_key) this finds a conversation's last sequence number.
@@ -230,6 +268,13 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Tree::ALL.len(), "tree names must be unique");
+    }
+
+    #[test]
+    fn apply_order_has_every_tree_once() {
+        let mut order = APPLY_ORDER.to_vec();
+        order.sort();
+        assert_eq!(order, Tree::ALL.to_vec());
     }
 
     #[test]

@@ -244,6 +244,21 @@ impl Store {
         self.read(move |b| b.scan_range(tree, &start, &end)).await
     }
 
+    /// The entry with the greatest key in `start <= key < end`.
+    ///
+    /// # Errors
+    /// As [`Backend::last_in_range`].
+    pub async fn last_in_range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<KeyValue>, StoreError> {
+        let (start, end) = (start.to_vec(), end.to_vec());
+        self.read(move |b| b.last_in_range(tree, &start, &end))
+            .await
+    }
+
     /// The entry with the greatest key starting with `prefix`.
     ///
     /// # Errors
@@ -380,8 +395,8 @@ impl Writer {
     /// One `apply` per group rather than per request: sled pays for each atomic batch
     /// (`apply_batch` and transactions roll and write its log buffer), so a batch per
     /// request would cost almost a disk write each and undo most of the gain of sharing the
-    /// flush. The group is thus atomic as a whole where the backend allows, which implies
-    /// each request's batch is.
+    /// flush. Whatever the backend promises for one batch (atomic per tree, ordered across
+    /// trees by `APPLY_ORDER`) thus holds for the whole group, and so for each request's batch.
     fn commit(&self, group: &mut Group) {
         let applied = if group.writes.is_empty() {
             Ok(())

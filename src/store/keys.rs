@@ -10,9 +10,10 @@
 //!
 //! * a prefix scan on the conversation id returns exactly that conversation's events, in
 //!   order, and never another conversation's (every key has the same fixed length);
-//! * the last key under the prefix ([`Backend::last_with_prefix`](super::Backend)) holds the
-//!   conversation's highest sequence number, so restarting a conversation costs one lookup;
-//! * `scan_range(event_key(c, a), event_key(c, b))` returns events `a..b`.
+//! * the last key at or before `event_key(c, n)` ([`Backend::last_in_range`](super::Backend))
+//!   is the transcript record that holds event `n` (a record holds the events of one commit
+//!   and is keyed by the first of them; see `transcript`), so a resume reads from there;
+//! * `scan_range(event_key(c, a), event_key(c, b))` returns the records that start in `a..b`.
 
 use super::backend::StoreError;
 

@@ -159,6 +159,26 @@ impl Backend for MemoryBackend {
         Ok(collect(trees[tree.index()].range(range)))
     }
 
+    fn last_in_range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<KeyValue>, StoreError> {
+        if start >= end {
+            return Ok(None);
+        }
+        let trees = self.lock()?;
+        let range = (
+            Bound::Included(start.to_vec()),
+            Bound::Excluded(end.to_vec()),
+        );
+        Ok(trees[tree.index()]
+            .range(range)
+            .next_back()
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+
     fn last_with_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         let trees = self.lock()?;
         Ok(trees[tree.index()]

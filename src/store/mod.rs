@@ -34,7 +34,7 @@ pub mod memory;
 pub mod sled_backend;
 pub mod stats;
 
-pub use backend::{Backend, KeyValue, StoreError, Tree, Write};
+pub use backend::{APPLY_ORDER, Backend, KeyValue, StoreError, Tree, Write};
 pub use handle::{GroupCommit, Store, StoreOptions};
 pub use keys::{CONVERSATION_ID_LEN, EVENT_KEY_LEN, decode_event_key, event_key};
 pub use memory::MemoryBackend;

@@ -5,10 +5,13 @@
 //! * A batch of one write is a plain `insert` or `remove`: atomic by itself.
 //! * A batch that touches **one** tree is applied with `sled::Tree::apply_batch`: after a
 //!   crash it is recovered whole or not at all.
-//! * A batch that touches **several** trees runs as one sled transaction over exactly those
-//!   trees (`Transactional` on `[&sled::Tree]`), which sled recovers atomically too. It costs
-//!   a read per written key (sled's transactions return old values), so keep cross-tree
-//!   batches for where the atomicity is needed (an event plus its conversation record).
+//! * A batch that touches **several** trees is applied tree by tree in
+//!   [`APPLY_ORDER`], each tree's part as one `apply_batch`. sled writes them to its one log
+//!   in that order and recovers a prefix of the log, so after a crash a later tree's part is
+//!   never there without the earlier ones (a conversation record is never ahead of its
+//!   events). It is not one transaction: sled's cross-tree transactions read every written
+//!   key first (they return old values) and cost twice the CPU of the writes themselves,
+//!   which was a third of the service's CPU per message under load (`BENCHMARKS.md`).
 //!
 //! Atomic batches have a fixed cost: sled pins its log for them, rolling and writing the
 //! current log buffer (`pin_log` in sled's `pagecache/mod.rs`). That is why the
@@ -34,11 +37,7 @@
 
 use std::path::Path;
 
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
-};
-
-use super::backend::{Backend, KeyValue, StoreError, Tree, Write};
+use super::backend::{APPLY_ORDER, Backend, KeyValue, StoreError, Tree, Write};
 
 /// The sled page-cache size [`SledBackend::open`] uses: 32 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
@@ -110,31 +109,33 @@ impl SledBackend {
         &self.trees[tree.index()]
     }
 
-    /// The whole batch in one transaction over the distinct trees it touches.
-    fn apply_transaction(&self, batch: &[Write], touched: &[Tree]) -> Result<(), StoreError> {
-        let trees: Vec<&sled::Tree> = touched.iter().map(|t| self.tree(*t)).collect();
-        let view_of = |t: Tree| touched.iter().position(|x| *x == t).unwrap_or(0);
-        let result = trees
-            .as_slice()
-            .transaction(|views: &Vec<TransactionalTree>| {
-                for w in batch {
-                    let view = &views[view_of(w.tree())];
+    /// One tree's part of a batch: a plain `insert`/`remove` for a single write (which does
+    /// not roll the log buffer the way `apply_batch` does), else one `apply_batch`.
+    fn apply_tree<'a>(
+        &self,
+        tree: Tree,
+        writes: impl Iterator<Item = &'a Write> + Clone,
+    ) -> Result<(), StoreError> {
+        let t = self.tree(tree);
+        let mut it = writes.clone();
+        match (it.next(), it.next()) {
+            (None, _) => Ok(()),
+            (Some(Write::Put { key, value, .. }), None) => t
+                .insert(key.as_slice(), value.as_slice())
+                .map(drop)
+                .map_err(from_sled),
+            (Some(Write::Remove { key, .. }), None) => {
+                t.remove(key.as_slice()).map(drop).map_err(from_sled)
+            }
+            _ => {
+                let mut b = sled::Batch::default();
+                for w in writes {
                     match w {
-                        Write::Put { key, value, .. } => {
-                            view.insert(key.as_slice(), value.as_slice())?;
-                        }
-                        Write::Remove { key, .. } => {
-                            view.remove(key.as_slice())?;
-                        }
+                        Write::Put { key, value, .. } => b.insert(key.as_slice(), value.as_slice()),
+                        Write::Remove { key, .. } => b.remove(key.as_slice()),
                     }
                 }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(from_sled(e)),
-            Err(TransactionError::Abort(())) => {
-                Err(StoreError::Internal("sled transaction aborted".into()))
+                t.apply_batch(b).map_err(from_sled)
             }
         }
     }
@@ -142,38 +143,13 @@ impl SledBackend {
 
 impl Backend for SledBackend {
     fn apply(&self, batch: &[Write]) -> Result<(), StoreError> {
-        let mut touched: Vec<Tree> = Vec::new();
-        for w in batch {
-            if !touched.contains(&w.tree()) {
-                touched.push(w.tree());
+        for tree in APPLY_ORDER {
+            let mut mine = batch.iter().filter(|w| w.tree() == tree).peekable();
+            if mine.peek().is_some() {
+                self.apply_tree(tree, batch.iter().filter(move |w| w.tree() == tree))?;
             }
         }
-        match (batch, touched.as_slice()) {
-            ([], _) => Ok(()),
-            // One write is atomic by itself, and a plain insert does not roll the log buffer
-            // the way `apply_batch` does (see the module docs).
-            ([Write::Put { tree, key, value }], _) => self
-                .tree(*tree)
-                .insert(key.as_slice(), value.as_slice())
-                .map(drop)
-                .map_err(from_sled),
-            ([Write::Remove { tree, key }], _) => self
-                .tree(*tree)
-                .remove(key.as_slice())
-                .map(drop)
-                .map_err(from_sled),
-            (_, [one]) => {
-                let mut b = sled::Batch::default();
-                for w in batch {
-                    match w {
-                        Write::Put { key, value, .. } => b.insert(key.as_slice(), value.as_slice()),
-                        Write::Remove { key, .. } => b.remove(key.as_slice()),
-                    }
-                }
-                self.tree(*one).apply_batch(b).map_err(from_sled)
-            }
-            _ => self.apply_transaction(batch, &touched),
-        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -202,6 +178,23 @@ impl Backend for SledBackend {
             return Ok(Vec::new());
         }
         pairs(self.tree(tree).range(start..end))
+    }
+
+    fn last_in_range(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<KeyValue>, StoreError> {
+        if start >= end {
+            return Ok(None);
+        }
+        self.tree(tree)
+            .range(start..end)
+            .next_back()
+            .transpose()
+            .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .map_err(from_sled)
     }
 
     fn last_with_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
