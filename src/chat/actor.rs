@@ -414,7 +414,10 @@ impl Actor {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
-                    self.handle(*cmd).await;
+                    // Boxed: a handler's future (the state machine step, the store write,
+                    // the replies) is several KiB, and inline it would be part of every
+                    // idle conversation's task. Boxed it exists only while it runs.
+                    Box::pin(self.handle(*cmd)).await;
                 }
                 Some(p) = next_position => self.queue_update(p),
                 _ = citizen_gone => {
@@ -427,7 +430,7 @@ impl Actor {
                     if matches!(self.meta.conversation.state, State::Closed { .. }) {
                         return;
                     }
-                    let _ = self.apply(Event::IdleTimeout, None, "").await;
+                    let _ = Box::pin(self.apply(Event::IdleTimeout, None, "")).await;
                     self.last_activity = Instant::now();
                 }
             }
