@@ -26,6 +26,10 @@ use ieum::gateway::{
 };
 use tokio::net::TcpSocket;
 
+/// The same allocator as `ieum serve`, so the baseline differs from it only in what it does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:9000".parse()?;
     let mut args = std::env::args().skip(1);

@@ -1251,6 +1251,11 @@ fn summary(mode: Mode, results: &[RunResult]) {
     }
 }
 
+/// The same allocator as `ieum serve`: the client shares the machine with the server it
+/// measures, and the less CPU it takes, the less it disturbs the figures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let nofile = raise_open_files_limit();

@@ -6,8 +6,8 @@
 //! about as much for one write as for a hundred (`MEASURED.md`: ~9,200 durable writes/s
 //! with one flush each, ~164,000/s with a hundred per flush). So one dedicated OS thread
 //! owns all writing: it takes one request (blocking), drains whatever else is already
-//! queued (up to [`StoreOptions::max_group`]), applies all their batches as one, flushes
-//! **once**, and then answers every waiter. Under light load a group is one write and latency is one
+//! queued (up to [`StoreOptions::max_group`]), applies their batches one after another,
+//! flushes **once**, and then answers every waiter. Under light load a group is one write and latency is one
 //! flush; under heavy load groups grow by themselves and throughput follows.
 //!
 //! It is a `std::thread`, not a tokio task, because sled blocks the calling thread, and a
@@ -16,8 +16,9 @@
 //! # Acknowledgement
 //!
 //! [`Store::write`] resolves `Ok` only after the batch was applied **and** a later flush
-//! succeeded. If the apply or the flush of a group fails, every waiter in that group gets
-//! the error: nothing in a failed group is acknowledged. Its writes may still reach disk
+//! succeeded. If a request's apply fails, that request gets the error; if the flush of a
+//! group fails, every waiter in that group gets it: nothing in a failed flush is
+//! acknowledged. Its writes may still reach disk
 //! later (a failed flush may have written part of them), so an error means "not known to
 //! be saved", not "not saved"; retrying the same keys is idempotent.
 //!
@@ -329,11 +330,10 @@ struct Writer {
     group_cap: usize,
 }
 
-/// The requests of one group commit: their writes in arrival order, and who to answer.
+/// The requests of one group commit, in arrival order: each one's writes and who to answer.
 #[derive(Default)]
 struct Group {
-    writes: Vec<Write>,
-    waiters: Vec<Ack>,
+    requests: Vec<(Vec<Write>, Ack)>,
 }
 
 impl Writer {
@@ -344,13 +344,13 @@ impl Writer {
         // closed it and everything queued before the close has been taken.
         while let Some(first) = self.rx.blocking_recv() {
             self.take(first, &mut group, &mut shutdown_waiters);
-            while group.waiters.len() < self.group_cap {
+            while group.requests.len() < self.group_cap {
                 match self.rx.try_recv() {
                     Ok(req) => self.take(req, &mut group, &mut shutdown_waiters),
                     Err(_) => break,
                 }
             }
-            if !group.waiters.is_empty() {
+            if !group.requests.is_empty() {
                 self.commit(&mut group);
             }
         }
@@ -364,10 +364,7 @@ impl Writer {
 
     fn take(&mut self, req: Request, group: &mut Group, shutdown: &mut Vec<Ack>) {
         match req {
-            Request::Write { batch, done } => {
-                group.writes.extend(batch);
-                group.waiters.push(done);
-            }
+            Request::Write { batch, done } => group.requests.push((batch, done)),
             Request::Shutdown { done } => {
                 // New sends fail from now on; what is already queued is still received.
                 self.rx.close();
@@ -390,33 +387,36 @@ impl Writer {
         result
     }
 
-    /// Applies the whole group as one batch, flushes once, answers every waiter.
+    /// Applies each request's batch in turn, flushes once, answers every waiter.
     ///
-    /// One `apply` per group rather than per request: sled pays for each atomic batch
-    /// (`apply_batch` and transactions roll and write its log buffer), so a batch per
-    /// request would cost almost a disk write each and undo most of the gain of sharing the
-    /// flush. Whatever the backend promises for one batch (atomic per tree, ordered across
-    /// trees by `APPLY_ORDER`) thus holds for the whole group, and so for each request's batch.
+    /// A batch per request, not one merged batch per group: a request's batch is usually
+    /// one write per tree (a transcript record, the conversation record), which sled applies
+    /// as plain inserts. A merged batch would hold many writes per tree, and sled's
+    /// `apply_batch` rolls and writes its log buffer for each one (twice per group, one per
+    /// tree), which cost more CPU than the inserts themselves. A request whose apply fails
+    /// gets that error; the others are flushed and acknowledged as usual.
     fn commit(&self, group: &mut Group) {
-        let applied = if group.writes.is_empty() {
-            Ok(())
-        } else {
-            self.backend.apply(&group.writes)
-        };
-        group.writes.clear();
-        let result = match applied {
-            Ok(()) => self.flush(),
-            Err(e) => {
-                tracing::error!(error = %e, code = e.code(), "store apply failed");
-                Err(e)
+        let mut applied = Vec::with_capacity(group.requests.len());
+        for (batch, done) in group.requests.drain(..) {
+            match self.backend.apply(&batch) {
+                Ok(()) => applied.push(done),
+                Err(e) => {
+                    tracing::error!(error = %e, code = e.code(), "store apply failed");
+                    Counters::add(&self.counters.write_errors, 1);
+                    let _ = done.send(Err(e));
+                }
             }
-        };
-        let n = group.waiters.len() as u64;
+        }
+        if applied.is_empty() {
+            return;
+        }
+        let result = self.flush();
+        let n = applied.len() as u64;
         match &result {
             Ok(()) => Counters::add(&self.counters.writes, n),
             Err(_) => Counters::add(&self.counters.write_errors, n),
         }
-        for done in group.waiters.drain(..) {
+        for done in applied {
             // The waiter may have given up (its future was dropped); that is fine.
             let _ = done.send(result.clone());
         }

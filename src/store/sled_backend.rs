@@ -14,8 +14,10 @@
 //!   which was a third of the service's CPU per message under load (`BENCHMARKS.md`).
 //!
 //! Atomic batches have a fixed cost: sled pins its log for them, rolling and writing the
-//! current log buffer (`pin_log` in sled's `pagecache/mod.rs`). That is why the
-//! [`Store`](super::Store) applies a whole group commit as one batch, not one per request.
+//! current log buffer (`pin_log` in sled's `pagecache/mod.rs`). A single write per tree
+//! does not, which is why the service writes one transcript record per commit and why the
+//! [`Store`](super::Store) applies each request's batch on its own rather than merging a
+//! group into many-write batches.
 //!
 //! # What is durable, exactly
 //!
