@@ -951,12 +951,9 @@ impl Actor {
         if let Some((id, seq)) = ack {
             self.send_citizen(ServerFrame::Ack { id, seq });
         }
-        for e in &events {
-            if !matches!(e.body, EventBody::Citizen { .. }) {
-                if let Some(f) = ServerFrame::from_event(e) {
-                    self.send_citizen(f);
-                }
-            }
+        // The events are stored: move them into the frames (no copy of the words and
+        // resource cards), copying only for a counselor who is watching.
+        for e in events {
             if let Some(out) = &self.counselor {
                 if out
                     .try_send(CounselorFrame::Event {
@@ -968,6 +965,11 @@ impl Actor {
                     // The counselor's socket is gone or stuck: they reopen the tab by
                     // claiming again, which sends the whole transcript.
                     self.counselor = None;
+                }
+            }
+            if !matches!(e.body, EventBody::Citizen { .. }) {
+                if let Some(f) = ServerFrame::from_stored(e) {
+                    self.send_citizen(f);
                 }
             }
         }

@@ -120,13 +120,14 @@ impl ServerFrame {
     /// The citizen-facing frame for a stored event (`None` for events citizens don't see,
     /// such as state changes and ratings).
     pub fn from_event(e: &StoredEvent) -> Option<ServerFrame> {
+        Self::from_stored(e.clone())
+    }
+
+    /// [`ServerFrame::from_event`], taking the event (its words move into the frame).
+    pub fn from_stored(e: StoredEvent) -> Option<ServerFrame> {
         let seq = e.seq;
-        Some(match &e.body {
-            EventBody::Citizen { id, text, .. } => ServerFrame::Message {
-                seq,
-                id: id.clone(),
-                text: text.clone(),
-            },
+        Some(match e.body {
+            EventBody::Citizen { id, text, .. } => ServerFrame::Message { seq, id, text },
             EventBody::Bot {
                 text,
                 resources,
@@ -134,16 +135,16 @@ impl ServerFrame {
             } => ServerFrame::Bot {
                 seq,
                 reply: Reply {
-                    text: text.clone(),
-                    resources: resources.clone(),
-                    quick_replies: quick_replies.clone(),
+                    text,
+                    resources,
+                    quick_replies,
                 },
             },
             EventBody::Safety { text, resources } => ServerFrame::Safety {
                 seq,
                 reply: Reply {
-                    text: text.clone(),
-                    resources: resources.clone(),
+                    text,
+                    resources,
                     quick_replies: Vec::new(),
                 },
             },
@@ -151,11 +152,8 @@ impl ServerFrame {
                 seq,
                 name: "상담사".into(),
             },
-            EventBody::Counselor { text, .. } => ServerFrame::Counselor {
-                seq,
-                text: text.clone(),
-            },
-            EventBody::Closed { by, .. } => ServerFrame::Closed { seq, by: *by },
+            EventBody::Counselor { text, .. } => ServerFrame::Counselor { seq, text },
+            EventBody::Closed { by, .. } => ServerFrame::Closed { seq, by },
             EventBody::State { .. }
             | EventBody::Queued { .. }
             | EventBody::Transferred { .. }
