@@ -8,7 +8,9 @@
 //!
 //! A closed loop measures throughput: with N writers the mean latency is N / throughput
 //! (Little's law), so compare modes at the same N, and read the N = 1 row as the cost of
-//! one durable write. Run: `cargo bench --bench store` (about 20 s). Under `cargo test` it
+//! one durable write. Latency is measured at a set load in a second table: 1,000 writers,
+//! each writing at a fixed rate (a random phase each), latency counted from the *scheduled*
+//! time so a slow write delays the next one's clock too (no coordinated omission). Run: `cargo bench --bench store` (about 20 s). Under `cargo test` it
 //! runs a few writes per configuration as a smoke test.
 
 use std::sync::Arc;
@@ -101,6 +103,101 @@ async fn run(store: &Store, writers: u64, warmup: Duration, measure: Duration) -
     }
 }
 
+/// `writers` open-loop writers, each writing `rate` times a second (latencies from the
+/// scheduled time).
+async fn open_loop(
+    store: &Store,
+    writers: u64,
+    rate: f64,
+    warmup: Duration,
+    measure: Duration,
+) -> Run {
+    let start = tokio::time::Instant::now();
+    let measure_from = start + warmup;
+    let stop = measure_from + measure;
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let before = Arc::new(std::sync::Mutex::new(None));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let store = store.clone();
+        let before = Arc::clone(&before);
+        // Spread the writers' phases over one period, deterministically.
+        let phase = period.mul_f64((w as f64 * 0.618_034).fract());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval_at(start + phase, period);
+            let mut lat = Vec::new();
+            let mut seq = 0u64;
+            loop {
+                let scheduled = tick.tick().await;
+                if scheduled >= stop {
+                    break;
+                }
+                if scheduled >= measure_from {
+                    let mut b = before.lock().expect("lock");
+                    if b.is_none() {
+                        *b = Some(store.stats());
+                    }
+                }
+                store.write(put(w, seq)).await.expect("durable write");
+                if scheduled >= measure_from {
+                    lat.push(scheduled.elapsed().as_micros() as u64);
+                }
+                seq += 1;
+            }
+            lat
+        });
+    }
+    let mut latencies_us = Vec::new();
+    while let Some(lat) = tasks.join_next().await {
+        latencies_us.extend(lat.expect("writer task"));
+    }
+    let after = store.stats();
+    let before = before
+        .lock()
+        .expect("lock")
+        .clone()
+        .unwrap_or(after.clone());
+    latencies_us.sort_unstable();
+    Run {
+        elapsed: measure,
+        writes: latencies_us.len() as u64,
+        flushes: after.flushes - before.flushes,
+        latencies_us,
+    }
+}
+
+/// 1,000 writers at set rates, group commit on and off.
+fn set_load_table(full: bool) {
+    let (warmup, measure) = if full {
+        (Duration::from_millis(1000), Duration::from_secs(5))
+    } else {
+        (Duration::ZERO, Duration::from_millis(200))
+    };
+    let rt = runtime();
+    println!(
+        "\n| mode | writers | rate per writer | writes/s | writes/flush | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for rate in [1.0, 10.0, 30.0] {
+        for mode in [GroupCommit::On, GroupCommit::Off] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let opts = StoreOptions::new().group_commit(mode);
+            let store = Store::open_sled(dir.path(), opts).expect("open sled");
+            let r = rt.block_on(open_loop(&store, 1000, rate, warmup, measure));
+            println!(
+                "| {mode:?} | 1000 | {rate}/s | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                r.writes as f64 / r.elapsed.as_secs_f64(),
+                r.writes as f64 / r.flushes.max(1) as f64,
+                pct(&r.latencies_us, 0.50),
+                pct(&r.latencies_us, 0.99),
+                pct(&r.latencies_us, 0.999),
+                pct(&r.latencies_us, 1.0),
+            );
+            rt.block_on(store.close()).expect("close");
+        }
+    }
+    println!();
+}
+
 fn pct(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -168,6 +265,7 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not: then just smoke-test.
     let full = std::env::args().any(|a| a == "--bench");
     concurrency_table(full);
+    set_load_table(full);
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
