@@ -274,6 +274,8 @@ pub(super) struct Actor {
     position_tx: Option<mpsc::Sender<Position>>,
     positions: Option<mpsc::Receiver<Position>>,
     last_position: Option<Position>,
+    /// `last_position` was not sent (the citizen's channel was filling up).
+    position_unsent: bool,
     last_activity: Instant,
     /// The token of a conversation not yet stored (new conversations only).
     fresh_token: Option<Token>,
@@ -331,6 +333,7 @@ impl Actor {
             position_tx: None,
             positions: None,
             last_position: None,
+            position_unsent: false,
             last_activity: Instant::now(),
             fresh_token,
             key,
@@ -1010,12 +1013,23 @@ impl Actor {
         if !matches!(self.meta.conversation.state, State::Queued { .. }) {
             return;
         }
-        let changed = self.last_position.as_ref() != Some(&p);
-        self.last_position = Some(p.clone());
-        if changed {
+        if self.last_position.as_ref() == Some(&p) && !self.position_unsent {
+            return;
+        }
+        // A position is only news until the next one. When the citizen's channel is half
+        // full (a slow or overloaded connection while the queue moves fast), it is not sent
+        // rather than fill the channel, which would detach the citizen; the next update (or
+        // a resume) sends the latest.
+        let room = self
+            .citizen
+            .as_ref()
+            .is_some_and(|out| out.capacity() >= CITIZEN_CHANNEL / 2);
+        self.position_unsent = !room;
+        if room {
             let f = self.queue_frame(&p);
             self.send_citizen(f);
         }
+        self.last_position = Some(p);
     }
 }
 

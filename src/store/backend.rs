@@ -231,8 +231,8 @@ pub trait Backend: Send + Sync + 'static {
         end: &[u8],
     ) -> Result<Option<KeyValue>, StoreError>;
 
-    /// The entry with the greatest key that starts with `prefix`, if any. With
-    /// [`event_key`](super::event_key) this finds a conversation's last sequence number.
+    /// The entry with the greatest key that starts with `prefix`, if any (the audit log
+    /// finds its last record this way).
     ///
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`] from the engine.

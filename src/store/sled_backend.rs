@@ -6,8 +6,9 @@
 //! * A batch that touches **one** tree is applied with `sled::Tree::apply_batch`: after a
 //!   crash it is recovered whole or not at all.
 //! * A batch that touches **several** trees is applied tree by tree in
-//!   [`APPLY_ORDER`], each tree's part as one `apply_batch`. sled writes them to its one log
-//!   in that order and recovers a prefix of the log, so after a crash a later tree's part is
+//!   [`APPLY_ORDER`], each tree's part atomically as above. sled writes them to its one log
+//!   in that order and recovers the log only up to the first gap (writes past a gap are
+//!   discarded: sled PR #867, "recovery refactor"), so after a crash a later tree's part is
 //!   never there without the earlier ones (a conversation record is never ahead of its
 //!   events). It is not one transaction: sled's cross-tree transactions read every written
 //!   key first (they return old values) and cost twice the CPU of the writes themselves,
@@ -146,10 +147,7 @@ impl SledBackend {
 impl Backend for SledBackend {
     fn apply(&self, batch: &[Write]) -> Result<(), StoreError> {
         for tree in APPLY_ORDER {
-            let mut mine = batch.iter().filter(|w| w.tree() == tree).peekable();
-            if mine.peek().is_some() {
-                self.apply_tree(tree, batch.iter().filter(move |w| w.tree() == tree))?;
-            }
+            self.apply_tree(tree, batch.iter().filter(move |w| w.tree() == tree))?;
         }
         Ok(())
     }
