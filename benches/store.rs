@@ -14,7 +14,7 @@
 //! runs a few writes per configuration as a smoke test.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use ieum::store::{GroupCommit, Store, StoreOptions, Tree, Write, event_key};
@@ -51,84 +51,42 @@ struct Run {
     flushes: u64,
 }
 
-/// `writers` closed-loop writers: `warmup`, then `measure` (latencies recorded).
-async fn run(store: &Store, writers: u64, warmup: Duration, measure: Duration) -> Run {
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let stop = measure_from + measure;
-    let before = Arc::new(std::sync::Mutex::new(None));
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..writers {
-        let store = store.clone();
-        let before = Arc::clone(&before);
-        tasks.spawn(async move {
-            let mut lat = Vec::new();
-            let mut seq = 0u64;
-            loop {
-                let t = Instant::now();
-                if t >= stop {
-                    break;
-                }
-                if t >= measure_from {
-                    let mut b = before.lock().expect("lock");
-                    if b.is_none() {
-                        *b = Some(store.stats());
-                    }
-                }
-                store.write(put(w, seq)).await.expect("durable write");
-                if t >= measure_from {
-                    lat.push(t.elapsed().as_micros() as u64);
-                }
-                seq += 1;
-            }
-            lat
-        });
-    }
-    let mut latencies_us = Vec::new();
-    while let Some(lat) = tasks.join_next().await {
-        latencies_us.extend(lat.expect("writer task"));
-    }
-    let after = store.stats();
-    let before = before
-        .lock()
-        .expect("lock")
-        .clone()
-        .unwrap_or(after.clone());
-    latencies_us.sort_unstable();
-    Run {
-        elapsed: measure,
-        writes: latencies_us.len() as u64,
-        flushes: after.flushes - before.flushes,
-        latencies_us,
-    }
+/// How each writer paces its writes.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// Write, wait for the ack, write again.
+    Closed,
+    /// This many writes a second at a fixed phase; latency counts from the scheduled time.
+    Rate(f64),
 }
 
-/// `writers` open-loop writers, each writing `rate` times a second (latencies from the
-/// scheduled time).
-async fn open_loop(
-    store: &Store,
-    writers: u64,
-    rate: f64,
-    warmup: Duration,
-    measure: Duration,
-) -> Run {
+/// `writers` writers at `pace`: `warmup`, then `measure` (latencies recorded).
+async fn run(store: &Store, writers: u64, pace: Pace, warmup: Duration, measure: Duration) -> Run {
     let start = tokio::time::Instant::now();
     let measure_from = start + warmup;
     let stop = measure_from + measure;
-    let period = Duration::from_secs_f64(1.0 / rate);
     let before = Arc::new(std::sync::Mutex::new(None));
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers {
         let store = store.clone();
         let before = Arc::clone(&before);
-        // Spread the writers' phases over one period, deterministically.
-        let phase = period.mul_f64((w as f64 * 0.618_034).fract());
+        let mut tick = match pace {
+            Pace::Closed => None,
+            Pace::Rate(rate) => {
+                let period = Duration::from_secs_f64(1.0 / rate);
+                // Spread the writers' phases over one period, deterministically.
+                let phase = period.mul_f64((w as f64 * 0.618_034).fract());
+                Some(tokio::time::interval_at(start + phase, period))
+            }
+        };
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval_at(start + phase, period);
             let mut lat = Vec::new();
             let mut seq = 0u64;
             loop {
-                let scheduled = tick.tick().await;
+                let scheduled = match tick.as_mut() {
+                    Some(tick) => tick.tick().await,
+                    None => tokio::time::Instant::now(),
+                };
                 if scheduled >= stop {
                     break;
                 }
@@ -182,7 +140,7 @@ fn set_load_table(full: bool) {
             let dir = tempfile::tempdir().expect("tempdir");
             let opts = StoreOptions::new().group_commit(mode);
             let store = Store::open_sled(dir.path(), opts).expect("open sled");
-            let r = rt.block_on(open_loop(&store, 1000, rate, warmup, measure));
+            let r = rt.block_on(run(&store, 1000, Pace::Rate(rate), warmup, measure));
             println!(
                 "| {mode:?} | 1000 | {rate}/s | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
                 r.writes as f64 / r.elapsed.as_secs_f64(),
@@ -221,7 +179,7 @@ fn concurrency_table(full: bool) {
             let dir = tempfile::tempdir().expect("tempdir");
             let opts = StoreOptions::new().group_commit(mode);
             let store = Store::open_sled(dir.path(), opts).expect("open sled");
-            let r = rt.block_on(run(&store, writers, warmup, measure));
+            let r = rt.block_on(run(&store, writers, Pace::Closed, warmup, measure));
             println!(
                 "| {mode:?} | {writers} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
                 r.writes as f64 / r.elapsed.as_secs_f64(),

@@ -94,6 +94,15 @@ fn collect<'a>(it: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>) -> Vec<KeyV
     it.map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// `start <= key < end` as `BTreeMap::range` bounds (callers check `start < end`: an
+/// inverted range panics).
+fn half_open(start: &[u8], end: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (
+        Bound::Included(start.to_vec()),
+        Bound::Excluded(end.to_vec()),
+    )
+}
+
 fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let end = match prefix_successor(prefix) {
         Some(end) => Bound::Excluded(end),
@@ -152,11 +161,7 @@ impl Backend for MemoryBackend {
             return Ok(Vec::new());
         }
         let trees = self.lock()?;
-        let range = (
-            Bound::Included(start.to_vec()),
-            Bound::Excluded(end.to_vec()),
-        );
-        Ok(collect(trees[tree.index()].range(range)))
+        Ok(collect(trees[tree.index()].range(half_open(start, end))))
     }
 
     fn last_in_range(
@@ -169,12 +174,8 @@ impl Backend for MemoryBackend {
             return Ok(None);
         }
         let trees = self.lock()?;
-        let range = (
-            Bound::Included(start.to_vec()),
-            Bound::Excluded(end.to_vec()),
-        );
         Ok(trees[tree.index()]
-            .range(range)
+            .range(half_open(start, end))
             .next_back()
             .map(|(k, v)| (k.clone(), v.clone())))
     }

@@ -64,6 +64,14 @@ fn from_sled(e: sled::Error) -> StoreError {
     }
 }
 
+/// The last entry of a sled range, copied out.
+fn last(mut it: sled::Iter) -> Result<Option<KeyValue>, StoreError> {
+    it.next_back()
+        .transpose()
+        .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .map_err(from_sled)
+}
+
 fn pairs(it: sled::Iter) -> Result<Vec<KeyValue>, StoreError> {
     it.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(from_sled))
         .collect()
@@ -189,21 +197,11 @@ impl Backend for SledBackend {
         if start >= end {
             return Ok(None);
         }
-        self.tree(tree)
-            .range(start..end)
-            .next_back()
-            .transpose()
-            .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .map_err(from_sled)
+        last(self.tree(tree).range(start..end))
     }
 
     fn last_with_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        self.tree(tree)
-            .scan_prefix(prefix)
-            .next_back()
-            .transpose()
-            .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .map_err(from_sled)
+        last(self.tree(tree).scan_prefix(prefix))
     }
 }
 
