@@ -5,6 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod common;
+
 use ieum::content::{Answer, Content, DATA_FILES, Lang, Step, phone_shape_ok};
 use ieum::triage::{Level, TriageEngine};
 
@@ -21,14 +23,7 @@ fn content() -> &'static Content {
 }
 
 fn engine() -> &'static TriageEngine {
-    static ENGINE: OnceLock<TriageEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        TriageEngine::load(
-            &root().join("escalation-rules.toml"),
-            &root().join("intents"),
-        )
-        .unwrap_or_else(|e| panic!("shipped files must load: {e}"))
-    })
+    common::shipped_engine()
 }
 
 fn is_hangul(c: char) -> bool {

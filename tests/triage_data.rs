@@ -1,19 +1,15 @@
 //! The shipped rule and intent files, run from their own examples, plus the properties
 //! that must hold for every must-match example.
 
-use std::path::Path;
 use std::sync::OnceLock;
+
+mod common;
 
 use ieum::triage::{Level, TriageEngine};
 use proptest::prelude::*;
 
 fn engine() -> &'static TriageEngine {
-    static ENGINE: OnceLock<TriageEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        TriageEngine::load(&root.join("escalation-rules.toml"), &root.join("intents"))
-            .unwrap_or_else(|e| panic!("shipped files must load: {e}"))
-    })
+    common::shipped_engine()
 }
 
 #[test]

@@ -13,6 +13,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// The triage engine from the shipped `escalation-rules.toml` and `intents/`, built once
+/// per test binary.
+pub fn shipped_engine() -> &'static ieum::triage::TriageEngine {
+    static ENGINE: std::sync::OnceLock<ieum::triage::TriageEngine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        ieum::triage::TriageEngine::load(&root.join("escalation-rules.toml"), &root.join("intents"))
+            .unwrap_or_else(|e| panic!("shipped files must load: {e}"))
+    })
+}
+
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
