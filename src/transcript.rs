@@ -10,6 +10,8 @@
 //! never acknowledged, and the actor's next commit starts at the same seq, so it replaces
 //! the unacknowledged record whole, however many events either holds. A reader looking for
 //! the events after seq `n` starts at the last record whose key is at or before `n + 1`.
+//! A value written before records existed (one event object under its own seq) reads as a
+//! record of one, so an older data directory still replays.
 //!
 //! The meta record (state machine, risk, counselor, resume-token hash) is written with the
 //! events that changed it, after them (`APPLY_ORDER`), so it never counts events that are
@@ -422,9 +424,7 @@ pub async fn events_after(
         let plain = key
             .open(&v, &k)
             .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-        let record: Vec<StoredEvent> = serde_json::from_slice(&plain)
-            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-        for e in record {
+        for e in parse_record(&plain)? {
             if e.seq > upto {
                 return Ok(events);
             }
@@ -435,6 +435,23 @@ pub async fn events_after(
         }
     }
     Ok(events)
+}
+
+/// A stored record: a JSON array of events, or (written before records existed, one key
+/// per event) a single event object, read as a record of one.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Record {
+    Events(Vec<StoredEvent>),
+    One(Box<StoredEvent>),
+}
+
+fn parse_record(plain: &[u8]) -> Result<Vec<StoredEvent>, StoreError> {
+    match serde_json::from_slice(plain) {
+        Ok(Record::Events(events)) => Ok(events),
+        Ok(Record::One(event)) => Ok(vec![*event]),
+        Err(e) => Err(StoreError::Corrupt(format!("event: {e}"))),
+    }
 }
 
 /// The store keys of a conversation's events (for purging).
@@ -653,6 +670,42 @@ mod tests {
             })
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// Stores written before records existed hold one event object per key; they still read.
+    #[tokio::test]
+    async fn single_event_values_from_the_earlier_layout_still_read() {
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let key = Key::random();
+        let a = ConversationId::random();
+        let mut batch = Vec::new();
+        for seq in 1..=3u64 {
+            let e = StoredEvent {
+                seq,
+                at: seq,
+                body: EventBody::Rating { value: 1 },
+            };
+            let k = event_key(a.as_bytes(), seq);
+            let plain = serde_json::to_vec(&e).unwrap();
+            batch.push(Write::put(Tree::Events, k.to_vec(), key.seal(&plain, &k)));
+        }
+        let newer: Vec<_> = (4..=5u64)
+            .map(|seq| StoredEvent {
+                seq,
+                at: seq,
+                body: EventBody::Rating { value: 2 },
+            })
+            .collect();
+        batch.push(write_events(a, &key, &newer).unwrap());
+        store.write(batch).await.unwrap();
+        let seqs: Vec<u64> = events_after(&store, a, &key, 1, 5)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5]);
+        assert!(parse_record(b"{\"not\": \"an event\"}").is_err());
     }
 
     #[tokio::test]
