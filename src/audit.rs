@@ -56,7 +56,7 @@ fn hash_of(seq: u64, at: u64, entry: &AuditEntry, prev: &str) -> String {
     h.update(prev.as_bytes());
     h.update(b"\n");
     h.update(&body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 type Append = (AuditEntry, oneshot::Sender<Result<AuditRecord, StoreError>>);

@@ -128,16 +128,9 @@ impl Key {
 }
 
 fn parse_hex_key(s: &str) -> Result<Key, CryptoError> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return Err(CryptoError::MasterKey("expected 64 hex digits".into()));
-    }
-    let mut b = [0u8; 32];
-    for (i, out) in b.iter_mut().enumerate() {
-        *out = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| CryptoError::MasterKey("expected 64 hex digits".into()))?;
-    }
-    Ok(Key(b))
+    crate::hex::decode_array::<32>(s.trim())
+        .map(Key)
+        .ok_or_else(|| CryptoError::MasterKey("expected 64 hex digits".into()))
 }
 
 /// Loads the master key: `env_value` (from `IEUM_MASTER_KEY`) if given, else the file at
@@ -153,7 +146,7 @@ pub fn load_master_key(env_value: Option<&str>, path: &Path) -> Result<Key, Cryp
         Ok(s) => parse_hex_key(&s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Key::random();
-            let hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::hex::encode(&key.0);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| CryptoError::MasterKey(format!("{}: {e}", path.display())))?;

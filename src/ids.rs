@@ -27,14 +27,7 @@ impl ConversationId {
 
     /// Parses the 32-hex-digit form.
     pub fn parse(s: &str) -> Option<Self> {
-        if s.len() != 32 {
-            return None;
-        }
-        let mut b = [0u8; 16];
-        for (i, out) in b.iter_mut().enumerate() {
-            *out = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(ConversationId(b))
+        crate::hex::decode_array::<16>(s).map(ConversationId)
     }
 }
 

@@ -39,6 +39,7 @@ pub mod content;
 pub mod conversation;
 pub mod crypto;
 pub mod gateway;
+pub mod hex;
 pub mod ids;
 pub mod metrics;
 pub mod queue;

@@ -201,7 +201,7 @@ impl ConversationMeta {
     /// Seals the summary into `summary_sealed` (call after the summary changed).
     pub fn seal_summary(&mut self, key: &Key) {
         let summary = serde_json::to_vec(&self.summary).expect("summary serializes");
-        self.summary_sealed = hex(&key.seal(&summary, &summary_aad(self.id)));
+        self.summary_sealed = crate::hex::encode(&key.seal(&summary, &summary_aad(self.id)));
     }
 
     /// Opens the sealed summary with the conversation's key.
@@ -213,7 +213,11 @@ impl ConversationMeta {
             return Ok(());
         }
         let plain = key
-            .open(&unhex(&self.summary_sealed), &summary_aad(self.id))
+            .open(
+                &crate::hex::decode(&self.summary_sealed)
+                    .ok_or_else(|| StoreError::Corrupt("summary: not hex".into()))?,
+                &summary_aad(self.id),
+            )
             .map_err(|e| StoreError::Corrupt(format!("summary: {e}")))?;
         self.summary = serde_json::from_slice(&plain)
             .map_err(|e| StoreError::Corrupt(format!("summary: {e}")))?;
@@ -471,16 +475,6 @@ fn summary_aad(id: ConversationId) -> Vec<u8> {
     let mut aad = id.as_bytes().to_vec();
     aad.extend_from_slice(b"/summary");
     aad
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Conversation keys: created per conversation, stored wrapped by the master key, destroyed

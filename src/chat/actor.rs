@@ -298,7 +298,7 @@ impl Actor {
             conversation: Default::default(),
             risk: Default::default(),
             last_seq: 0,
-            token_hash: hex(&token.hash()),
+            token_hash: crate::hex::encode(&token.hash()),
             counselor: None,
             counselors: Vec::new(),
             enqueued_at: None,
@@ -533,14 +533,14 @@ impl Actor {
                 Ok(())
             }
             Some((token, last_seq)) => {
-                let stored = unhex(&self.meta.token_hash);
+                let stored = crate::hex::decode(&self.meta.token_hash).unwrap_or_default();
                 if !self.persisted || !hashes_equal(&token.hash(), &stored) {
                     return Err(ChatError::BadToken);
                 }
                 // Rotate: the old token stops working once the new one is stored.
                 let fresh = Token::random();
                 let mut meta = self.meta.clone();
-                meta.token_hash = hex(&fresh.hash());
+                meta.token_hash = crate::hex::encode(&fresh.hash());
                 self.deps
                     .store
                     .write(vec![meta.write()])
@@ -1068,14 +1068,4 @@ fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) -> bool 
 
 fn log_store_error(e: &StoreError) {
     tracing::error!(code = e.code(), error = %e, "store refused a conversation write; not acknowledged");
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
