@@ -251,6 +251,46 @@ fn may_read(s: &Session, m: &ConversationMeta) -> bool {
     }
 }
 
+/// The record of conversation `id` (hex), if it exists and `s` may read it.
+async fn readable_meta(
+    state: &AppState,
+    s: &Session,
+    id: &str,
+) -> Result<ConversationMeta, ApiError> {
+    let id = ConversationId::parse(id).ok_or(ApiError::NotFound)?;
+    let meta = transcript::load_meta(&state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !may_read(s, &meta) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(meta)
+}
+
+/// A transcript leaving the live chat: the read is audited first (no audit, no read), and
+/// phone numbers and e-mail addresses are removed from every text.
+async fn audited_events(
+    state: &AppState,
+    s: &Session,
+    action: &str,
+    meta: &ConversationMeta,
+    remote: SocketAddr,
+) -> Result<Vec<transcript::StoredEvent>, ApiError> {
+    record(state, s, action, Some(meta.id), remote).await?;
+    let key = state
+        .keyring
+        .key(meta.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(
+        transcript::events_after(&state.store, meta.id, &key, 0, meta.last_seq)
+            .await?
+            .iter()
+            .map(transcript::StoredEvent::redacted)
+            .collect(),
+    )
+}
+
 async fn record(
     state: &AppState,
     s: &Session,
@@ -305,21 +345,8 @@ async fn get_conversation(
     Staff(s): Staff,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = ConversationId::parse(&id).ok_or(ApiError::NotFound)?;
-    let meta = transcript::load_meta(&state.store, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !may_read(&s, &meta) {
-        return Err(ApiError::Forbidden);
-    }
-    record(&state, &s, "read_transcript", Some(id), remote).await?;
-    // Text leaving the live chat: phone numbers and e-mail addresses removed.
-    let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
-    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0, meta.last_seq)
-        .await?
-        .iter()
-        .map(transcript::StoredEvent::redacted)
-        .collect();
+    let meta = readable_meta(&state, &s, &id).await?;
+    let events = audited_events(&state, &s, "read_transcript", &meta, remote).await?;
     Ok(Json(json!({
         "conversation": row(&meta),
         "events": events,
@@ -341,25 +368,13 @@ async fn export_conversation(
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let id = ConversationId::parse(&id).ok_or(ApiError::NotFound)?;
-    let meta = transcript::load_meta(&state.store, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !may_read(&s, &meta) {
-        return Err(ApiError::Forbidden);
-    }
+    let meta = readable_meta(&state, &s, &id).await?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(ApiError::BadRequest("format is json or csv".into())),
     };
-    record(&state, &s, "export_transcript", Some(id), remote).await?;
-    let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
-    let events: Vec<_> = transcript::events_after(&state.store, id, &key, 0, meta.last_seq)
-        .await?
-        .iter()
-        .map(transcript::StoredEvent::redacted)
-        .collect();
+    let events = audited_events(&state, &s, "export_transcript", &meta, remote).await?;
     let (body, content_type, ext) = if csv {
         (
             transcript::to_csv(&events),
@@ -374,7 +389,7 @@ async fn export_conversation(
             "json",
         )
     };
-    let disposition = format!("attachment; filename=\"ieum-{id}.{ext}\"");
+    let disposition = format!("attachment; filename=\"ieum-{}.{ext}\"", meta.id);
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_owned()),

@@ -189,20 +189,7 @@ fn mood_and_program_quick_replies_reach_their_answer() {
 #[test]
 fn content_examples_hold() {
     let failures = content().check_examples();
-    let report: Vec<String> = failures
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{} {} {} {:?} -> {}",
-                f.file.display(),
-                f.line,
-                f.id,
-                f.kind,
-                f.text,
-                f.got
-            )
-        })
-        .collect();
+    let report: Vec<String> = failures.iter().map(ToString::to_string).collect();
     assert!(report.is_empty(), "{}", report.join("\n"));
 }
 

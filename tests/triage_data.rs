@@ -15,20 +15,7 @@ fn engine() -> &'static TriageEngine {
 #[test]
 fn every_shipped_example_and_counter_example_holds() {
     let failures = engine().check_examples();
-    let report: Vec<String> = failures
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{} {} {} {:?} -> {}",
-                f.file.display(),
-                f.line,
-                f.id,
-                f.kind,
-                f.text,
-                f.got
-            )
-        })
-        .collect();
+    let report: Vec<String> = failures.iter().map(ToString::to_string).collect();
     assert!(
         report.is_empty(),
         "{} failures:\n{}",

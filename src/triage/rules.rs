@@ -66,6 +66,22 @@ pub struct ExampleFailure {
     pub got: String,
 }
 
+impl std::fmt::Display for ExampleFailure {
+    /// `file:line id kind "text" -> got`, one line per failure in test reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{} {} {} {:?} -> {}",
+            self.file.display(),
+            self.line,
+            self.id,
+            self.kind,
+            self.text,
+            self.got
+        )
+    }
+}
+
 /// Where a rule or intent was defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -531,7 +547,7 @@ impl RuleSet {
         }
 
         let digest = hasher.finalize();
-        let version = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let version = crate::hex::encode(&digest[..6]);
         Ok(RuleSet {
             levels,
             escalations,
