@@ -22,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::{Card, QuickReply};
 use crate::conversation::{Closer, Conversation};
 use crate::crypto::Key;
 use crate::ids::ConversationId;
@@ -84,16 +85,16 @@ pub enum EventBody {
         /// The text.
         text: String,
         /// Resources shown with it.
-        resources: Vec<serde_json::Value>,
+        resources: Vec<Card>,
         /// Quick replies offered.
-        quick_replies: Vec<serde_json::Value>,
+        quick_replies: Vec<QuickReply>,
     },
     /// Emergency resources sent while waiting or with a counselor.
     Safety {
         /// The text.
         text: String,
         /// Resources.
-        resources: Vec<serde_json::Value>,
+        resources: Vec<Card>,
     },
     /// The state machine moved.
     State {
@@ -550,6 +551,43 @@ mod tests {
             summary: Summary::default(),
             summary_sealed: String::new(),
         }
+    }
+
+    #[test]
+    fn resource_cards_round_trip_through_a_record_and_a_frame() {
+        let card = Card::of(
+            &serde_json::json!({"id": "lifeline", "phone": "109", "name_ko": "자살예방상담전화 \"109\""}),
+        );
+        let bot = StoredEvent {
+            seq: 4,
+            at: 9,
+            body: EventBody::Bot {
+                text: "여기 있어요".into(),
+                resources: vec![card.clone()],
+                quick_replies: vec![QuickReply {
+                    label: "네".into(),
+                    text: "네".into(),
+                }],
+            },
+        };
+        let key = Key::random();
+        let id = ConversationId::random();
+        let Some(Write::Put { key: k, value, .. }) =
+            write_events(id, &key, std::slice::from_ref(&bot))
+        else {
+            panic!("one put")
+        };
+        let plain = key.open(&value, &k).unwrap();
+        let back = parse_record(&plain).unwrap();
+        assert_eq!(back, vec![bot.clone()]);
+        // Written raw, the card is a JSON object in the record and in the frame, not a string.
+        let record: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(record[0]["resources"][0]["phone"], "109");
+        let frame = crate::chat::ServerFrame::from_stored(bot).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(json["resources"][0], card.value());
+        assert_eq!(json["resources"][0]["name_ko"], "자살예방상담전화 \"109\"");
+        assert_eq!(json["quick_replies"][0]["label"], "네");
     }
 
     #[tokio::test]

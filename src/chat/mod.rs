@@ -28,17 +28,17 @@ pub use actor::{ChatDeps, ConvHandle};
 pub use frames::ServerFrame;
 pub use registry::Registry;
 
-pub use crate::content::Lang;
+pub use crate::content::{Card, Lang, QuickReply};
 
 /// Something the bot says: text, resource cards and quick replies.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     /// The words.
     pub text: String,
-    /// Resource cards (id, name, phone, hours, ...).
-    pub resources: Vec<serde_json::Value>,
+    /// Resource cards (id, name, phone, hours, ...), serialized once at load.
+    pub resources: Vec<Card>,
     /// Buttons: `{label, text}`.
-    pub quick_replies: Vec<serde_json::Value>,
+    pub quick_replies: Vec<QuickReply>,
 }
 
 /// Where the bot's words come from. The content layer implements it from the data files;

@@ -1,7 +1,7 @@
 //! [`Responder`] for the content layer: the state machine picks *which* message, the data
 //! files say it.
 
-use super::{Reply, Responder};
+use super::{Card, QuickReply, Reply, Responder};
 use crate::content::{self, Content, Lang};
 use crate::conversation::{Answer, BotMessage, Question};
 use crate::queue::Position;
@@ -10,20 +10,12 @@ use crate::triage::Level;
 fn convert(r: content::Reply) -> Reply {
     Reply {
         text: r.text,
-        resources: r
-            .resources
-            .iter()
-            .filter_map(|x| serde_json::to_value(x).ok())
-            .collect(),
-        quick_replies: r
-            .quick_replies
-            .iter()
-            .filter_map(|x| serde_json::to_value(x).ok())
-            .collect(),
+        resources: r.resources.iter().map(|x| x.card()).collect(),
+        quick_replies: r.quick_replies,
     }
 }
 
-fn answer_buttons(lang: Lang) -> Vec<serde_json::Value> {
+fn answer_buttons(lang: Lang) -> Vec<QuickReply> {
     let (yes, no, unsure) = match lang {
         Lang::Ko => (
             ("네", "네"),
@@ -34,29 +26,24 @@ fn answer_buttons(lang: Lang) -> Vec<serde_json::Value> {
     };
     [yes, no, unsure]
         .iter()
-        .map(|(label, text)| serde_json::json!({"label": label, "text": text}))
+        .map(|(label, text)| QuickReply {
+            label: (*label).to_owned(),
+            text: (*text).to_owned(),
+        })
         .collect()
 }
 
 impl Content {
     /// Adds the 24-hour crisis line cards (109 first) that a reply does not carry yet.
     fn with_crisis_lines(&self, reply: &mut Reply) {
-        let have: Vec<String> = reply
-            .resources
-            .iter()
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
-            .collect();
-        let mut lines: Vec<&content::Resource> = self
+        let lines: Vec<Card> = self
             .emergency_resources()
             .into_iter()
             .filter(|r| r.phone.as_deref() == Some("109"))
+            .map(|r| r.card())
+            .filter(|card| !reply.resources.contains(card))
             .collect();
-        lines.retain(|r| !have.contains(&r.id));
-        for r in lines.into_iter().rev() {
-            if let Ok(v) = serde_json::to_value(r) {
-                reply.resources.insert(0, v);
-            }
-        }
+        reply.resources.splice(0..0, lines);
     }
 }
 
@@ -148,7 +135,7 @@ mod tests {
     fn has_109(r: &Reply) -> bool {
         r.resources
             .iter()
-            .any(|x| x["phone"].as_str() == Some("109"))
+            .any(|x| x.value()["phone"].as_str() == Some("109"))
             || r.text.contains("109")
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
@@ -11,8 +12,8 @@ use toml::Spanned;
 use super::matcher::{Matcher, Raw};
 use super::screener::{Answer, AnswerClass, Question, Screener};
 use super::{
-    Block, Canned, Content, District, Handler, Intent, Mood, Prescription, Program, QuickReplyDef,
-    Resource, phone_shape_ok,
+    Block, Canned, Card, Content, District, Handler, Intent, Mood, Prescription, Program,
+    QuickReplyDef, Resource, phone_shape_ok,
 };
 use crate::triage::normalize::normalize;
 use crate::triage::rules::{Ctx, read};
@@ -788,7 +789,7 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
     })
 }
 
-fn load_resources(src: &Source) -> Result<Vec<Resource>, LoadError> {
+fn load_resources(src: &Source) -> Result<Vec<Arc<Resource>>, LoadError> {
     let ctx = src.ctx();
     let f: ResourcesFile = ctx.parse()?;
     let mut seen = HashSet::new();
@@ -835,9 +836,17 @@ fn load_resources(src: &Source) -> Result<Vec<Resource>, LoadError> {
             source: r.source,
             verified: r.verified,
             emergency: r.emergency,
+            card: Card::default(),
         });
     }
-    Ok(out)
+    // The card is the resource as serialized (`card` itself is skipped), made once here.
+    Ok(out
+        .into_iter()
+        .map(|mut r| {
+            r.card = Card::of(&r);
+            Arc::new(r)
+        })
+        .collect())
 }
 
 fn load_screener(src: &Source) -> Result<Screener, LoadError> {

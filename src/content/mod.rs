@@ -31,8 +31,10 @@ pub mod matcher;
 pub mod screener;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 pub use load::DATA_FILES;
 pub use screener::{Answer, Question, Screener, Step};
@@ -102,13 +104,13 @@ pub struct Reply {
     /// The message text (may hold line breaks).
     pub text: String,
     /// Resources to show with it. Never holds an unverified resource.
-    pub resources: Vec<Resource>,
+    pub resources: Vec<Arc<Resource>>,
     /// Buttons: `label` is shown, `text` is sent as the person's message when tapped.
     pub quick_replies: Vec<QuickReply>,
 }
 
 /// A quick-reply button.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuickReply {
     /// Shown on the button.
     pub label: String,
@@ -148,6 +150,83 @@ pub struct Resource {
     pub verified: bool,
     /// Shown at once when a conversation turns urgent (109, 119, 1577-0199).
     pub emergency: bool,
+    /// This resource as the JSON card clients get, serialized once at load.
+    #[serde(skip)]
+    card: Card,
+}
+
+impl Resource {
+    /// The card clients get for this resource (its JSON, serialized once at load).
+    pub fn card(&self) -> Card {
+        self.card.clone()
+    }
+}
+
+/// A resource card as JSON, serialized once when the content loads.
+///
+/// Why: a reply carries one to three cards, each about 500 bytes in two languages, and
+/// converting them to `serde_json::Value` and escaping them again for every reply, every
+/// frame and every stored record was a tenth of the server's CPU under load
+/// (`BENCHMARKS.md`). A `Card` is shared text that serializes as itself.
+///
+/// Reading one back (from a stored transcript) goes through `serde_json::Value`, because
+/// the transcript's event enum is internally tagged and serde buffers such content, which
+/// a raw value cannot be read from. Reads are rare; writes are per message.
+#[derive(Clone)]
+pub struct Card(Arc<RawValue>);
+
+impl Card {
+    /// The card of any serializable value.
+    ///
+    /// # Panics
+    /// If `value` fails to serialize (plain data never does).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Card {
+        let raw = serde_json::value::to_raw_value(value).expect("card serializes");
+        Card(Arc::from(raw))
+    }
+
+    /// The card's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The card parsed (for tests and tools; never on the message path).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.json()).unwrap_or_default()
+    }
+}
+
+impl Default for Card {
+    fn default() -> Self {
+        Card::of(&serde_json::Value::Null)
+    }
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.json())
+    }
+}
+
+impl PartialEq for Card {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Eq for Card {}
+
+impl Serialize for Card {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Card {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(Card::of(&value))
+    }
 }
 
 /// A counselor snippet for the console (`intents/canned.toml`).
@@ -373,7 +452,7 @@ struct Atlas {
 #[derive(Debug, Clone)]
 pub struct Content {
     intents: Vec<Intent>,
-    resources: Vec<Resource>,
+    resources: Vec<Arc<Resource>>,
     welcome: Block,
     rating_ask: Block,
     rating_thanks: Block,
@@ -437,8 +516,8 @@ impl Content {
         load::load(intents_dir)
     }
 
-    fn resolve(&self, ids: &[String]) -> Vec<Resource> {
-        let mut out: Vec<Resource> = Vec::with_capacity(ids.len());
+    fn resolve(&self, ids: &[String]) -> Vec<Arc<Resource>> {
+        let mut out: Vec<Arc<Resource>> = Vec::with_capacity(ids.len());
         for id in ids {
             if out.iter().any(|r| &r.id == id) {
                 continue;
@@ -617,17 +696,17 @@ impl Content {
     }
 
     /// A resource by id (unverified ones included, for staff).
-    pub fn resource(&self, id: &str) -> Option<&Resource> {
+    pub fn resource(&self, id: &str) -> Option<&Arc<Resource>> {
         self.resources.iter().find(|r| r.id == id)
     }
 
     /// Every resource in file order (unverified ones included, for staff).
-    pub fn resources(&self) -> &[Resource] {
+    pub fn resources(&self) -> &[Arc<Resource>] {
         &self.resources
     }
 
     /// The lines shown at once when a conversation turns urgent: 109, 119, 1577-0199.
-    pub fn emergency_resources(&self) -> Vec<&Resource> {
+    pub fn emergency_resources(&self) -> Vec<&Arc<Resource>> {
         self.resources
             .iter()
             .filter(|r| r.emergency && r.verified)
