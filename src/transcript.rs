@@ -15,7 +15,12 @@
 //!
 //! The meta record (state machine, risk, counselor, resume-token hash) is written with the
 //! events that changed it, after them (`APPLY_ORDER`), so it never counts events that are
-//! not stored; readers stop at its `last_seq`.
+//! not stored; readers stop at its `last_seq`. What *every* message changes (the last seq,
+//! the time, the turn and the risk counts: [`Progress`]) is also written in the clear at the
+//! head of each event record, and a commit that changes nothing else writes the event
+//! record alone: one insert per message instead of two, which is most of what a message
+//! costs the store (`BENCHMARKS.md`). [`load_meta`] brings the meta record up to date from
+//! the conversation's newest record.
 //!
 //! Supervisors replay transcripts from here; resuming citizens get the events after their
 //! `last_seq` from here.
@@ -250,8 +255,105 @@ impl StoredEvent {
     }
 }
 
+/// What changes with every message: how far the transcript goes and the counters the state
+/// machine and triage keep. Written in the clear at the head of every event record (see
+/// [`write_events`]), so a message that changes nothing else writes one record and no
+/// conversation record; [`load_meta`] takes it from the newest record when that is ahead
+/// of the conversation record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// The last event's seq.
+    pub last_seq: u64,
+    /// Last change, Unix ms.
+    pub updated_at: u64,
+    /// [`Conversation::turn`].
+    pub turn: u32,
+    /// [`ConversationRisk::counts`].
+    pub counts: [u32; 5],
+}
+
+/// The first byte of a record with a [`Progress`] head. A record without one (written
+/// before heads existed) is a bare sealed value, which starts with the cipher's version
+/// byte, 1.
+const RECORD_WITH_PROGRESS: u8 = 2;
+/// The head: the marker byte, then `last_seq`, `updated_at`, `turn` and the five counts,
+/// big-endian.
+const HEAD_LEN: usize = 1 + 8 + 8 + 4 + 5 * 4;
+
+impl Progress {
+    fn head(&self) -> [u8; HEAD_LEN] {
+        let mut h = [0u8; HEAD_LEN];
+        h[0] = RECORD_WITH_PROGRESS;
+        h[1..9].copy_from_slice(&self.last_seq.to_be_bytes());
+        h[9..17].copy_from_slice(&self.updated_at.to_be_bytes());
+        h[17..21].copy_from_slice(&self.turn.to_be_bytes());
+        for (i, c) in self.counts.iter().enumerate() {
+            h[21 + 4 * i..25 + 4 * i].copy_from_slice(&c.to_be_bytes());
+        }
+        h
+    }
+
+    /// The head of a stored record, and the sealed rest; `None` for a record without one.
+    fn split(value: &[u8]) -> Option<(Progress, &[u8])> {
+        if value.len() < HEAD_LEN || value[0] != RECORD_WITH_PROGRESS {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_be_bytes(value[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_be_bytes(value[i..i + 4].try_into().expect("4 bytes"));
+        let mut counts = [0u32; 5];
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = u32_at(21 + 4 * i);
+        }
+        Some((
+            Progress {
+                last_seq: u64_at(1),
+                updated_at: u64_at(9),
+                turn: u32_at(17),
+                counts,
+            },
+            &value[HEAD_LEN..],
+        ))
+    }
+}
+
+impl ConversationMeta {
+    /// The part of the record that every message changes.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            last_seq: self.last_seq,
+            updated_at: self.updated_at,
+            turn: self.conversation.turn,
+            counts: self.risk.counts,
+        }
+    }
+
+    /// Sets the part of the record that every message changes.
+    pub fn set_progress(&mut self, p: Progress) {
+        self.last_seq = p.last_seq;
+        self.updated_at = p.updated_at;
+        self.conversation.turn = p.turn;
+        self.risk.counts = p.counts;
+    }
+
+    /// Whether `self` and `other` differ in more than their [`Progress`]: then the
+    /// conversation record must be written; otherwise the event record's head carries the
+    /// change.
+    pub fn differs_beyond_progress(&mut self, other: &ConversationMeta) -> bool {
+        let mine = self.progress();
+        self.set_progress(other.progress());
+        let differs = self != other;
+        self.set_progress(mine);
+        differs
+    }
+}
+
 /// The put that stores the events of one commit as one record, or `None` if there are
 /// none. `events` must be in `seq` order; the record's key is the first event's seq.
+///
+/// The value is the conversation's [`Progress`] after the commit, in the clear (counters
+/// and times, no words), then the events sealed with the conversation key. The head is
+/// part of the sealed value's associated data, so it cannot be changed unnoticed by anyone
+/// who can open the record.
 ///
 /// # Panics
 /// Never: serializing plain data cannot fail.
@@ -259,11 +361,30 @@ pub fn write_events(
     conversation: ConversationId,
     key: &Key,
     events: &[StoredEvent],
+    progress: Progress,
 ) -> Option<Write> {
     let first = events.first()?;
     let k = event_key(conversation.as_bytes(), first.seq);
     let plain = serde_json::to_vec(events).expect("events serialize");
-    Some(Write::put(Tree::Events, k.to_vec(), key.seal(&plain, &k)))
+    let head = progress.head();
+    let mut value = Vec::with_capacity(HEAD_LEN + plain.len() + 64);
+    value.extend_from_slice(&head);
+    value.extend_from_slice(&key.seal(&plain, &record_aad(&k, &head)));
+    Some(Write::put(Tree::Events, k.to_vec(), value))
+}
+
+fn record_aad(k: &[u8], head: &[u8]) -> Vec<u8> {
+    [k, head].concat()
+}
+
+/// Opens a stored record (with or without a [`Progress`] head) and parses its events.
+fn open_record(key: &Key, k: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, StoreError> {
+    let plain = match Progress::split(value) {
+        Some((_, sealed)) => key.open(sealed, &record_aad(k, &value[..HEAD_LEN])),
+        None => key.open(value, k),
+    }
+    .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+    parse_record(&plain)
 }
 
 /// A transcript as CSV: `seq,at,type,who,text,level,rules` (RFC 4180 quoting). `at` is
@@ -362,7 +483,8 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
     out
 }
 
-/// Reads a conversation's meta record.
+/// Reads a conversation's meta record, brought up to date with the [`Progress`] in its
+/// newest event record.
 ///
 /// # Errors
 /// A store error, or `Corrupt` when the record does not parse.
@@ -372,32 +494,53 @@ pub async fn load_meta(
 ) -> Result<Option<ConversationMeta>, StoreError> {
     match store.get(Tree::Conversations, id.as_bytes()).await? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("conversation record: {e}"))),
+        Some(bytes) => {
+            let mut meta = parse_meta(&bytes)?;
+            let newest = store.last_with_prefix(Tree::Events, id.as_bytes()).await?;
+            catch_up(&mut meta, newest.as_ref());
+            Ok(Some(meta))
+        }
     }
 }
 
-/// Every conversation's meta record.
+/// Every conversation's meta record, each brought up to date as in [`load_meta`].
 ///
 /// # Errors
 /// A store error, or `Corrupt` when a record does not parse.
 pub async fn all_meta(store: &Store) -> Result<Vec<ConversationMeta>, StoreError> {
-    store
+    let mut all = store
         .scan_prefix(Tree::Conversations, &[])
         .await?
         .into_iter()
-        .map(|(_, v)| {
-            serde_json::from_slice(&v)
-                .map_err(|e| StoreError::Corrupt(format!("conversation record: {e}")))
-        })
-        .collect()
+        .map(|(_, v)| parse_meta(&v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let prefixes = all.iter().map(|m| m.id.as_bytes().to_vec()).collect();
+    let newest = store.last_with_prefixes(Tree::Events, prefixes).await?;
+    for (meta, record) in all.iter_mut().zip(newest) {
+        catch_up(meta, record.as_ref());
+    }
+    Ok(all)
+}
+
+fn parse_meta(bytes: &[u8]) -> Result<ConversationMeta, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("conversation record: {e}")))
+}
+
+/// Takes the progress from a conversation's newest event record when it is ahead of the
+/// conversation record (the messages since were written as event records alone).
+fn catch_up(meta: &mut ConversationMeta, newest: Option<&(Vec<u8>, Vec<u8>)>) {
+    if let Some((p, _)) = newest.and_then(|(_, v)| Progress::split(v)) {
+        if p.last_seq > meta.last_seq {
+            meta.set_progress(p);
+        }
+    }
 }
 
 /// A conversation's events with `after < seq <= upto`, in order, opened with its key.
-/// `upto` is the conversation record's `last_seq`: the record says how far the transcript
-/// goes, so nothing past it (which could only be a write that was never acknowledged) is
-/// ever replayed.
+/// `upto` is the `last_seq` of [`load_meta`]'s record: it says how far the transcript goes,
+/// so nothing past it (which could only be a write that was never acknowledged) is ever
+/// replayed.
 ///
 /// # Errors
 /// A store error, or `Corrupt` when a record does not open or parse.
@@ -426,10 +569,7 @@ pub async fn events_after(
     let mut events = Vec::new();
     let mut last = after;
     for (k, v) in holding.into_iter().chain(rest) {
-        let plain = key
-            .open(&v, &k)
-            .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-        for e in parse_record(&plain)? {
+        for e in open_record(key, &k, &v)? {
             if e.seq > upto {
                 return Ok(events);
             }
@@ -553,6 +693,112 @@ mod tests {
         }
     }
 
+    fn progress(last_seq: u64) -> Progress {
+        Progress {
+            last_seq,
+            updated_at: last_seq * 10,
+            turn: last_seq as u32,
+            counts: [last_seq as u32, 0, 0, 0, 0],
+        }
+    }
+
+    /// A message that changes only the progress writes its event record alone; reading the
+    /// conversation back takes the progress from the newest record.
+    #[tokio::test]
+    async fn the_newest_record_brings_the_conversation_record_up_to_date() {
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let key = Key::random();
+        let a = ConversationId::random();
+        let b = ConversationId::random();
+        let rating = |seq| StoredEvent {
+            seq,
+            at: seq,
+            body: EventBody::Rating { value: 1 },
+        };
+        let mut m = meta(a);
+        m.lang = "en".into();
+        m.set_progress(progress(2));
+        let mut batch = vec![
+            write_events(a, &key, &[rating(1), rating(2)], progress(2)).unwrap(),
+            m.write(),
+            meta(b).write(),
+        ];
+        for seq in 3..=6 {
+            batch.push(write_events(a, &key, &[rating(seq)], progress(seq)).unwrap());
+        }
+        store.write(batch).await.unwrap();
+        let back = load_meta(&store, a).await.unwrap().unwrap();
+        assert_eq!(back.progress(), progress(6));
+        assert_eq!(back.lang, "en");
+        assert_eq!(back.conversation.turn, 6);
+        assert_eq!(back.risk.counts[0], 6);
+        let all = all_meta(&store).await.unwrap();
+        let from_all = all.iter().find(|x| x.id == a).unwrap();
+        assert_eq!(from_all, &back);
+        // b has no records: its own record stands.
+        assert_eq!(
+            all.iter().find(|x| x.id == b).unwrap().progress(),
+            meta(b).progress()
+        );
+        assert_eq!(
+            events_after(&store, a, &key, 0, back.last_seq)
+                .await
+                .unwrap()
+                .len(),
+            6
+        );
+        // A conversation record ahead of the newest record's head wins.
+        m.set_progress(progress(9));
+        store.write(vec![m.write()]).await.unwrap();
+        assert_eq!(load_meta(&store, a).await.unwrap().unwrap().last_seq, 9);
+    }
+
+    /// The head is in the clear but authenticated: changing it breaks the record's seal.
+    #[test]
+    fn a_changed_progress_head_does_not_open() {
+        let key = Key::random();
+        let id = ConversationId::random();
+        let e = StoredEvent {
+            seq: 1,
+            at: 1,
+            body: EventBody::Rating { value: 1 },
+        };
+        let Some(Write::Put { key: k, value, .. }) =
+            write_events(id, &key, std::slice::from_ref(&e), progress(1))
+        else {
+            panic!("one put")
+        };
+        assert_eq!(Progress::split(&value).unwrap().0, progress(1));
+        assert!(open_record(&key, &k, &value).is_ok());
+        for i in 1..HEAD_LEN {
+            let mut bad = value.clone();
+            bad[i] ^= 1;
+            assert!(open_record(&key, &k, &bad).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn only_changes_beyond_the_progress_need_the_conversation_record() {
+        let id = ConversationId::random();
+        let mut old = meta(id);
+        let mut new = old.clone();
+        new.set_progress(progress(5));
+        assert!(!old.differs_beyond_progress(&new));
+        assert_eq!(old.progress(), meta(id).progress(), "left as it was");
+        for change in [
+            (|m: &mut ConversationMeta| m.conversation.level = Level::High) as fn(&mut _),
+            |m| m.risk.level = Level::Medium,
+            |m| m.risk.escalations.push("x".into()),
+            |m| m.summary_sealed = "00".into(),
+            |m| m.token_hash = "ab".into(),
+            |m| m.conversation.state = crate::conversation::State::Queued { urgent: false },
+        ] {
+            let mut changed = new.clone();
+            change(&mut changed);
+            assert!(old.differs_beyond_progress(&changed));
+        }
+    }
+
     #[test]
     fn resource_cards_round_trip_through_a_record_and_a_frame() {
         let card = Card::of(
@@ -573,13 +819,15 @@ mod tests {
         let key = Key::random();
         let id = ConversationId::random();
         let Some(Write::Put { key: k, value, .. }) =
-            write_events(id, &key, std::slice::from_ref(&bot))
+            write_events(id, &key, std::slice::from_ref(&bot), progress(4))
         else {
             panic!("one put")
         };
-        let plain = key.open(&value, &k).unwrap();
-        let back = parse_record(&plain).unwrap();
+        let back = open_record(&key, &k, &value).unwrap();
         assert_eq!(back, vec![bot.clone()]);
+        let plain = key
+            .open(&value[HEAD_LEN..], &record_aad(&k, &value[..HEAD_LEN]))
+            .unwrap();
         // Written raw, the card is a JSON object in the record and in the frame, not a string.
         let record: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(record[0]["resources"][0]["phone"], "109");
@@ -607,11 +855,11 @@ mod tests {
         while seq <= 300 {
             let n = (seq % 4 + 1).min(301 - seq);
             let record: Vec<_> = (seq..seq + n).map(event).collect();
-            batch.push(write_events(a, &key, &record).unwrap());
+            batch.push(write_events(a, &key, &record, progress(seq + n - 1)).unwrap());
             seq += n;
         }
         for seq in (2..=300u64).step_by(2) {
-            batch.push(write_events(b, &key, &[event(seq)]).unwrap());
+            batch.push(write_events(b, &key, &[event(seq)], progress(seq)).unwrap());
         }
         store.write(batch).await.unwrap();
         let events = events_after(&store, a, &key, 0, u64::MAX).await.unwrap();
@@ -671,8 +919,9 @@ mod tests {
             body: EventBody::Rating { value },
         };
         let record = |range: std::ops::RangeInclusive<u64>, value| {
+            let last = *range.end();
             let events: Vec<_> = range.map(|s| event(s, value)).collect();
-            write_events(a, &key, &events).unwrap()
+            write_events(a, &key, &events, progress(last)).unwrap()
         };
         store.write(vec![record(1..=4, 1)]).await.unwrap();
         // Unacknowledged: 5..=8. The retry stores 5..=6, then the conversation goes on.
@@ -728,7 +977,7 @@ mod tests {
                 body: EventBody::Rating { value: 2 },
             })
             .collect();
-        batch.push(write_events(a, &key, &newer).unwrap());
+        batch.push(write_events(a, &key, &newer, progress(5)).unwrap());
         store.write(batch).await.unwrap();
         let seqs: Vec<u64> = events_after(&store, a, &key, 1, 5)
             .await

@@ -252,6 +252,75 @@ async fn a_restart_keeps_acknowledged_messages_and_the_queue() {
     app.stop().await;
 }
 
+/// Messages that change only a conversation's progress write their event record alone (no
+/// conversation record). After a restart the conversation must carry on from the newest
+/// record: the same seq on resume, and the next message stored after it, never over it.
+#[tokio::test]
+async fn after_a_restart_a_conversation_carries_on_from_its_newest_record() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    let welcome = next(&mut c).await;
+    let conv = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let token = welcome["token"].as_str().unwrap().to_owned();
+    let mut last = 0;
+    // The first three lines go into the counselor summary (a change to the conversation
+    // record); the two after them change only the progress.
+    let lines = [
+        "안녕하세요",
+        "오늘은 날씨가 맑네요",
+        "고마워요",
+        "산책을 했어요",
+        "밥도 먹었어요",
+    ];
+    for (i, text) in lines.iter().enumerate() {
+        send(
+            &mut c,
+            json!({"type": "message", "id": format!("m{i}"), "text": text}),
+        )
+        .await;
+        let ack = until(&mut c, "ack").await.pop().unwrap();
+        let bot = until(&mut c, "bot").await.pop().unwrap();
+        assert!(bot["seq"].as_u64().unwrap() > ack["seq"].as_u64().unwrap());
+        last = bot["seq"].as_u64().unwrap();
+    }
+    drop(c);
+    let dir = app.stop().await;
+
+    let app = spawn_in(dir, |_| {}).await;
+    let mut c = app.citizen("?resume=1").await;
+    send(
+        &mut c,
+        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": last}),
+    )
+    .await;
+    let w = next(&mut c).await;
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["resumed"], true);
+    assert_eq!(w["seq"], last);
+    send(
+        &mut c,
+        json!({"type": "message", "id": "after", "text": "다시 왔어요"}),
+    )
+    .await;
+    let ack = until(&mut c, "ack").await.pop().unwrap();
+    assert_eq!(ack["seq"], last + 1);
+    until(&mut c, "bot").await;
+    let boss = app.login("boss").await;
+    let (_, t) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    let events = t["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=last + 2).collect::<Vec<_>>(), "{events:?}");
+    let ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "citizen")
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m0", "m1", "m2", "m3", "m4", "after"]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn access_control() {
     let app = spawn().await;

@@ -929,17 +929,23 @@ impl Actor {
         Ok(())
     }
 
-    /// Stores the events and the meta in one batch, then (only then) sends them.
+    /// Stores the events, and the meta if more than its progress changed, in one batch;
+    /// then (only then) sends them.
     async fn commit(
         &mut self,
         meta: ConversationMeta,
         events: Vec<StoredEvent>,
         ack: Option<(String, u64)>,
     ) -> Result<(), ChatError> {
-        let mut batch: Vec<_> = transcript::write_events(meta.id, &self.key, &events)
-            .into_iter()
-            .collect();
-        batch.push(meta.write());
+        let mut batch: Vec<_> =
+            transcript::write_events(meta.id, &self.key, &events, meta.progress())
+                .into_iter()
+                .collect();
+        // Most messages change only the progress (seq, time, turn, counts), which the
+        // event record's head carries: then the conversation record is not rewritten.
+        if !self.persisted || batch.is_empty() || self.meta.differs_beyond_progress(&meta) {
+            batch.push(meta.write());
+        }
         if let Some(k) = &self.key_write {
             batch.push(k.clone());
         }

@@ -273,6 +273,25 @@ impl Store {
         self.read(move |b| b.last_with_prefix(tree, &prefix)).await
     }
 
+    /// [`Store::last_with_prefix`] for many prefixes in one blocking task (one answer per
+    /// prefix, in order).
+    ///
+    /// # Errors
+    /// As [`Backend::last_with_prefix`].
+    pub async fn last_with_prefixes(
+        &self,
+        tree: Tree,
+        prefixes: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<KeyValue>>, StoreError> {
+        self.read(move |b| {
+            prefixes
+                .iter()
+                .map(|p| b.last_with_prefix(tree, p))
+                .collect()
+        })
+        .await
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
