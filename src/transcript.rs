@@ -25,6 +25,8 @@
 //! Supervisors replay transcripts from here; resuming citizens get the events after their
 //! `last_seq` from here.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::content::{Card, QuickReply};
@@ -184,11 +186,14 @@ pub struct ConversationMeta {
     /// What counselors see before claiming (restored into the queue after a restart).
     /// Holds the citizen's first lines, so it is stored sealed (`summary_sealed`) and is
     /// empty after a load until [`ConversationMeta::open_summary`].
+    ///
+    /// Shared (`Arc`), as is the sealed form: the actor copies the record for every message
+    /// and changes the summary only for the first few.
     #[serde(skip)]
-    pub summary: Summary,
+    pub summary: Arc<Summary>,
     /// The sealed summary, hex.
     #[serde(default)]
-    pub summary_sealed: String,
+    pub summary_sealed: Arc<str>,
 }
 
 impl ConversationMeta {
@@ -207,7 +212,7 @@ impl ConversationMeta {
     /// Seals the summary into `summary_sealed` (call after the summary changed).
     pub fn seal_summary(&mut self, key: &Key) {
         let summary = serde_json::to_vec(&self.summary).expect("summary serializes");
-        self.summary_sealed = crate::hex::encode(&key.seal(&summary, &summary_aad(self.id)));
+        self.summary_sealed = crate::hex::encode(&key.seal(&summary, &summary_aad(self.id))).into();
     }
 
     /// Opens the sealed summary with the conversation's key.
@@ -688,8 +693,8 @@ mod tests {
             enqueued_at: None,
             closed_at: None,
             outcome: None,
-            summary: Summary::default(),
-            summary_sealed: String::new(),
+            summary: Arc::default(),
+            summary_sealed: Arc::default(),
         }
     }
 
@@ -995,7 +1000,9 @@ mod tests {
         let key = Key::random();
         let id = ConversationId::random();
         let mut m = meta(id);
-        m.summary.first_lines.push("비밀스러운첫줄".into());
+        Arc::make_mut(&mut m.summary)
+            .first_lines
+            .push("비밀스러운첫줄".into());
         m.seal_summary(&key);
         store.write(vec![m.write()]).await.unwrap();
         let raw = store

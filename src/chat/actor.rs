@@ -304,8 +304,8 @@ impl Actor {
             enqueued_at: None,
             closed_at: None,
             outcome: None,
-            summary: Summary::default(),
-            summary_sealed: String::new(),
+            summary: Arc::default(),
+            summary_sealed: Arc::default(),
         };
         let (key, key_write) = deps.keyring.create(meta.id);
         Actor::with_meta(deps, meta, false, Some(token), key, Some(key_write))
@@ -378,7 +378,7 @@ impl Actor {
                         self.meta.id,
                         self.meta.risk.level,
                         urgent,
-                        self.meta.summary.clone(),
+                        Summary::clone(&self.meta.summary),
                         waited,
                         position_tx,
                     )
@@ -905,7 +905,7 @@ impl Actor {
                     self.meta.id,
                     self.meta.risk.level,
                     urgent,
-                    self.meta.summary.clone(),
+                    Summary::clone(&self.meta.summary),
                     Duration::from_millis(
                         now_ms().saturating_sub(self.meta.enqueued_at.unwrap_or(now)),
                     ),
@@ -1049,7 +1049,17 @@ struct CitizenWords {
 /// Keeps what counselors see before claiming: the first three lines (cut to 200
 /// characters) and every rule that fired. Returns whether anything changed (the sealed
 /// copy is redone only then, not on every message).
-fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) -> bool {
+fn update_summary(shared: &mut Arc<Summary>, text: &str, note: &TriageNote) -> bool {
+    let new_rule = |s: &Summary| {
+        note.rules
+            .iter()
+            .any(|r| !s.rules.iter().any(|x| **x == *r.id))
+    };
+    if shared.first_lines.len() >= 3 && !new_rule(shared) {
+        return false;
+    }
+    // Copied only here, when it changes.
+    let summary = Arc::make_mut(shared);
     let mut changed = false;
     if summary.first_lines.len() < 3 {
         changed = true;
@@ -1074,4 +1084,48 @@ fn update_summary(summary: &mut Summary, text: &str, note: &TriageNote) -> bool 
 
 fn log_store_error(e: &StoreError) {
     tracing::error!(code = e.code(), error = %e, "store refused a conversation write; not acknowledged");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triage::{Category, Level, RuleHit};
+
+    fn note(rules: &[&str]) -> TriageNote {
+        TriageNote {
+            level: Level::None,
+            conversation_level: Level::None,
+            intent: None,
+            rules: rules
+                .iter()
+                .map(|id| RuleHit {
+                    id: (*id).into(),
+                    category: Category::Ideation,
+                    level: Level::Low,
+                    lowered: false,
+                    spans: vec![(0, 1)],
+                })
+                .collect(),
+            spans: vec![(0, 1)],
+            ruleset: "t".into(),
+        }
+    }
+
+    /// The summary keeps the first three lines and every rule once; a message that adds
+    /// nothing leaves it, and its shared copy, untouched.
+    #[test]
+    fn the_summary_changes_only_when_a_line_or_rule_is_new() {
+        let mut s: Arc<Summary> = Arc::default();
+        for (i, line) in ["하나", "둘", "셋"].iter().enumerate() {
+            assert!(update_summary(&mut s, line, &note(&[])), "line {i}");
+        }
+        let before = Arc::clone(&s);
+        assert!(!update_summary(&mut s, "넷", &note(&[])));
+        assert!(Arc::ptr_eq(&before, &s), "not copied");
+        assert!(update_summary(&mut s, "다섯", &note(&["lonely"])));
+        assert!(!update_summary(&mut s, "여섯", &note(&["lonely"])));
+        assert_eq!(s.first_lines, ["하나", "둘", "셋"]);
+        assert_eq!(s.rules, ["lonely"]);
+        assert_eq!(before.rules.len(), 0, "the old copy is unchanged");
+    }
 }
