@@ -1,8 +1,9 @@
 //! The conversation actor: one task per live conversation.
 //!
 //! Every change goes the same way: run the pure state machine, turn its actions into
-//! transcript events (bot words come from the [`Responder`]), store the events and the new
-//! meta record in **one** batch and wait for the flush, and only then send anything — the
+//! transcript events (bot words come from the [`Responder`]), store the events (as one
+//! record headed by the conversation's new progress) and, if more than the progress changed,
+//! the new meta record in **one** batch and wait for the flush, and only then send anything — the
 //! `ack` first, then the frames, in `seq` order — and touch the queue. If the store refuses
 //! the write, nothing changes and the citizen gets `not_saved`: no ack for words that are not
 //! on disk.

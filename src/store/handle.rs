@@ -409,7 +409,7 @@ impl Writer {
     /// Applies each request's batch in turn, flushes once, answers every waiter.
     ///
     /// A batch per request, not one merged batch per group: a request's batch is usually
-    /// one write per tree (a transcript record, the conversation record), which sled applies
+    /// one write per tree (a transcript record, sometimes the conversation record), which sled applies
     /// as plain inserts. A merged batch would hold many writes per tree, and sled's
     /// `apply_batch` rolls and writes its log buffer for each one (twice per group, one per
     /// tree), which cost more CPU than the inserts themselves. A request whose apply fails
