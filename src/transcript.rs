@@ -15,12 +15,13 @@
 //!
 //! The meta record (state machine, risk, counselor, resume-token hash) is written with the
 //! events that changed it, after them (`APPLY_ORDER`), so it never counts events that are
-//! not stored; readers stop at its `last_seq`. What *every* message changes (the last seq,
+//! not stored. What *every* message changes (the last seq,
 //! the time, the turn and the risk counts: [`Progress`]) is also written in the clear at the
 //! head of each event record, and a commit that changes nothing else writes the event
-//! record alone: one insert per message instead of two, which is most of what a message
-//! costs the store (`BENCHMARKS.md`). [`load_meta`] brings the meta record up to date from
-//! the conversation's newest record.
+//! record alone: one sled insert per message instead of two, and no rewrite of a record of
+//! about a kilobyte that had barely changed (`BENCHMARKS.md`). [`load_meta`] brings the
+//! meta record up to date from the conversation's newest record, so readers stop at the
+//! `last_seq` it gives.
 //!
 //! Supervisors replay transcripts from here; resuming citizens get the events after their
 //! `last_seq` from here.
