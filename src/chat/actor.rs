@@ -944,7 +944,7 @@ impl Actor {
                 .collect();
         // Most messages change only the progress (seq, time, turn, counts), which the
         // event record's head carries: then the conversation record is not rewritten.
-        if !self.persisted || batch.is_empty() || self.meta.differs_beyond_progress(&meta) {
+        if !self.persisted || self.meta.differs_beyond_progress(&meta) {
             batch.push(meta.write());
         }
         if let Some(k) = &self.key_write {
@@ -1051,19 +1051,19 @@ struct CitizenWords {
 /// characters) and every rule that fired. Returns whether anything changed (the sealed
 /// copy is redone only then, not on every message).
 fn update_summary(shared: &mut Arc<Summary>, text: &str, note: &TriageNote) -> bool {
-    let new_rule = |s: &Summary| {
-        note.rules
-            .iter()
-            .any(|r| !s.rules.iter().any(|x| **x == *r.id))
-    };
-    if shared.first_lines.len() >= 3 && !new_rule(shared) {
+    let add_line = shared.first_lines.len() < 3;
+    let mut new_rules: Vec<&str> = Vec::new();
+    for r in &note.rules {
+        if !shared.rules.iter().any(|x| **x == *r.id) && !new_rules.contains(&&*r.id) {
+            new_rules.push(&r.id);
+        }
+    }
+    if !add_line && new_rules.is_empty() {
         return false;
     }
     // Copied only here, when it changes.
     let summary = Arc::make_mut(shared);
-    let mut changed = false;
-    if summary.first_lines.len() < 3 {
-        changed = true;
+    if add_line {
         let line: String = text.chars().take(200).collect();
         let spans = note
             .spans
@@ -1074,13 +1074,10 @@ fn update_summary(shared: &mut Arc<Summary>, text: &str, note: &TriageNote) -> b
         summary.first_lines.push(line);
         summary.spans.push(spans);
     }
-    for r in &note.rules {
-        if !summary.rules.iter().any(|x| **x == *r.id) {
-            summary.rules.push(r.id.to_string());
-            changed = true;
-        }
-    }
-    changed
+    summary
+        .rules
+        .extend(new_rules.into_iter().map(str::to_owned));
+    true
 }
 
 fn log_store_error(e: &StoreError) {
@@ -1123,10 +1120,11 @@ mod tests {
         let before = Arc::clone(&s);
         assert!(!update_summary(&mut s, "넷", &note(&[])));
         assert!(Arc::ptr_eq(&before, &s), "not copied");
-        assert!(update_summary(&mut s, "다섯", &note(&["lonely"])));
+        assert!(update_summary(&mut s, "다섯", &note(&["lonely", "lonely"])));
         assert!(!update_summary(&mut s, "여섯", &note(&["lonely"])));
+        assert!(update_summary(&mut s, "일곱", &note(&["lonely", "plan"])));
         assert_eq!(s.first_lines, ["하나", "둘", "셋"]);
-        assert_eq!(s.rules, ["lonely"]);
+        assert_eq!(s.rules, ["lonely", "plan"]);
         assert_eq!(before.rules.len(), 0, "the old copy is unchanged");
     }
 }
