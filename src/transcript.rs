@@ -35,7 +35,7 @@ use crate::conversation::{Closer, Conversation};
 use crate::crypto::Key;
 use crate::ids::ConversationId;
 use crate::queue::Summary;
-use crate::store::{Store, StoreError, Tree, Write, event_key};
+use crate::store::{KeyValue, Store, StoreError, Tree, Write, event_key};
 use crate::triage::{ConversationRisk, Level, RuleHit, Span};
 
 /// Milliseconds since the Unix epoch.
@@ -535,7 +535,7 @@ fn parse_meta(bytes: &[u8]) -> Result<ConversationMeta, StoreError> {
 
 /// Takes the progress from a conversation's newest event record when it is ahead of the
 /// conversation record (the messages since were written as event records alone).
-fn catch_up(meta: &mut ConversationMeta, newest: Option<&(Vec<u8>, Vec<u8>)>) {
+fn catch_up(meta: &mut ConversationMeta, newest: Option<&KeyValue>) {
     if let Some((p, _)) = newest.and_then(|(_, v)| Progress::split(v)) {
         if p.last_seq > meta.last_seq {
             meta.set_progress(p);
@@ -699,6 +699,21 @@ mod tests {
         }
     }
 
+    /// A store in memory, a conversation key and an id: what most of these tests start from.
+    fn fixture() -> (Store, Key, ConversationId) {
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        (store, Key::random(), ConversationId::random())
+    }
+
+    /// The smallest event, with `at` = `seq`.
+    fn rating(seq: u64, value: u8) -> StoredEvent {
+        StoredEvent {
+            seq,
+            at: seq,
+            body: EventBody::Rating { value },
+        }
+    }
+
     fn progress(last_seq: u64) -> Progress {
         Progress {
             last_seq,
@@ -712,15 +727,9 @@ mod tests {
     /// conversation back takes the progress from the newest record.
     #[tokio::test]
     async fn the_newest_record_brings_the_conversation_record_up_to_date() {
-        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
-        let key = Key::random();
-        let a = ConversationId::random();
+        let (store, key, a) = fixture();
         let b = ConversationId::random();
-        let rating = |seq| StoredEvent {
-            seq,
-            at: seq,
-            body: EventBody::Rating { value: 1 },
-        };
+        let rating = |seq| rating(seq, 1);
         let mut m = meta(a);
         m.lang = "en".into();
         m.set_progress(progress(2));
@@ -762,21 +771,17 @@ mod tests {
     /// The head is in the clear but authenticated: changing it breaks the record's seal.
     #[test]
     fn a_changed_progress_head_does_not_open() {
-        let key = Key::random();
-        let id = ConversationId::random();
-        let e = StoredEvent {
-            seq: 1,
-            at: 1,
-            body: EventBody::Rating { value: 1 },
-        };
+        let (_, key, id) = fixture();
         let Some(Write::Put { key: k, value, .. }) =
-            write_events(id, &key, std::slice::from_ref(&e), progress(1))
+            write_events(id, &key, &[rating(1, 1)], progress(1))
         else {
             panic!("one put")
         };
         assert_eq!(Progress::split(&value).unwrap().0, progress(1));
         assert!(open_record(&key, &k, &value).is_ok());
-        for i in 1..HEAD_LEN {
+        // Byte 0 too: a record whose marker is changed is read as one without a head, and
+        // does not open either.
+        for i in 0..HEAD_LEN {
             let mut bad = value.clone();
             bad[i] ^= 1;
             assert!(open_record(&key, &k, &bad).is_err(), "byte {i}");
@@ -846,16 +851,10 @@ mod tests {
 
     #[tokio::test]
     async fn events_and_meta_round_trip_in_order() {
-        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
-        let key = Key::random();
-        let a = ConversationId::random();
+        let (store, key, a) = fixture();
         let b = ConversationId::random();
         let mut batch = vec![meta(a).write(), meta(b).write()];
-        let event = |seq| StoredEvent {
-            seq,
-            at: seq,
-            body: EventBody::Rating { value: 1 },
-        };
+        let event = |seq| rating(seq, 1);
         // Conversation a in records of 1 to 4 events; b one event per record, even seqs.
         let mut seq = 1u64;
         while seq <= 300 {
@@ -916,17 +915,10 @@ mod tests {
     /// the same seq and replaces that record whole, even when it holds fewer events.
     #[tokio::test]
     async fn a_retried_commit_replaces_the_unacknowledged_record() {
-        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
-        let key = Key::random();
-        let a = ConversationId::random();
-        let event = |seq, value| StoredEvent {
-            seq,
-            at: seq,
-            body: EventBody::Rating { value },
-        };
+        let (store, key, a) = fixture();
         let record = |range: std::ops::RangeInclusive<u64>, value| {
             let last = *range.end();
-            let events: Vec<_> = range.map(|s| event(s, value)).collect();
+            let events: Vec<_> = range.map(|s| rating(s, value)).collect();
             write_events(a, &key, &events, progress(last)).unwrap()
         };
         store.write(vec![record(1..=4, 1)]).await.unwrap();
@@ -962,27 +954,15 @@ mod tests {
     /// Stores written before records existed hold one event object per key; they still read.
     #[tokio::test]
     async fn single_event_values_from_the_earlier_layout_still_read() {
-        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
-        let key = Key::random();
-        let a = ConversationId::random();
+        let (store, key, a) = fixture();
         let mut batch = Vec::new();
         for seq in 1..=3u64 {
-            let e = StoredEvent {
-                seq,
-                at: seq,
-                body: EventBody::Rating { value: 1 },
-            };
+            let e = rating(seq, 1);
             let k = event_key(a.as_bytes(), seq);
             let plain = serde_json::to_vec(&e).unwrap();
             batch.push(Write::put(Tree::Events, k.to_vec(), key.seal(&plain, &k)));
         }
-        let newer: Vec<_> = (4..=5u64)
-            .map(|seq| StoredEvent {
-                seq,
-                at: seq,
-                body: EventBody::Rating { value: 2 },
-            })
-            .collect();
+        let newer: Vec<_> = (4..=5u64).map(|seq| rating(seq, 2)).collect();
         batch.push(write_events(a, &key, &newer, progress(5)).unwrap());
         store.write(batch).await.unwrap();
         let seqs: Vec<u64> = events_after(&store, a, &key, 1, 5)
@@ -997,9 +977,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_summary_is_stored_sealed_and_opens_with_the_key() {
-        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
-        let key = Key::random();
-        let id = ConversationId::random();
+        let (store, key, id) = fixture();
         let mut m = meta(id);
         Arc::make_mut(&mut m.summary)
             .first_lines
