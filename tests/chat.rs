@@ -177,12 +177,7 @@ async fn resume_replays_missed_events_exactly_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(a);
 
-    let mut b = app.citizen("?resume=1").await;
-    send(
-        &mut b,
-        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": last_seen}),
-    )
-    .await;
+    let mut b = app.resume(&conv, &token, last_seen).await;
     let w = next(&mut b).await;
     assert_eq!(w["type"], "welcome");
     assert_eq!(w["resumed"], true);
@@ -204,12 +199,7 @@ async fn resume_replays_missed_events_exactly_once() {
     none_of(&mut b, "message", Duration::from_millis(300)).await;
 
     // The old token no longer works; a wrong one gets a new conversation, not this one.
-    let mut c = app.citizen("?resume=1").await;
-    send(
-        &mut c,
-        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": 0}),
-    )
-    .await;
+    let mut c = app.resume(&conv, &token, 0).await;
     let e = next(&mut c).await;
     assert_eq!(e["code"], "resume_failed");
     let fresh = next(&mut c).await;
@@ -287,12 +277,7 @@ async fn after_a_restart_a_conversation_carries_on_from_its_newest_record() {
     let dir = app.stop().await;
 
     let app = spawn_in(dir, |_| {}).await;
-    let mut c = app.citizen("?resume=1").await;
-    send(
-        &mut c,
-        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": last}),
-    )
-    .await;
+    let mut c = app.resume(&conv, &token, last).await;
     let w = next(&mut c).await;
     assert_eq!(w["type"], "welcome");
     assert_eq!(w["resumed"], true);

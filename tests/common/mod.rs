@@ -100,6 +100,18 @@ impl TestApp {
             .0
     }
 
+    /// A citizen socket that asks to resume `conversation` with `token`, having seen the
+    /// events up to `last_seq` (the reply is a `welcome`, or `resume_failed` and a new one).
+    pub async fn resume(&self, conversation: &str, token: &str, last_seq: u64) -> Ws {
+        let mut ws = self.citizen("?resume=1").await;
+        send(
+            &mut ws,
+            serde_json::json!({"type": "resume", "conversation_id": conversation, "token": token, "last_seq": last_seq}),
+        )
+        .await;
+        ws
+    }
+
     pub async fn counselor(&self, token: &str) -> Ws {
         let url = format!("ws://127.0.0.1:{}/ws/counselor", self.port);
         let mut req = url.into_client_request().unwrap();
