@@ -10,8 +10,10 @@
 //! (Little's law), so compare modes at the same N, and read the N = 1 row as the cost of
 //! one durable write. Latency is measured at a set load in a second table: 1,000 writers,
 //! each writing at a fixed rate (a random phase each), latency counted from the *scheduled*
-//! time so a slow write delays the next one's clock too (no coordinated omission). Run: `cargo bench --bench store` (about 20 s). Under `cargo test` it
-//! runs a few writes per configuration as a smoke test.
+//! time so a slow write delays the next one's clock too (no coordinated omission). A third
+//! table gives the CPU time per durable write, with records of ieum's mean size: the part
+//! of ieum's CPU per message that belongs to sled. Run: `cargo bench --bench store` (about
+//! 30 s). Under `cargo test` it runs a few writes per configuration as a smoke test.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,10 @@ use ieum::store::{GroupCommit, Store, StoreOptions, Tree, Write, event_key};
 use tokio::runtime::Runtime;
 
 const VALUE_BYTES: usize = 200;
+/// The mean size of the record ieum writes per message (a citizen's line, its triage note
+/// and the bot's reply with its resource cards, sealed, with the progress head): 1,144
+/// bytes over the load corpus.
+const RECORD_BYTES: usize = 1150;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -36,12 +42,24 @@ fn conv(n: u64) -> [u8; 16] {
     c
 }
 
-fn put(writer: u64, seq: u64) -> Vec<Write> {
+fn put(writer: u64, seq: u64, bytes: usize) -> Vec<Write> {
     vec![Write::put(
         Tree::Events,
         event_key(&conv(writer), seq),
-        vec![b'x'; VALUE_BYTES],
+        vec![b'x'; bytes],
     )]
+}
+
+/// This process's CPU time (user + system), in seconds: the store's writer thread, sled's
+/// threads and the writer tasks.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(u.ru_utime) + t(u.ru_stime)
+    }
 }
 
 struct Run {
@@ -49,6 +67,8 @@ struct Run {
     elapsed: Duration,
     writes: u64,
     flushes: u64,
+    /// CPU seconds the process spent in the measured window.
+    cpu_secs: f64,
 }
 
 /// How each writer paces its writes.
@@ -61,10 +81,23 @@ enum Pace {
 }
 
 /// `writers` writers at `pace`: `warmup`, then `measure` (latencies recorded).
-async fn run(store: &Store, writers: u64, pace: Pace, warmup: Duration, measure: Duration) -> Run {
+async fn run(
+    store: &Store,
+    writers: u64,
+    pace: Pace,
+    bytes: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> Run {
     let start = tokio::time::Instant::now();
     let measure_from = start + warmup;
     let stop = measure_from + measure;
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from).await;
+        let before = cpu_secs();
+        tokio::time::sleep_until(stop).await;
+        cpu_secs() - before
+    });
     let before = Arc::new(std::sync::Mutex::new(None));
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..writers {
@@ -96,7 +129,10 @@ async fn run(store: &Store, writers: u64, pace: Pace, warmup: Duration, measure:
                         *b = Some(store.stats());
                     }
                 }
-                store.write(put(w, seq)).await.expect("durable write");
+                store
+                    .write(put(w, seq, bytes))
+                    .await
+                    .expect("durable write");
                 if scheduled >= measure_from {
                     lat.push(scheduled.elapsed().as_micros() as u64);
                 }
@@ -121,6 +157,7 @@ async fn run(store: &Store, writers: u64, pace: Pace, warmup: Duration, measure:
         writes: latencies_us.len() as u64,
         flushes: after.flushes - before.flushes,
         latencies_us,
+        cpu_secs: cpu.await.expect("cpu sampler"),
     }
 }
 
@@ -140,7 +177,14 @@ fn set_load_table(full: bool) {
             let dir = tempfile::tempdir().expect("tempdir");
             let opts = StoreOptions::new().group_commit(mode);
             let store = Store::open_sled(dir.path(), opts).expect("open sled");
-            let r = rt.block_on(run(&store, 1000, Pace::Rate(rate), warmup, measure));
+            let r = rt.block_on(run(
+                &store,
+                1000,
+                Pace::Rate(rate),
+                VALUE_BYTES,
+                warmup,
+                measure,
+            ));
             println!(
                 "| {mode:?} | 1000 | {rate}/s | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
                 r.writes as f64 / r.elapsed.as_secs_f64(),
@@ -179,7 +223,14 @@ fn concurrency_table(full: bool) {
             let dir = tempfile::tempdir().expect("tempdir");
             let opts = StoreOptions::new().group_commit(mode);
             let store = Store::open_sled(dir.path(), opts).expect("open sled");
-            let r = rt.block_on(run(&store, writers, Pace::Closed, warmup, measure));
+            let r = rt.block_on(run(
+                &store,
+                writers,
+                Pace::Closed,
+                VALUE_BYTES,
+                warmup,
+                measure,
+            ));
             println!(
                 "| {mode:?} | {writers} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
                 r.writes as f64 / r.elapsed.as_secs_f64(),
@@ -190,6 +241,35 @@ fn concurrency_table(full: bool) {
             );
             rt.block_on(store.close()).expect("close");
         }
+    }
+    println!();
+}
+
+/// What a durable write costs in CPU, for comparison with ieum's CPU per message under
+/// load (`BENCHMARKS.md`, "Where the time goes"): 1,000 writers in a closed loop with group
+/// commit, writing records of 200 bytes and of ieum's mean record size. Keys are laid out
+/// as ieum's: each writer appends to its own conversation.
+fn cpu_table(full: bool) {
+    let (warmup, measure) = if full {
+        (Duration::from_millis(500), Duration::from_secs(4))
+    } else {
+        (Duration::ZERO, Duration::from_millis(50))
+    };
+    let rt = runtime();
+    println!(
+        "\n| writers | record bytes | writes/s | writes/flush | CPU µs per durable write |\n|---|---|---|---|---|"
+    );
+    for bytes in [VALUE_BYTES, RECORD_BYTES] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sled(dir.path(), StoreOptions::new()).expect("open sled");
+        let r = rt.block_on(run(&store, 1000, Pace::Closed, bytes, warmup, measure));
+        println!(
+            "| 1000 | {bytes} | {:.0} | {:.1} | {:.1} |",
+            r.writes as f64 / r.elapsed.as_secs_f64(),
+            r.writes as f64 / r.flushes.max(1) as f64,
+            r.cpu_secs * 1e6 / r.writes.max(1) as f64,
+        );
+        rt.block_on(store.close()).expect("close");
     }
     println!();
 }
@@ -208,7 +288,7 @@ fn single_writer(c: &mut Criterion) {
         g.bench_function(format!("{mode:?}"), |b| {
             b.iter(|| {
                 seq += 1;
-                rt.block_on(store.write(put(0, seq)))
+                rt.block_on(store.write(put(0, seq, VALUE_BYTES)))
                     .expect("durable write")
             })
         });
@@ -224,6 +304,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     concurrency_table(full);
     set_load_table(full);
+    cpu_table(full);
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

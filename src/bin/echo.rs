@@ -8,8 +8,18 @@
 //! one, and tokio's default multi-threaded runtime. Every text frame is sent back as it
 //! came; `GET /healthz` answers 200.
 //!
+//! With `--protocol` it is instead the ceiling for *any* server of ieum's citizen protocol:
+//! it speaks the protocol and does no work. A connection gets a `welcome` frame the size of
+//! ieum's; each `message` frame is parsed and answered with an `ack` and a canned `bot`
+//! frame the size of ieum's mean bot frame (800 bytes over the load corpus), written
+//! together in one flush as ieum writes them; `close` is answered with `closed`. There is no
+//! triage, state, store or conversation: whatever ieum costs beyond this server is the
+//! price of its work, and whatever this server costs beyond the bare echo is the price of
+//! the protocol (two frames out per message, one of them large, and the client parsing
+//! them).
+//!
 //! ```console
-//! $ cargo run --release --bin echo -- --listen 127.0.0.1:9000
+//! $ cargo run --release --bin echo -- --listen 127.0.0.1:9000 [--protocol]
 //! ```
 
 use std::net::SocketAddr;
@@ -32,9 +42,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:9000".parse()?;
+    let mut protocol = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--protocol" => protocol = true,
             "--listen" => {
                 listen = args
                     .next()
@@ -42,7 +54,10 @@ fn main() -> anyhow::Result<()> {
                     .parse()?;
             }
             "-h" | "--help" => {
-                println!("echo [--listen 127.0.0.1:9000]: websocket echo on /ws/chat");
+                println!(
+                    "echo [--listen 127.0.0.1:9000] [--protocol]: websocket echo on /ws/chat \
+                     (--protocol: answer like ieum, with canned frames and no work)"
+                );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other:?}"),
@@ -52,10 +67,10 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(listen))
+        .block_on(serve(listen, protocol))
 }
 
-async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+async fn serve(addr: SocketAddr, protocol: bool) -> anyhow::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
@@ -63,7 +78,10 @@ async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     eprintln!("echo listening on {}", listener.local_addr()?);
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/ws/chat", get(ws));
+        .route(
+            "/ws/chat",
+            get(move |upgrade: WebSocketUpgrade| ws(upgrade, protocol)),
+        );
     axum::serve(
         listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -74,13 +92,84 @@ async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ws(ws: WebSocketUpgrade) -> Response {
-    ws.read_buffer_size(READ_BUFFER_BYTES)
+async fn ws(ws: WebSocketUpgrade, protocol: bool) -> Response {
+    let ws = ws
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(echo)
+        .max_frame_size(MAX_FRAME_BYTES);
+    if protocol {
+        ws.on_upgrade(speak)
+    } else {
+        ws.on_upgrade(echo)
+    }
+}
+
+/// What `--protocol` reads of a citizen frame.
+#[derive(serde::Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A `welcome` frame the size of ieum's (1,314 bytes; the id and token are fixed).
+const WELCOME: &str = r#"{"type":"welcome","conversation_id":"01a2155820fdf29aa5a632e760d56a4a","token":"dPJ4GXfdv3nJLd1_vpzSTjxzh9_N0S0J_MP5hh52hBs","seq":0,"resumed":false,"lang":"ko","greeting":{"text":"안녕하세요, 이음이에요. 외롭거나 마음이 힘들 때 언제든 이야기 나눌 수 있는 곳이에요. 저는 챗봇이고, 원하시면 언제든 상담사 선생님과 연결해 드려요. 오늘은 어떤 마음으로 오셨어요?","resources":[{"id":"suicide_prevention_109","name_ko":"자살예방상담전화 109","name_en":"Suicide prevention line 109","phone":"109","hours":"24h","languages":["ko"],"purpose_ko":"죽고 싶은 마음이 들 때 24시간 전화로 이야기를 들어 주는 자살예방 상담전화예요. 2024년 1월부터 하나로 통합된 번호예요.","purpose_en":"The national suicide-prevention line: someone listens, by phone, 24 hours a day. The single number since January 2024.","source":"shared/DOMAIN.md: Crisis and help lines","verified":true,"emergency":true},{"id":"emergency_119","name_ko":"119 (화재·구급)","name_en":"119 (fire and ambulance)","phone":"119","hours":"24h","languages":["ko"],"purpose_ko":"생명이 지금 위험할 때, 다치거나 몸이 위급할 때 전화해요.","purpose_en":"Call when a life is in danger right now, or for injuries and medical emergencies.","source":"shared/DOMAIN.md: Crisis and help lines","verified":true,"emergency":true}],"quick_replies":[{"label":"요즘 외로워요","text":"요즘 외로워요"},{"label":"상담사와 이야기하기","text":"상담사와 이야기하고 싶어요"},{"label":"마음약방","text":"마음약방 처방해 주세요"},{"label":"우리 구 지원 찾기","text":"우리 구 지원을 알고 싶어요"}]},"state":"bot"}"#;
+
+/// A `bot` frame after its `seq`: a real reply of ieum's, 870 bytes in all with the head
+/// (ieum's mean over the load corpus is 800, its median 478).
+const BOT_REST: &str = r#""text":"잠들지 못하는 밤은 정말 길죠. 말해 주셔서 고마워요. 요즘 잠을 방해하는 생각이나 걱정이 있으세요? 화면 불빛을 줄이고 천천히 숨을 내쉬어 보는 것도 작은 도움이 돼요.","resources":[{"id":"crisis_1577_0199","name_ko":"정신건강위기상담전화","name_en":"Mental-health crisis line","phone":"1577-0199","hours":"24h","languages":["ko"],"purpose_ko":"정신건강 위기 상담을 24시간 받아요. 사는 지역의 정신건강복지센터로도 이어 줘요.","purpose_en":"Mental-health crisis counselling, 24 hours. Also routes you to your local mental-health welfare center.","source":"shared/DOMAIN.md: Crisis and help lines","verified":true,"emergency":true}],"quick_replies":[{"label":"잠 못 드는 밤 처방","text":"마음약방 불면 처방해 주세요"}]}"#;
+
+/// `--protocol`: ieum's citizen protocol with canned answers and no work.
+async fn speak(socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    if sink.send(Message::Text(WELCOME.into())).await.is_err() {
+        return;
+    }
+    let mut seq = 0u64;
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(frame) = serde_json::from_str::<Incoming>(t.as_str()) else {
+                        continue;
+                    };
+                    let sent = match frame.ty.as_ref() {
+                        "message" => {
+                            let id = serde_json::to_string(frame.id.as_deref().unwrap_or(""))
+                                .unwrap_or_default();
+                            let ack = format!(r#"{{"type":"ack","id":{id},"seq":{}}}"#, seq + 1);
+                            let bot = format!(r#"{{"type":"bot","seq":{},{BOT_REST}"#, seq + 2);
+                            seq += 2;
+                            sink.feed(Message::Text(ack.into())).await.is_ok()
+                                && sink.feed(Message::Text(bot.into())).await.is_ok()
+                                && sink.flush().await.is_ok()
+                        }
+                        "close" => {
+                            seq += 1;
+                            let closed = format!(r#"{{"type":"closed","seq":{seq}}}"#);
+                            sink.send(Message::Text(closed.into())).await.is_ok()
+                        }
+                        _ => true,
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 async fn echo(socket: WebSocket) {

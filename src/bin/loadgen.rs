@@ -68,8 +68,19 @@ enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Kind {
+    /// `ieum serve`.
     Ieum,
+    /// The bare websocket echo.
     Echo,
+    /// `echo --protocol`: ieum's citizen protocol with canned frames and no work.
+    Protocol,
+}
+
+impl Kind {
+    /// Whether the server speaks ieum's citizen protocol (`welcome`, `ack`, `bot`, ...).
+    fn speaks_ieum(self) -> bool {
+        matches!(self, Kind::Ieum | Kind::Protocol)
+    }
 }
 
 /// Load generator for ieum's citizen websocket (loopback only).
@@ -108,6 +119,10 @@ struct Args {
     /// Also start this `echo` binary and drive it the same way, right after ieum.
     #[arg(long)]
     echo: Option<PathBuf>,
+    /// Also start this `echo` binary with `--protocol` (ieum's protocol, canned frames, no
+    /// work: the ceiling for any server of the protocol) and drive it the same way.
+    #[arg(long)]
+    protocol_echo: Option<PathBuf>,
     /// Instead of spawning: a running server (loopback).
     #[arg(long)]
     addr: Option<SocketAddr>,
@@ -193,6 +208,9 @@ impl Server {
             }
             Kind::Echo => {
                 cmd.arg("--listen").arg(addr.to_string());
+            }
+            Kind::Protocol => {
+                cmd.arg("--listen").arg(addr.to_string()).arg("--protocol");
             }
         }
         let log = std::fs::File::create(dir.join("server.log"))?;
@@ -470,7 +488,7 @@ async fn connect(ctx: &Dial, i: usize) -> Result<Ws, ConnectError> {
         }
         e => ConnectError::Failed(format!("handshake: {e}")),
     })?;
-    if ctx.kind == Kind::Ieum {
+    if ctx.kind.speaks_ieum() {
         // The first frame of every connection is `welcome` (or `server_busy`).
         match timeout(Duration::from_secs(15), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<Frame>(t.as_str()) {
@@ -562,8 +580,9 @@ impl Conv {
             }
         };
         let us = |t: Instant| now.duration_since(t).as_micros().min(u32::MAX as u128) as u32;
-        match (ctx.kind, f.ty.as_str()) {
-            (Kind::Echo, "message") | (Kind::Ieum, "ack") => {
+        let ieum = ctx.kind.speaks_ieum();
+        match (ieum, f.ty.as_str()) {
+            (false, "message") | (true, "ack") => {
                 let id = f.id.unwrap_or_default();
                 match self.outstanding.remove(&id) {
                     Some((at, measured)) => {
@@ -572,7 +591,7 @@ impl Conv {
                             stats.acked_measured += 1;
                             stats.ack_us.push(us(at));
                         }
-                        if ctx.kind == Kind::Echo {
+                        if !ieum {
                             stats.replies += 1;
                             if measured {
                                 stats.reply_us.push(us(at));
@@ -587,7 +606,7 @@ impl Conv {
                     )),
                 }
             }
-            (Kind::Ieum, "bot" | "safety" | "queue") => {
+            (true, "bot" | "safety" | "queue") => {
                 if f.ty == "bot" && self.handed_off && !self.closed {
                     ctx.violation(format!(
                         "conn {}: bot frame after the handoff (queue frame)",
@@ -605,8 +624,8 @@ impl Conv {
                     }
                 }
             }
-            (Kind::Ieum, "closed") => self.closed = true,
-            (Kind::Ieum, "error") => {
+            (true, "closed") => self.closed = true,
+            (true, "error") => {
                 if f.code.as_deref() == Some("rate_limited") {
                     stats.rate_limited += 1;
                 } else {
@@ -616,7 +635,7 @@ impl Conv {
                     self.outstanding.remove(&id);
                 }
             }
-            (Kind::Ieum, "welcome" | "counselor_joined" | "counselor" | "message") => {}
+            (true, "welcome" | "counselor_joined" | "counselor" | "message") => {}
             (_, other) => ctx.violation(format!("conn {}: unexpected frame {other:?}", self.conn)),
         }
     }
@@ -864,6 +883,11 @@ struct RunResult {
     violation_examples: Vec<String>,
 }
 
+/// A target's name in reports.
+fn r_target(kind: Kind) -> String {
+    format!("{kind:?}").to_lowercase()
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -885,7 +909,7 @@ async fn run_one(
     let base = proc_sample(pid);
     let client_cpu0 = self_cpu_secs();
     let mut r = RunResult {
-        target: format!("{kind:?}").to_lowercase(),
+        target: r_target(kind),
         mode: format!("{:?}", args.mode).to_lowercase(),
         conns,
         run,
@@ -1155,7 +1179,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Medians over runs; ieum as a ratio to echo.
+/// Medians over runs; ieum as a ratio to echo (and to the protocol echo, when it ran).
 fn summary(mode: Mode, results: &[RunResult]) {
     let mut keys: Vec<(usize, String)> = Vec::new();
     for r in results {
@@ -1220,13 +1244,14 @@ fn summary(mode: Mode, results: &[RunResult]) {
         }
         _ => {
             println!(
-                "| server | conns | msgs/s | × echo | ack p50 ms | ack p99 ms | ack p99.9 ms | reply p50 ms | reply p99 ms | reply p99.9 ms | server CPU µs/msg | × echo | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+                "| server | conns | msgs/s | × echo | × protocol | ack p50 ms | ack p99 ms | ack p99.9 ms | reply p50 ms | reply p99 ms | reply p99.9 ms | server CPU µs/msg | × echo | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for (c, t) in &keys {
                 let mps = med(*c, t, &|r| Some(r.msgs_per_sec));
                 let cpu = med(*c, t, &|r| r.server_cpu_us_per_msg);
                 let echo_mps = med(*c, "echo", &|r| Some(r.msgs_per_sec));
                 let echo_cpu = med(*c, "echo", &|r| r.server_cpu_us_per_msg);
+                let protocol_mps = med(*c, "protocol", &|r| Some(r.msgs_per_sec));
                 let ratio = |a: f64, b: f64| {
                     if t == "echo" || !b.is_finite() || b == 0.0 {
                         "–".to_owned()
@@ -1234,8 +1259,13 @@ fn summary(mode: Mode, results: &[RunResult]) {
                         format!("{:.2}", a / b)
                     }
                 };
+                let to_protocol = if t == "ieum" {
+                    ratio(mps, protocol_mps)
+                } else {
+                    "–".to_owned()
+                };
                 println!(
-                    "| {t} | {c} | {mps:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu:.1} | {} | {:.0} |",
+                    "| {t} | {c} | {mps:.0} | {} | {to_protocol} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu:.1} | {} | {:.0} |",
                     ratio(mps, echo_mps),
                     med(*c, t, &|r| Some(r.ack.p50_ms)),
                     med(*c, t, &|r| Some(r.ack.p99_ms)),
@@ -1259,8 +1289,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = Args::parse();
     let nofile = raise_open_files_limit();
-    if args.spawn_server.is_none() && args.addr.is_none() && args.echo.is_none() {
-        eprintln!("loadgen: give --spawn-server PATH, --echo PATH or --addr HOST:PORT");
+    if args.spawn_server.is_none()
+        && args.addr.is_none()
+        && args.echo.is_none()
+        && args.protocol_echo.is_none()
+    {
+        eprintln!(
+            "loadgen: give --spawn-server PATH, --echo PATH, --protocol-echo PATH or --addr HOST:PORT"
+        );
         return ExitCode::from(2);
     }
     if let Some(a) = args.addr {
@@ -1293,6 +1329,9 @@ fn main() -> ExitCode {
             Kind::Ieum
         });
     }
+    if args.protocol_echo.is_some() {
+        targets.push(Kind::Protocol);
+    }
     if args.echo.is_some() {
         targets.push(Kind::Echo);
     }
@@ -1309,7 +1348,11 @@ fn main() -> ExitCode {
     for run in 1..=args.runs {
         for &conns in &args.conns {
             for &kind in &targets {
-                let (server, addr, pid) = match (kind, &args.addr, &args.spawn_server, &args.echo) {
+                let echo_bin = match kind {
+                    Kind::Protocol => &args.protocol_echo,
+                    _ => &args.echo,
+                };
+                let (server, addr, pid) = match (kind, &args.addr, &args.spawn_server, echo_bin) {
                     (_, Some(a), _, _) if kind == args.kind => (None, *a, args.pid),
                     (Kind::Ieum, _, Some(bin), _) => {
                         match Server::spawn(kind, bin, &args.server_arg, &format!("{run}-{conns}"))
@@ -1324,8 +1367,9 @@ fn main() -> ExitCode {
                             }
                         }
                     }
-                    (Kind::Echo, _, _, Some(bin)) => {
-                        match Server::spawn(kind, bin, &[], &format!("echo-{run}-{conns}")) {
+                    (Kind::Echo | Kind::Protocol, _, _, Some(bin)) => {
+                        let tag = format!("{}-{run}-{conns}", r_target(kind));
+                        match Server::spawn(kind, bin, &[], &tag) {
                             Ok(s) => {
                                 let (a, p) = (s.addr, s.pid);
                                 (Some(s), a, p)
