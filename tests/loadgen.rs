@@ -55,6 +55,10 @@ fn loadgen_drives_ieum_the_protocol_echo_and_the_echo_without_violations() {
             r["server_cpu_us_per_msg"].as_f64().is_some(),
             "{t}: server CPU read from /proc: {r}"
         );
+        assert!(
+            r["client_cpu_us_per_msg"].as_f64().is_some_and(|c| c > 0.0),
+            "{t}: the load tool's own CPU per message: {r}"
+        );
     }
     // One risky line in five: ieum hands conversations off, and the loop starts over.
     assert!(runs[0]["handoffs"].as_u64().unwrap_or(0) > 0, "{}", runs[0]);

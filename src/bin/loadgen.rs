@@ -878,6 +878,9 @@ struct RunResult {
     server_peak_rss_mib: Option<f64>,
     rss_kib_per_conn: Option<f64>,
     client_cpu_secs: f64,
+    /// The load tool's own CPU per acknowledged message in the measured window: it shares
+    /// the machine with the server, so what it takes the server cannot have.
+    client_cpu_us_per_msg: Option<f64>,
     all_welcomed_ms: Option<f64>,
     violations: u64,
     violation_examples: Vec<String>,
@@ -1040,8 +1043,10 @@ async fn run_one(
     }
     sleep_until(ctx.measure_from).await;
     let s0 = proc_sample(pid);
+    let c0 = self_cpu_secs();
     sleep_until(ctx.stop).await;
     let s1 = proc_sample(pid);
+    let c1 = self_cpu_secs();
     let mut stats = Stats::default();
     let hard = ctx.stop + ctx.drain + Duration::from_secs(30);
     loop {
@@ -1072,6 +1077,9 @@ async fn run_one(
     r.dropped = stats.dropped;
     r.ack = lat(std::mem::take(&mut stats.ack_us));
     r.reply = lat(std::mem::take(&mut stats.reply_us));
+    if stats.acked_measured > 0 && args.mode != Mode::Idle {
+        r.client_cpu_us_per_msg = Some((c1 - c0) * 1e6 / stats.acked_measured as f64);
+    }
     if let (Some(a), Some(b)) = (s0, s1) {
         r.server_cpu_secs = Some(b.cpu_secs - a.cpu_secs);
         if stats.acked_measured > 0 {
@@ -1244,7 +1252,7 @@ fn summary(mode: Mode, results: &[RunResult]) {
         }
         _ => {
             println!(
-                "| server | conns | msgs/s | × echo | × protocol | ack p50 ms | ack p99 ms | ack p99.9 ms | reply p50 ms | reply p99 ms | reply p99.9 ms | server CPU µs/msg | × echo | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+                "| server | conns | msgs/s | × echo | × protocol | ack p50 ms | ack p99 ms | ack p99.9 ms | reply p50 ms | reply p99 ms | reply p99.9 ms | server CPU µs/msg | × echo | client CPU µs/msg | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for (c, t) in &keys {
                 let mps = med(*c, t, &|r| Some(r.msgs_per_sec));
@@ -1265,7 +1273,7 @@ fn summary(mode: Mode, results: &[RunResult]) {
                     "–".to_owned()
                 };
                 println!(
-                    "| {t} | {c} | {mps:.0} | {} | {to_protocol} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu:.1} | {} | {:.0} |",
+                    "| {t} | {c} | {mps:.0} | {} | {to_protocol} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu:.1} | {} | {:.1} | {:.0} |",
                     ratio(mps, echo_mps),
                     med(*c, t, &|r| Some(r.ack.p50_ms)),
                     med(*c, t, &|r| Some(r.ack.p99_ms)),
@@ -1274,6 +1282,7 @@ fn summary(mode: Mode, results: &[RunResult]) {
                     med(*c, t, &|r| Some(r.reply.p99_ms)),
                     med(*c, t, &|r| Some(r.reply.p999_ms)),
                     ratio(cpu, echo_cpu),
+                    med(*c, t, &|r| r.client_cpu_us_per_msg),
                     med(*c, t, &|r| r.server_peak_rss_mib),
                 );
             }
