@@ -163,7 +163,7 @@ async fn run(
 
 /// 1,000 writers at set rates, group commit on and off.
 fn set_load_table(full: bool) {
-    let (warmup, measure) = if full {
+    let window = if full {
         (Duration::from_millis(1000), Duration::from_secs(5))
     } else {
         (Duration::ZERO, Duration::from_millis(200))
@@ -174,30 +174,47 @@ fn set_load_table(full: bool) {
     );
     for rate in [1.0, 10.0, 30.0] {
         for mode in [GroupCommit::On, GroupCommit::Off] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let opts = StoreOptions::new().group_commit(mode);
-            let store = Store::open_sled(dir.path(), opts).expect("open sled");
-            let r = rt.block_on(run(
-                &store,
-                1000,
-                Pace::Rate(rate),
-                VALUE_BYTES,
-                warmup,
-                measure,
-            ));
+            let r = fresh(&rt, mode, 1000, Pace::Rate(rate), VALUE_BYTES, window);
             println!(
                 "| {mode:?} | 1000 | {rate}/s | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                r.writes as f64 / r.elapsed.as_secs_f64(),
-                r.writes as f64 / r.flushes.max(1) as f64,
+                r.per_sec(),
+                r.per_flush(),
                 pct(&r.latencies_us, 0.50),
                 pct(&r.latencies_us, 0.99),
                 pct(&r.latencies_us, 0.999),
                 pct(&r.latencies_us, 1.0),
             );
-            rt.block_on(store.close()).expect("close");
         }
     }
     println!();
+}
+
+/// `writers` writers at `pace` on a fresh sled store in a new directory, closed after.
+/// `window` is (warmup, measured).
+fn fresh(
+    rt: &Runtime,
+    mode: GroupCommit,
+    writers: u64,
+    pace: Pace,
+    bytes: usize,
+    (warmup, measure): (Duration, Duration),
+) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = StoreOptions::new().group_commit(mode);
+    let store = Store::open_sled(dir.path(), opts).expect("open sled");
+    let r = rt.block_on(run(&store, writers, pace, bytes, warmup, measure));
+    rt.block_on(store.close()).expect("close");
+    r
+}
+
+impl Run {
+    fn per_sec(&self) -> f64 {
+        self.writes as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn per_flush(&self) -> f64 {
+        self.writes as f64 / self.flushes.max(1) as f64
+    }
 }
 
 fn pct(sorted: &[u64], q: f64) -> f64 {
@@ -209,7 +226,7 @@ fn pct(sorted: &[u64], q: f64) -> f64 {
 }
 
 fn concurrency_table(full: bool) {
-    let (warmup, measure) = if full {
+    let window = if full {
         (Duration::from_millis(300), Duration::from_millis(2000))
     } else {
         (Duration::ZERO, Duration::from_millis(50))
@@ -220,37 +237,26 @@ fn concurrency_table(full: bool) {
     );
     for writers in [1u64, 100, 1000] {
         for mode in [GroupCommit::On, GroupCommit::Off] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let opts = StoreOptions::new().group_commit(mode);
-            let store = Store::open_sled(dir.path(), opts).expect("open sled");
-            let r = rt.block_on(run(
-                &store,
-                writers,
-                Pace::Closed,
-                VALUE_BYTES,
-                warmup,
-                measure,
-            ));
+            let r = fresh(&rt, mode, writers, Pace::Closed, VALUE_BYTES, window);
             println!(
                 "| {mode:?} | {writers} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
-                r.writes as f64 / r.elapsed.as_secs_f64(),
-                r.writes as f64 / r.flushes.max(1) as f64,
+                r.per_sec(),
+                r.per_flush(),
                 pct(&r.latencies_us, 0.50),
                 pct(&r.latencies_us, 0.99),
                 pct(&r.latencies_us, 0.999),
             );
-            rt.block_on(store.close()).expect("close");
         }
     }
     println!();
 }
 
 /// What a durable write costs in CPU, for comparison with ieum's CPU per message under
-/// load (`BENCHMARKS.md`, "Where the time goes"): 1,000 writers in a closed loop with group
+/// load (`BENCHMARKS.md`, "The ceiling"): 1,000 writers in a closed loop with group
 /// commit, writing records of 200 bytes and of ieum's mean record size. Keys are laid out
 /// as ieum's: each writer appends to its own conversation.
 fn cpu_table(full: bool) {
-    let (warmup, measure) = if full {
+    let window = if full {
         (Duration::from_millis(500), Duration::from_secs(4))
     } else {
         (Duration::ZERO, Duration::from_millis(50))
@@ -260,16 +266,13 @@ fn cpu_table(full: bool) {
         "\n| writers | record bytes | writes/s | writes/flush | CPU µs per durable write |\n|---|---|---|---|---|"
     );
     for bytes in [VALUE_BYTES, RECORD_BYTES] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sled(dir.path(), StoreOptions::new()).expect("open sled");
-        let r = rt.block_on(run(&store, 1000, Pace::Closed, bytes, warmup, measure));
+        let r = fresh(&rt, GroupCommit::On, 1000, Pace::Closed, bytes, window);
         println!(
             "| 1000 | {bytes} | {:.0} | {:.1} | {:.1} |",
-            r.writes as f64 / r.elapsed.as_secs_f64(),
-            r.writes as f64 / r.flushes.max(1) as f64,
+            r.per_sec(),
+            r.per_flush(),
             r.cpu_secs * 1e6 / r.writes.max(1) as f64,
         );
-        rt.block_on(store.close()).expect("close");
     }
     println!();
 }
