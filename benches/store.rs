@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
-use ieum::store::{GroupCommit, Store, StoreOptions, Tree, Write, event_key};
+use ieum::store::{GroupCommit, MemoryBackend, Store, StoreOptions, Tree, Write, event_key};
 use tokio::runtime::Runtime;
 
 const VALUE_BYTES: usize = 200;
@@ -197,11 +197,37 @@ fn fresh(
     writers: u64,
     pace: Pace,
     bytes: usize,
+    window: (Duration, Duration),
+) -> Run {
+    fresh_on(rt, Engine::Sled, mode, writers, pace, bytes, window)
+}
+
+/// What the store runs on.
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Sled,
+    /// The in-memory backend: the bench's and the store handle's own cost, without sled.
+    Memory,
+}
+
+/// [`fresh`] on either engine.
+fn fresh_on(
+    rt: &Runtime,
+    engine: Engine,
+    mode: GroupCommit,
+    writers: u64,
+    pace: Pace,
+    bytes: usize,
     (warmup, measure): (Duration, Duration),
 ) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = StoreOptions::new().group_commit(mode);
-    let store = Store::open_sled(dir.path(), opts).expect("open sled");
+    let store = match engine {
+        Engine::Sled => Store::open_sled(dir.path(), opts).expect("open sled"),
+        Engine::Memory => {
+            Store::with_options(Arc::new(MemoryBackend::new()), opts).expect("memory store")
+        }
+    };
     let r = rt.block_on(run(&store, writers, pace, bytes, warmup, measure));
     rt.block_on(store.close()).expect("close");
     r
@@ -263,23 +289,27 @@ fn cpu_table(full: bool) {
     };
     let rt = runtime();
     println!(
-        "\n| writers | pace | record bytes | writes/s | writes/flush | CPU µs per durable write |\n|---|---|---|---|---|---|"
+        "\n| engine | writers | pace | record bytes | writes/s | writes/flush | CPU µs per durable write |\n|---|---|---|---|---|---|---|"
     );
     // Closed loops give sled its best case (hundreds of writes per flush); 16 writes/s per
-    // writer is ieum's own rate in its closed-loop benchmark (about 16,000 messages/s).
+    // writer is ieum's own rate in its closed-loop benchmark (about 16,000 messages/s). The
+    // memory rows are the bench's own cost (writer tasks, timers, the store's thread and
+    // channels): sled's share is the difference.
     let runs = [
-        (Pace::Closed, VALUE_BYTES),
-        (Pace::Closed, RECORD_BYTES),
-        (Pace::Rate(16.0), RECORD_BYTES),
+        (Engine::Sled, Pace::Closed, VALUE_BYTES),
+        (Engine::Sled, Pace::Closed, RECORD_BYTES),
+        (Engine::Memory, Pace::Closed, RECORD_BYTES),
+        (Engine::Sled, Pace::Rate(16.0), RECORD_BYTES),
+        (Engine::Memory, Pace::Rate(16.0), RECORD_BYTES),
     ];
-    for (pace, bytes) in runs {
-        let r = fresh(&rt, GroupCommit::On, 1000, pace, bytes, window);
+    for (engine, pace, bytes) in runs {
+        let r = fresh_on(&rt, engine, GroupCommit::On, 1000, pace, bytes, window);
         let pace = match pace {
             Pace::Closed => "closed loop".to_owned(),
             Pace::Rate(rate) => format!("{rate}/s each"),
         };
         println!(
-            "| 1000 | {pace} | {bytes} | {:.0} | {:.1} | {:.1} |",
+            "| {engine:?} | 1000 | {pace} | {bytes} | {:.0} | {:.1} | {:.1} |",
             r.per_sec(),
             r.per_flush(),
             r.cpu_secs * 1e6 / r.writes.max(1) as f64,
