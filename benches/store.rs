@@ -163,11 +163,7 @@ async fn run(
 
 /// 1,000 writers at set rates, group commit on and off.
 fn set_load_table(full: bool) {
-    let window = if full {
-        (Duration::from_millis(1000), Duration::from_secs(5))
-    } else {
-        (Duration::ZERO, Duration::from_millis(200))
-    };
+    let window = window(full, 1000, 5000, 200);
     let rt = runtime();
     println!(
         "\n| mode | writers | rate per writer | writes/s | writes/flush | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|---|---|"
@@ -187,6 +183,17 @@ fn set_load_table(full: bool) {
         }
     }
     println!();
+}
+
+/// A table's (warmup, measured) window, in milliseconds: as given under `cargo bench`, and a
+/// short smoke run (no warmup) under `cargo test`.
+fn window(full: bool, warmup_ms: u64, measure_ms: u64, smoke_ms: u64) -> (Duration, Duration) {
+    let ms = Duration::from_millis;
+    if full {
+        (ms(warmup_ms), ms(measure_ms))
+    } else {
+        (Duration::ZERO, ms(smoke_ms))
+    }
 }
 
 /// `writers` writers at `pace` on a fresh sled store in a new directory, closed after.
@@ -252,11 +259,7 @@ fn pct(sorted: &[u64], q: f64) -> f64 {
 }
 
 fn concurrency_table(full: bool) {
-    let window = if full {
-        (Duration::from_millis(300), Duration::from_millis(2000))
-    } else {
-        (Duration::ZERO, Duration::from_millis(50))
-    };
+    let window = window(full, 300, 2000, 50);
     let rt = runtime();
     println!(
         "\n| mode | writers | writes/s | writes/flush | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|"
@@ -282,11 +285,7 @@ fn concurrency_table(full: bool) {
 /// loop writing records of 200 bytes and of ieum's mean record size, then at ieum's own
 /// message rate. Keys are laid out as ieum's: each writer appends to its own conversation.
 fn cpu_table(full: bool) {
-    let window = if full {
-        (Duration::from_millis(500), Duration::from_secs(4))
-    } else {
-        (Duration::ZERO, Duration::from_millis(50))
-    };
+    let window = window(full, 500, 4000, 50);
     let rt = runtime();
     println!(
         "\n| engine | writers | pace | record bytes | writes/s | writes/flush | CPU µs per durable write |\n|---|---|---|---|---|---|---|"
