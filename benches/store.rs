@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
+use ieum::metrics::process_cpu_seconds;
 use ieum::store::{GroupCommit, MemoryBackend, Store, StoreOptions, Tree, Write, event_key};
 use tokio::runtime::Runtime;
 
@@ -48,18 +49,6 @@ fn put(writer: u64, seq: u64, bytes: usize) -> Vec<Write> {
         event_key(&conv(writer), seq),
         vec![b'x'; bytes],
     )]
-}
-
-/// This process's CPU time (user + system), in seconds: the store's writer thread, sled's
-/// threads and the writer tasks.
-fn cpu_secs() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-        t(u.ru_utime) + t(u.ru_stime)
-    }
 }
 
 struct Run {
@@ -94,9 +83,9 @@ async fn run(
     let stop = measure_from + measure;
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from).await;
-        let before = cpu_secs();
+        let before = process_cpu_seconds();
         tokio::time::sleep_until(stop).await;
-        cpu_secs() - before
+        process_cpu_seconds() - before
     });
     let before = Arc::new(std::sync::Mutex::new(None));
     let mut tasks = tokio::task::JoinSet::new();

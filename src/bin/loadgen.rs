@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use futures::{SinkExt, StreamExt};
+use ieum::metrics::process_cpu_seconds;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,15 @@ impl Kind {
     /// Whether the server speaks ieum's citizen protocol (`welcome`, `ack`, `bot`, ...).
     fn speaks_ieum(self) -> bool {
         matches!(self, Kind::Ieum | Kind::Protocol)
+    }
+
+    /// The target's name in reports and JSON (as on the command line).
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ieum => "ieum",
+            Kind::Echo => "echo",
+            Kind::Protocol => "protocol",
+        }
     }
 }
 
@@ -300,16 +310,6 @@ fn proc_sample(pid: Option<u32>) -> Option<ProcSample> {
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
     })
-}
-
-fn self_cpu_secs() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-        t(u.ru_utime) + t(u.ru_stime)
-    }
 }
 
 fn load_average() -> String {
@@ -886,11 +886,6 @@ struct RunResult {
     violation_examples: Vec<String>,
 }
 
-/// A target's name in reports.
-fn r_target(kind: Kind) -> String {
-    format!("{kind:?}").to_lowercase()
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -910,9 +905,9 @@ async fn run_one(
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20));
     let base = proc_sample(pid);
-    let client_cpu0 = self_cpu_secs();
+    let client_cpu0 = process_cpu_seconds();
     let mut r = RunResult {
-        target: r_target(kind),
+        target: kind.name().to_owned(),
         mode: format!("{:?}", args.mode).to_lowercase(),
         conns,
         run,
@@ -966,7 +961,7 @@ async fn run_one(
         for mut ws in held {
             let _ = ws.close(None).await;
         }
-        r.client_cpu_secs = self_cpu_secs() - client_cpu0;
+        r.client_cpu_secs = process_cpu_seconds() - client_cpu0;
         r.violations = connect_problems.len() as u64;
         connect_problems.truncate(20);
         r.violation_examples = connect_problems;
@@ -1043,10 +1038,10 @@ async fn run_one(
     }
     sleep_until(ctx.measure_from).await;
     let s0 = proc_sample(pid);
-    let c0 = self_cpu_secs();
+    let c0 = process_cpu_seconds();
     sleep_until(ctx.stop).await;
     let s1 = proc_sample(pid);
-    let c1 = self_cpu_secs();
+    let c1 = process_cpu_seconds();
     let mut stats = Stats::default();
     let hard = ctx.stop + ctx.drain + Duration::from_secs(30);
     loop {
@@ -1101,7 +1096,7 @@ async fn run_one(
             r.rss_kib_per_conn = Some((a.rss_kib as f64 - b.rss_kib as f64) / conns as f64);
         }
     }
-    r.client_cpu_secs = self_cpu_secs() - client_cpu0;
+    r.client_cpu_secs = process_cpu_seconds() - client_cpu0;
     r.violations = ctx.violations.load(Ordering::Relaxed);
     r.violation_examples = ctx.examples.lock().expect("lock").clone();
     r
@@ -1257,17 +1252,17 @@ fn summary(mode: Mode, results: &[RunResult]) {
             for (c, t) in &keys {
                 let mps = med(*c, t, &|r| Some(r.msgs_per_sec));
                 let cpu = med(*c, t, &|r| r.server_cpu_us_per_msg);
-                let echo_mps = med(*c, "echo", &|r| Some(r.msgs_per_sec));
-                let echo_cpu = med(*c, "echo", &|r| r.server_cpu_us_per_msg);
-                let protocol_mps = med(*c, "protocol", &|r| Some(r.msgs_per_sec));
+                let echo_mps = med(*c, Kind::Echo.name(), &|r| Some(r.msgs_per_sec));
+                let echo_cpu = med(*c, Kind::Echo.name(), &|r| r.server_cpu_us_per_msg);
+                let protocol_mps = med(*c, Kind::Protocol.name(), &|r| Some(r.msgs_per_sec));
                 let ratio = |a: f64, b: f64| {
-                    if t == "echo" || !b.is_finite() || b == 0.0 {
+                    if t == Kind::Echo.name() || !b.is_finite() || b == 0.0 {
                         "–".to_owned()
                     } else {
                         format!("{:.2}", a / b)
                     }
                 };
-                let to_protocol = if t == "ieum" {
+                let to_protocol = if t == Kind::Ieum.name() {
                     ratio(mps, protocol_mps)
                 } else {
                     "–".to_owned()
@@ -1377,7 +1372,7 @@ fn main() -> ExitCode {
                         }
                     }
                     (Kind::Echo | Kind::Protocol, _, _, Some(bin)) => {
-                        let tag = format!("{}-{run}-{conns}", r_target(kind));
+                        let tag = format!("{}-{run}-{conns}", kind.name());
                         match Server::spawn(kind, bin, &[], &tag) {
                             Ok(s) => {
                                 let (a, p) = (s.addr, s.pid);
