@@ -213,13 +213,7 @@ where
     let mut ping = tokio::time::interval(limits.ping);
     ping.tick().await;
     let mut last_heard = Instant::now();
-    // Made once: a future built inside the loop would register with the watch channel on
-    // every frame.
     let mut shutdown = ctx.shutdown.clone();
-    let shutting_down = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    };
-    tokio::pin!(shutting_down);
     let mut closing: Option<(u16, &'static str)> = None;
     // The highest seq sent so far (status frames reuse it).
     let mut seq = 0u64;
@@ -337,7 +331,7 @@ where
                     break;
                 }
             }
-            () = &mut shutting_down => {
+            _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => {
                 closing = Some((close::GOING_AWAY, "server restarting; reconnect"));
                         break;
             }
