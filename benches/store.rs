@@ -159,7 +159,15 @@ fn set_load_table(full: bool) {
     );
     for rate in [1.0, 10.0, 30.0] {
         for mode in [GroupCommit::On, GroupCommit::Off] {
-            let r = fresh(&rt, mode, 1000, Pace::Rate(rate), VALUE_BYTES, window);
+            let r = fresh(
+                &rt,
+                Engine::Sled,
+                mode,
+                1000,
+                Pace::Rate(rate),
+                VALUE_BYTES,
+                window,
+            );
             println!(
                 "| {mode:?} | 1000 | {rate}/s | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} |",
                 r.per_sec(),
@@ -185,19 +193,6 @@ fn window(full: bool, warmup_ms: u64, measure_ms: u64, smoke_ms: u64) -> (Durati
     }
 }
 
-/// `writers` writers at `pace` on a fresh sled store in a new directory, closed after.
-/// `window` is (warmup, measured).
-fn fresh(
-    rt: &Runtime,
-    mode: GroupCommit,
-    writers: u64,
-    pace: Pace,
-    bytes: usize,
-    window: (Duration, Duration),
-) -> Run {
-    fresh_on(rt, Engine::Sled, mode, writers, pace, bytes, window)
-}
-
 /// What the store runs on.
 #[derive(Debug, Clone, Copy)]
 enum Engine {
@@ -206,8 +201,9 @@ enum Engine {
     Memory,
 }
 
-/// [`fresh`] on either engine.
-fn fresh_on(
+/// `writers` writers at `pace` on a fresh store (sled in a new directory, or memory), closed
+/// after. `window` is (warmup, measured).
+fn fresh(
     rt: &Runtime,
     engine: Engine,
     mode: GroupCommit,
@@ -255,7 +251,15 @@ fn concurrency_table(full: bool) {
     );
     for writers in [1u64, 100, 1000] {
         for mode in [GroupCommit::On, GroupCommit::Off] {
-            let r = fresh(&rt, mode, writers, Pace::Closed, VALUE_BYTES, window);
+            let r = fresh(
+                &rt,
+                Engine::Sled,
+                mode,
+                writers,
+                Pace::Closed,
+                VALUE_BYTES,
+                window,
+            );
             println!(
                 "| {mode:?} | {writers} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
                 r.per_sec(),
@@ -291,7 +295,7 @@ fn cpu_table(full: bool) {
         (Engine::Memory, Pace::Rate(16.0), RECORD_BYTES),
     ];
     for (engine, pace, bytes) in runs {
-        let r = fresh_on(&rt, engine, GroupCommit::On, 1000, pace, bytes, window);
+        let r = fresh(&rt, engine, GroupCommit::On, 1000, pace, bytes, window);
         let pace = match pace {
             Pace::Closed => "closed loop".to_owned(),
             Pace::Rate(rate) => format!("{rate}/s each"),
