@@ -324,7 +324,10 @@ const REQUIRED: &[(&str, Level, Level)] = &[
     ("OD 할 거야", Level::Imminent, Level::Imminent),
     ("💊 다 모았어", Level::Imminent, Level::Imminent),
     ("약 다 먹었어", Level::Imminent, Level::Imminent),
-    ("그동안 고마웠어", Level::Imminent, Level::Imminent),
+    // A goodbye that also fits a job or a game is high (a counselor sees it), lowered by
+    // that context; finality words make it imminent (farewell.goodbye.ko).
+    ("그동안 고마웠어", Level::High, Level::Imminent),
+    ("다들 고마웠고 미안했어", Level::Imminent, Level::Imminent),
     (
         "I'm going to kill myself tonight",
         Level::Imminent,

@@ -1102,6 +1102,9 @@ mod tests {
                     level: Level::Low,
                     lowered: false,
                     spans: vec![(0, 1)],
+                    lowered_by: None,
+                    parts: Vec::new(),
+                    typo: false,
                 })
                 .collect(),
             spans: vec![(0, 1)],

@@ -16,11 +16,47 @@ pub struct CheckRulesArgs {
     /// Print failures as JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show how a rule's stems, endings and lexicons expand into patterns (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub expand: Vec<String>,
 }
 
 pub(super) fn run(args: CheckRulesArgs) -> anyhow::Result<ExitCode> {
     let engine = args.paths.load()?;
     let set = engine.rule_set();
+    for id in &args.expand {
+        let Some(rule) = set.rules.iter().find(|r| &r.id == id) else {
+            anyhow::bail!("no rule `{id}`");
+        };
+        println!(
+            "{} ({}, {:?}) {}:{}",
+            rule.id,
+            rule.level,
+            rule.category,
+            rule.at.file.display(),
+            rule.at.line
+        );
+        let show = |label: &str, m: &crate::triage::rules::Matchers| {
+            for line in &m.expansion {
+                println!("  {label}{line}");
+            }
+            println!(
+                "  {label}{} compact patterns: {}",
+                m.patterns.len(),
+                m.patterns.join(" ")
+            );
+        };
+        show("", &rule.matchers);
+        for p in &rule.parts {
+            show(&format!("part {}: ", p.name), &p.matchers);
+        }
+        if !rule.parts.is_empty() {
+            println!("  parts within {} characters", rule.within);
+        }
+    }
+    if !args.expand.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut failures = engine.check_examples();
     // The content layer's own examples: moods, programs, districts, screener answers.
     let content = crate::content::Content::load(&args.paths.intents)?;
@@ -76,6 +112,14 @@ pub(super) fn run(args: CheckRulesArgs) -> anyhow::Result<ExitCode> {
         other.len(),
         counters,
         intent_examples,
+    );
+    let (literals, tolerant) = engine.literal_counts();
+    eprintln!(
+        "matching: {} literals ({} also within one typing slip), {} lexicons, {} ending classes",
+        literals,
+        tolerant,
+        set.lexicons.len(),
+        set.endings.len(),
     );
     eprintln!(
         "content: {} intents, {} resources, {} moods, {} programs, {} districts, {} screener questions",

@@ -13,6 +13,7 @@ use crate::triage::TriageEngine;
 
 mod audit;
 mod check_rules;
+pub mod eval;
 mod normalize;
 mod serve;
 mod staff;
@@ -40,6 +41,9 @@ pub enum Command {
     Staff(staff::StaffArgs),
     /// Check the audit log.
     Audit(audit::AuditArgs),
+    /// Score a labelled corpus (`label<TAB>text` lines): recall per level, false alarms,
+    /// confusion matrix.
+    Eval(eval::EvalArgs),
     /// Print the spaced and compact normalized forms of each stdin line (for rule authors).
     Normalize,
 }
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Triage(args) => triage::run(args),
         Command::CheckRules(args) => check_rules::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Normalize => normalize::run(),
         Command::Serve(args) => serve::run(args),
         Command::Staff(args) => staff::run(args),

@@ -5,7 +5,9 @@
 //!  "rules": ["id", ...], "spans": [[start, end], ...], ...}
 //! ```
 //!
-//! `spans` are character offsets into `text`. With `--conversation`, all lines are one
+//! `spans` are character offsets into `text`. `hits` explains each rule that fired: its
+//! level, category, exact words, the cue that lowered it (`lowered_by`), the parts an
+//! imminent built from parts was made of, and `typo` when it was read through a slip. With `--conversation`, all lines are one
 //! conversation and `risk` is the conversation's level after that line (`message_risk` is
 //! the line's own). A line that is not UTF-8 gets `{"line": N, "error": "invalid_utf8"}`,
 //! the rest are still triaged, and the exit code is 1.
@@ -78,6 +80,44 @@ fn render(text: &str, a: &Assessment, risk: crate::triage::Level) -> serde_json:
         "categories": a.rules.iter().map(|r| r.category).collect::<Vec<_>>(),
         "lowered": a.rules.iter().filter(|r| r.lowered).map(|r| &*r.id).collect::<Vec<_>>(),
         "spans": a.spans,
+        "hits": explain(text, a),
         "ruleset": a.ruleset_version,
     })
+}
+
+/// Per rule that fired: its level and category, the exact words, the cue that lowered it,
+/// the parts it was built from, and whether a typing slip was read through.
+fn explain(text: &str, a: &Assessment) -> Vec<serde_json::Value> {
+    let chars: Vec<char> = text.chars().collect();
+    let words = |(s, e): crate::triage::Span| {
+        chars[s.min(chars.len())..e.min(chars.len())]
+            .iter()
+            .collect::<String>()
+    };
+    a.rules
+        .iter()
+        .map(|h| {
+            let mut v = json!({
+                "rule": h.id,
+                "level": h.level,
+                "category": h.category,
+                "spans": h.spans,
+                "words": h.spans.iter().map(|&s| words(s)).collect::<Vec<_>>(),
+            });
+            if let Some(cue) = h.lowered_by {
+                v["lowered_by"] = json!({"span": cue, "words": words(cue)});
+            }
+            if !h.parts.is_empty() {
+                v["parts"] = h
+                    .parts
+                    .iter()
+                    .map(|p| json!({"part": p.name, "span": p.span, "words": words(p.span)}))
+                    .collect();
+            }
+            if h.typo {
+                v["typo"] = json!(true);
+            }
+            v
+        })
+        .collect()
 }

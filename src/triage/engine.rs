@@ -16,8 +16,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{Form, Normalized, compact, normalize, normalize_words_pattern};
-use super::rules::{ExampleFailure, LoadError, RuleSet};
+use super::normalize::{Form, Normalized, compact, layout_form, normalize};
+use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
+use super::typo::{distance_at_most_one, pattern_skeleton, skeleton};
 use super::{Action, Category, Level, LevelPolicy, Span};
 
 /// The result of triaging one message.
@@ -56,8 +57,26 @@ pub struct RuleHit {
     pub level: Level,
     /// Whether an `unless` pattern lowered it.
     pub lowered: bool,
-    /// Where it fired in the original text.
+    /// Where it fired in the original text: exactly the words that matched.
     pub spans: Vec<Span>,
+    /// For a lowered hit: where the cue that lowered it stands in the original text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowered_by: Option<Span>,
+    /// For a rule built from parts: which part matched where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartHit>,
+    /// Whether the words were read through one typing slip or the Latin keyboard layout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typo: bool,
+}
+
+/// One part of a rule built from parts, where it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartHit {
+    /// The part's name in the rules file.
+    pub name: Arc<str>,
+    /// Where it matched in the original text.
+    pub span: Span,
 }
 
 /// Conversation-level risk: plain data, kept with the conversation's state.
@@ -80,17 +99,31 @@ enum FormKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Rule(u32),
+    /// A part of a rule built from parts: (rule, part).
+    Part(u32, u16),
     Intent(u32),
+}
+
+impl Target {
+    /// The rule a rule or part target belongs to.
+    fn rule(self) -> Option<u32> {
+        match self {
+            Target::Rule(r) | Target::Part(r, _) => Some(r),
+            Target::Intent(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     /// A match counts for the target.
     Match,
-    /// A match masks the target's matches that lie inside it.
+    /// A match masks the target rule's matches that lie inside it.
     Except,
     /// A match masks every rule's matches that lie inside it.
     GlobalExcept,
+    /// A real word one slip from a risk word: masks slips read inside it.
+    NearMiss,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,12 +133,22 @@ struct Owner {
     role: Role,
 }
 
+/// One match, already mapped to the original text.
 #[derive(Debug, Clone, Copy)]
-struct RawHit {
+struct Hit {
     target: Target,
     role: Role,
-    start: usize,
-    end: usize,
+    span: Span,
+    /// Letters matched (intents score by it).
+    weight: u32,
+    /// Read through a typing slip or the Latin layout.
+    typo: bool,
+}
+
+impl Hit {
+    fn covers(&self, other: &Hit) -> bool {
+        self.span.0 <= other.span.0 && other.span.1 <= self.span.1
+    }
 }
 
 struct RegexBank {
@@ -115,7 +158,11 @@ struct RegexBank {
 
 impl RegexBank {
     fn new(entries: Vec<(String, Target)>) -> Result<RegexBank, regex::Error> {
-        let set = RegexSet::new(entries.iter().map(|(r, _)| r.as_str()))?;
+        // A lazy DFA whose cache is too small for the set rebuilds states on every message
+        // (seen in callgrind as `determinize`): give it room once.
+        let set = regex::RegexSetBuilder::new(entries.iter().map(|(r, _)| r.as_str()))
+            .dfa_size_limit(REGEX_CACHE)
+            .build()?;
         let each = entries
             .into_iter()
             .map(|(r, t)| Regex::new(&r).map(|re| (re, t)))
@@ -123,30 +170,53 @@ impl RegexBank {
         Ok(RegexBank { set, each })
     }
 
-    fn scan(&self, text: &str, out: &mut Vec<RawHit>) {
+    /// Runs the set; for each regex that matched, up to 8 matches. A group named `hit`, when
+    /// present, is the span reported (so a regex can look at a neighbouring letter without
+    /// swallowing it).
+    fn scan(&self, form: &Form, rules_only: bool, out: &mut Vec<Hit>) {
         if self.each.is_empty() {
             return;
         }
+        let text = form.as_str();
         for i in self.set.matches(text).iter() {
             let (re, target) = &self.each[i];
-            for m in re.find_iter(text).take(8) {
-                out.push(RawHit {
-                    target: *target,
-                    role: Role::Match,
-                    start: m.start(),
-                    end: m.end(),
-                });
+            if rules_only && target.rule().is_none() {
+                continue;
+            }
+            for c in re.captures_iter(text).take(8) {
+                let m = c.name("hit").or_else(|| c.get(0)).expect("group 0");
+                if let Some(span) = form.original_span(m.start(), m.end()) {
+                    out.push(Hit {
+                        target: *target,
+                        role: Role::Match,
+                        span,
+                        weight: letters(m.as_str()),
+                        typo: false,
+                    });
+                }
             }
         }
     }
+}
+
+fn letters(s: &str) -> u32 {
+    s.chars().filter(|c| *c != ' ').count() as u32
+}
+
+/// A literal matched within one slip, with its keystrokes' owners.
+struct Tolerant {
+    literal: String,
+    owners: Vec<Owner>,
 }
 
 struct CompiledRule {
     id: Arc<str>,
     category: Category,
     level: Level,
-    unless: Vec<Regex>,
-    unless_level: Level,
+    unless: Vec<(Regex, Level)>,
+    still: Vec<Regex>,
+    parts: Vec<Arc<str>>,
+    within: usize,
 }
 
 struct CompiledIntent {
@@ -158,10 +228,14 @@ struct CompiledIntent {
 /// behind an `Arc`; `Send + Sync`.
 pub struct TriageEngine {
     set: RuleSet,
-    automaton: AhoCorasick,
-    owners: Vec<Vec<Owner>>,
+    /// Literals of the spaced form and of the compact form, each with its owners.
+    spaced: (AhoCorasick, Vec<Vec<Owner>>),
+    compact: (AhoCorasick, Vec<Vec<Owner>>),
     spaced_regex: RegexBank,
     compact_regex: RegexBank,
+    /// Skeletons of the tolerant literals ([`super::typo`]), index-aligned with `tolerant`.
+    skeletons: Option<AhoCorasick>,
+    tolerant: Vec<Tolerant>,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
     version: Arc<str>,
@@ -172,6 +246,8 @@ impl std::fmt::Debug for TriageEngine {
         f.debug_struct("TriageEngine")
             .field("rules", &self.rules.len())
             .field("intents", &self.intents.len())
+            .field("literals", &(self.spaced.1.len() + self.compact.1.len()))
+            .field("tolerant", &self.tolerant.len())
             .field("version", &self.version)
             .finish()
     }
@@ -182,6 +258,73 @@ const _: () = {
     assert_send_sync::<TriageEngine>();
     assert_send_sync::<Assessment>();
 };
+
+/// Bytes of lazy-DFA cache per regex set (regex's default is 2 MiB).
+const REGEX_CACHE: usize = 8 << 20;
+
+/// States this close to the root of an automaton get a full transition table. Korean text
+/// spends most of its bytes near the root (UTF-8 lead bytes), so deeper dense states pay;
+/// measured in benches/triage.rs.
+const DENSE_DEPTH: usize = 6;
+
+/// Collects the literals of every target while the engine is built.
+#[derive(Default)]
+struct Literals {
+    patterns: Vec<String>,
+    owners: Vec<Vec<Owner>>,
+    index: std::collections::HashMap<String, usize>,
+    tolerant: Vec<Tolerant>,
+    tolerant_index: std::collections::HashMap<String, usize>,
+}
+
+impl Literals {
+    fn add(&mut self, text: String, owner: Owner) {
+        let i = match self.index.get(&text) {
+            Some(&i) => i,
+            None => {
+                self.patterns.push(text.clone());
+                self.owners.push(Vec::new());
+                self.index.insert(text, self.patterns.len() - 1);
+                self.patterns.len() - 1
+            }
+        };
+        self.owners[i].push(owner);
+    }
+
+    /// Also matched within one slip, if long enough and all Hangul.
+    fn add_tolerant(&mut self, text: &str, owner: Owner, min_keys: usize) {
+        if super::hangul::keystrokes(text).len() < min_keys || pattern_skeleton(text).is_none() {
+            return;
+        }
+        let i = match self.tolerant_index.get(text) {
+            Some(&i) => i,
+            None => {
+                self.tolerant.push(Tolerant {
+                    literal: text.to_owned(),
+                    owners: Vec::new(),
+                });
+                self.tolerant_index
+                    .insert(text.to_owned(), self.tolerant.len() - 1);
+                self.tolerant.len() - 1
+            }
+        };
+        self.tolerant[i].owners.push(owner);
+    }
+
+    /// An `except` phrase: matched on the compact form, exactly and within one slip.
+    /// Masking compares spans of the original text, so a phrase found on the compact form
+    /// also masks a match made on the spaced form; it need not be scanned twice.
+    fn add_except(&mut self, phrase: &str, target: Target, role: Role, min_keys: usize) {
+        let c = compact(phrase);
+        let owner = Owner {
+            target,
+            form: FormKind::Compact,
+            role,
+        };
+        self.add_tolerant(&c, owner, min_keys);
+        self.add(c, owner);
+    }
+}
 
 impl TriageEngine {
     /// Loads `escalation-rules.toml` and the intents directory, validates them and compiles
@@ -199,82 +342,64 @@ impl TriageEngine {
     /// A [`LoadError`] if a pattern cannot be compiled (the loader checks each regex, so
     /// this is only a size limit in practice).
     pub fn build(set: RuleSet) -> Result<TriageEngine, LoadError> {
-        let mut patterns: Vec<String> = Vec::new();
-        let mut owners: Vec<Vec<Owner>> = Vec::new();
-        let mut index: std::collections::HashMap<String, usize> = Default::default();
-        let mut add = |text: String, owner: Owner| {
-            let i = *index.entry(text.clone()).or_insert_with(|| {
-                patterns.push(text);
-                owners.push(Vec::new());
-                patterns.len() - 1
-            });
-            owners[i].push(owner);
-        };
-        let mut add_except = |phrase: &str, target: Target, role: Role| {
-            add(
-                compact(phrase),
-                Owner {
-                    target,
-                    form: FormKind::Compact,
-                    role,
-                },
-            );
-            add(
-                normalize_words_pattern(phrase.trim()),
-                Owner {
-                    target,
-                    form: FormKind::Spaced,
-                    role,
-                },
-            );
-        };
+        let min_keys = set.typo.min_keys;
+        let mut lit = Literals::default();
         let mut spaced_regex = Vec::new();
         let mut compact_regex = Vec::new();
 
-        let targets = set
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (Target::Rule(i as u32), &r.matchers))
-            .chain(
-                set.intents
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (Target::Intent(i as u32), &r.matchers)),
+        let mut targets: Vec<(Target, &Matchers, bool)> = Vec::new();
+        for (i, r) in set.rules.iter().enumerate() {
+            targets.push((Target::Rule(i as u32), &r.matchers, r.typo));
+            for (j, p) in r.parts.iter().enumerate() {
+                targets.push((Target::Part(i as u32, j as u16), &p.matchers, r.typo));
+            }
+        }
+        for (i, intent) in set.intents.iter().enumerate() {
+            targets.push((Target::Intent(i as u32), &intent.matchers, false));
+        }
+        // Excepts first, so that a phrase that is also some target's literal keeps one entry.
+        for &(target, m, _) in &targets {
+            for e in &m.except {
+                lit.add_except(e, target, Role::Except, min_keys);
+            }
+        }
+        for e in &set.global_except {
+            lit.add_except(e, Target::Rule(0), Role::GlobalExcept, min_keys);
+        }
+        for n in &set.typo.near_misses {
+            lit.add(
+                n.clone(),
+                Owner {
+                    target: Target::Rule(0),
+                    form: FormKind::Compact,
+                    role: Role::NearMiss,
+                },
             );
-        let mut literal_owners: Vec<(String, Owner)> = Vec::new();
-        for (target, m) in targets {
+        }
+        for &(target, m, typo) in &targets {
             for p in &m.patterns {
-                literal_owners.push((
-                    p.clone(),
-                    Owner {
-                        target,
-                        form: FormKind::Compact,
-                        role: Role::Match,
-                    },
-                ));
+                let owner = Owner {
+                    target,
+                    form: FormKind::Compact,
+                    role: Role::Match,
+                };
+                if typo {
+                    lit.add_tolerant(p, owner, min_keys);
+                }
+                lit.add(p.clone(), owner);
             }
             for w in &m.words {
-                literal_owners.push((
+                lit.add(
                     w.clone(),
                     Owner {
                         target,
                         form: FormKind::Spaced,
                         role: Role::Match,
                     },
-                ));
-            }
-            for e in &m.except {
-                add_except(e, target, Role::Except);
+                );
             }
             spaced_regex.extend(m.regex.iter().map(|r| (r.clone(), target)));
             compact_regex.extend(m.compact_regex.iter().map(|r| (r.clone(), target)));
-        }
-        for e in &set.global_except {
-            add_except(e, Target::Rule(0), Role::GlobalExcept);
-        }
-        for (text, owner) in literal_owners {
-            add(text, owner);
         }
 
         let compile_err = |message: String| LoadError {
@@ -287,11 +412,49 @@ impl TriageEngine {
             rule: None,
             message,
         };
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
-            .map_err(|e| compile_err(format!("cannot build the pattern automaton: {e}")))?;
+        // One automaton per form: each form is scanned only for its own literals.
+        let per_form = |kind: FormKind| {
+            let mut pats: Vec<&str> = Vec::new();
+            let mut owners: Vec<Vec<Owner>> = Vec::new();
+            for (p, os) in lit.patterns.iter().zip(&lit.owners) {
+                let mine: Vec<Owner> = os.iter().copied().filter(|o| o.form == kind).collect();
+                if !mine.is_empty() {
+                    pats.push(p);
+                    owners.push(mine);
+                }
+            }
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(match kind {
+                    // Thousands of Korean literals: a DFA would take tens of MiB; the
+                    // contiguous NFA a few, at about the same speed (benches/triage.rs).
+                    FormKind::Compact => AhoCorasickKind::ContiguousNFA,
+                    FormKind::Spaced => AhoCorasickKind::ContiguousNFA,
+                }))
+                .dense_depth(DENSE_DEPTH)
+                .build(&pats)
+                .map(|ac| (ac, owners))
+                .map_err(|e| compile_err(format!("cannot build the pattern automaton: {e}")))
+        };
+        let spaced = per_form(FormKind::Spaced)?;
+        let compact = per_form(FormKind::Compact)?;
+        let skeletons = if lit.tolerant.is_empty() {
+            None
+        } else {
+            let keys: Vec<String> = lit
+                .tolerant
+                .iter()
+                .map(|t| pattern_skeleton(&t.literal).expect("checked when added"))
+                .collect();
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .dense_depth(DENSE_DEPTH)
+                    .build(&keys)
+                    .map_err(|e| compile_err(format!("cannot build the typo automaton: {e}")))?,
+            )
+        };
         let spaced_regex = RegexBank::new(spaced_regex)
             .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
         let compact_regex = RegexBank::new(compact_regex)
@@ -301,18 +464,27 @@ impl TriageEngine {
             .rules
             .iter()
             .map(|r| {
+                let err = |e: regex::Error| compile_err(format!("rule `{}`: {e}", r.id));
                 let unless = r
                     .unless
                     .iter()
-                    .map(|u| Regex::new(u))
+                    .map(|u| Regex::new(&u.regex).map(|re| (re, u.level)))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| compile_err(format!("rule `{}`: {e}", r.id)))?;
+                    .map_err(err)?;
+                let still = r
+                    .still
+                    .iter()
+                    .map(|s| Regex::new(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?;
                 Ok(CompiledRule {
                     id: Arc::from(r.id.as_str()),
                     category: r.category,
                     level: r.level,
                     unless,
-                    unless_level: r.unless_level,
+                    still,
+                    parts: r.parts.iter().map(|p| Arc::from(p.name.as_str())).collect(),
+                    within: r.within,
                 })
             })
             .collect::<Result<Vec<_>, LoadError>>()?;
@@ -327,10 +499,12 @@ impl TriageEngine {
         let version = Arc::from(set.version.as_str());
         Ok(TriageEngine {
             set,
-            automaton,
-            owners,
+            spaced,
+            compact,
             spaced_regex,
             compact_regex,
+            skeletons,
+            tolerant: lit.tolerant,
             rules,
             intents,
             version,
@@ -352,74 +526,201 @@ impl TriageEngine {
         self.set.levels[level.index()]
     }
 
-    /// Triage one message.
-    pub fn assess(&self, text: &str) -> Assessment {
-        let n = Normalized::new(text);
-        let spaced = self.scan(&n.spaced, FormKind::Spaced, &self.spaced_regex);
-        let compact = self.scan(&n.compact, FormKind::Compact, &self.compact_regex);
+    /// How many literals the automaton holds, and how many of them match within a slip.
+    pub fn literal_counts(&self) -> (usize, usize) {
+        (
+            self.spaced.1.len() + self.compact.1.len(),
+            self.tolerant.len(),
+        )
+    }
 
-        let mut rule_hits: Vec<RuleHit> = Vec::new();
-        let mut intent_scores: Vec<(usize, i64)> = Vec::new();
-        for (form, hits) in [(&n.spaced, &spaced), (&n.compact, &compact)] {
-            for h in hits.iter().filter(|h| h.role == Role::Match) {
-                let masked = hits.iter().any(|e| {
-                    let covers = e.start <= h.start && h.end <= e.end;
-                    covers
-                        && match e.role {
-                            Role::Except => e.target == h.target,
-                            Role::GlobalExcept => matches!(h.target, Target::Rule(_)),
-                            Role::Match => false,
-                        }
-                });
-                if masked {
+    /// Every match in `text`, mapped to the original characters, before masking.
+    fn hits(&self, text: &str) -> (Normalized, Vec<Hit>) {
+        let n = Normalized::new(text);
+        let mut hits = Vec::new();
+        self.scan_literals(&n.spaced, FormKind::Spaced, false, false, &mut hits);
+        self.spaced_regex.scan(&n.spaced, false, &mut hits);
+        self.scan_literals(&n.compact, FormKind::Compact, false, false, &mut hits);
+        self.compact_regex.scan(&n.compact, false, &mut hits);
+        self.scan_slips(&n.compact, &mut hits);
+        if let Some(layout) = layout_form(text) {
+            // Korean typed on the Latin layout: rules only, marked as read through a slip.
+            let from = hits.len();
+            self.scan_literals(&layout, FormKind::Compact, true, true, &mut hits);
+            self.compact_regex.scan(&layout, true, &mut hits);
+            self.scan_slips(&layout, &mut hits);
+            for h in &mut hits[from..] {
+                h.typo = true;
+            }
+        }
+        (n, hits)
+    }
+
+    fn scan_literals(
+        &self,
+        form: &Form,
+        kind: FormKind,
+        rules_only: bool,
+        typo: bool,
+        out: &mut Vec<Hit>,
+    ) {
+        let text = form.as_str();
+        let (automaton, owners) = match kind {
+            FormKind::Spaced => &self.spaced,
+            FormKind::Compact => &self.compact,
+        };
+        for m in automaton.find_overlapping_iter(text) {
+            let mut span = None;
+            for o in &owners[m.pattern().as_usize()] {
+                if rules_only && o.target.rule().is_none() {
                     continue;
                 }
-                match h.target {
-                    Target::Rule(i) => {
-                        let rule = &self.rules[i as usize];
-                        let span = form.original_span(h.start, h.end);
-                        match rule_hits.iter_mut().find(|r| r.id == rule.id) {
-                            Some(hit) => hit.spans.extend(span),
-                            None => rule_hits.push(RuleHit {
-                                id: rule.id.clone(),
-                                category: rule.category,
-                                level: rule.level,
-                                lowered: false,
-                                spans: span.into_iter().collect(),
-                            }),
-                        }
+                let Some(s) = *span.get_or_insert_with(|| form.original_span(m.start(), m.end()))
+                else {
+                    break;
+                };
+                out.push(Hit {
+                    target: o.target,
+                    role: o.role,
+                    span: s,
+                    weight: letters(&text[m.start()..m.end()]),
+                    typo,
+                });
+            }
+        }
+    }
+
+    /// Tolerant literals found within one slip (not exactly: exact matches are found by the
+    /// automaton).
+    fn scan_slips(&self, compact: &Form, out: &mut Vec<Hit>) {
+        let Some(skeletons) = &self.skeletons else {
+            return;
+        };
+        let text = compact.as_str();
+        if !text.chars().any(super::hangul::is_syllable) {
+            return;
+        }
+        let sk = skeleton(text);
+        let mut starts: Option<Vec<usize>> = None;
+        for m in skeletons.find_overlapping_iter(&sk.text) {
+            let t = &self.tolerant[m.pattern().as_usize()];
+            let starts = starts.get_or_insert_with(|| {
+                let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+                v.push(text.len());
+                v
+            });
+            let first = sk.source[m.start()] as usize;
+            let last = sk.source[m.end() - 1] as usize;
+            let (b0, b1) = (starts[first], starts[last + 1]);
+            if distance_at_most_one(&t.literal, &text[b0..b1]) != Some(1) {
+                continue;
+            }
+            let Some(span) = compact.original_span(b0, b1) else {
+                continue;
+            };
+            for o in &t.owners {
+                out.push(Hit {
+                    target: o.target,
+                    role: o.role,
+                    span,
+                    weight: (last + 1 - first) as u32,
+                    typo: o.role == Role::Match,
+                });
+            }
+        }
+    }
+
+    /// Triage one message.
+    pub fn assess(&self, text: &str) -> Assessment {
+        let (n, hits) = self.hits(text);
+        let live: Vec<&Hit> = hits
+            .iter()
+            .filter(|h| h.role == Role::Match && !self.masked(h, &hits))
+            .collect();
+
+        // Whole rules, and parts grouped per rule.
+        let mut rule_hits: Vec<(u32, RuleHit)> = Vec::new();
+        let mut part_hits: Vec<(u32, u16, Span, bool)> = Vec::new();
+        let mut intent_scores: Vec<(usize, i64)> = Vec::new();
+        // Rules that also matched without a slip: their hit is not marked `typo`.
+        let mut exact: Vec<u32> = Vec::new();
+        for h in &live {
+            match h.target {
+                Target::Rule(i) => {
+                    let hit = self.rule_hit(&mut rule_hits, i);
+                    hit.spans.push(h.span);
+                    hit.typo |= h.typo;
+                    if !h.typo {
+                        exact.push(i);
                     }
-                    Target::Intent(i) => {
-                        let weight = form.as_str()[h.start..h.end]
-                            .chars()
-                            .filter(|c| *c != ' ')
-                            .count() as i64;
-                        match intent_scores.iter_mut().find(|(j, _)| *j == i as usize) {
-                            Some((_, s)) => *s += weight,
-                            None => intent_scores.push((i as usize, weight)),
-                        }
+                }
+                Target::Part(i, j) => part_hits.push((i, j, h.span, h.typo)),
+                Target::Intent(i) => {
+                    match intent_scores.iter_mut().find(|(j, _)| *j == i as usize) {
+                        Some((_, s)) => *s += h.weight as i64,
+                        None => intent_scores.push((i as usize, h.weight as i64)),
+                    }
+                }
+            }
+        }
+        if !part_hits.is_empty() {
+            // Parts are near each other when few letters lie between them, whatever spaces
+            // or repeated letters were typed in between.
+            let letters = n.compact.count_before(text.chars().count());
+            let mut rules_with_parts: Vec<u32> = part_hits.iter().map(|p| p.0).collect();
+            rules_with_parts.sort_unstable();
+            rules_with_parts.dedup();
+            for i in rules_with_parts {
+                let mine: Vec<(u16, Span, bool)> = part_hits
+                    .iter()
+                    .filter(|p| p.0 == i)
+                    .map(|p| (p.1, p.2, p.3))
+                    .collect();
+                if let Some(chosen) = self.combine(i, &mine, &letters) {
+                    let names = &self.rules[i as usize].parts;
+                    let hit = self.rule_hit(&mut rule_hits, i);
+                    if chosen.iter().all(|c| !c.2) {
+                        exact.push(i);
+                    }
+                    for (j, span, typo) in chosen {
+                        hit.spans.push(span);
+                        hit.typo |= typo;
+                        hit.parts.push(PartHit {
+                            name: names[j as usize].clone(),
+                            span,
+                        });
                     }
                 }
             }
         }
 
-        // Context (`unless`) lowers a hit; never below its `unless_level`, never `imminent`.
+        // Context (`unless`) lowers a hit, never an `imminent` one. When several cues match,
+        // the one that lowers least wins; a `still` cue keeps the full level.
         let mut level = Level::None;
-        for hit in &mut rule_hits {
-            let rule = self
-                .rules
+        let compact = n.compact.as_str();
+        for (i, hit) in &mut rule_hits {
+            if exact.contains(i) {
+                hit.typo = false;
+            }
+            let rule = &self.rules[*i as usize];
+            let cue = rule
+                .unless
                 .iter()
-                .find(|r| r.id == hit.id)
-                .expect("hit names a compiled rule");
-            if rule.unless.iter().any(|u| u.is_match(n.compact.as_str())) {
-                hit.level = rule.unless_level;
-                hit.lowered = true;
+                .filter_map(|(u, l)| u.find(compact).map(|m| (*l, m)))
+                .max_by_key(|(l, _)| *l);
+            if let Some((lowered_to, m)) = cue {
+                if !rule.still.iter().any(|s| s.is_match(compact)) {
+                    hit.level = lowered_to;
+                    hit.lowered = true;
+                    hit.lowered_by = n.compact.original_span(m.start(), m.end());
+                }
             }
             hit.spans.sort_unstable();
             hit.spans.dedup();
             level = level.max(hit.level);
         }
-        rule_hits.sort_by_key(|h| self.rules.iter().position(|r| r.id == h.id));
+        rule_hits.sort_by_key(|(i, _)| *i);
+        let rules: Vec<RuleHit> = rule_hits.into_iter().map(|(_, h)| h).collect();
 
         let intent = intent_scores
             .iter()
@@ -427,33 +728,97 @@ impl TriageEngine {
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
             .map(|(i, _)| self.intents[i].id.clone());
 
-        let spans = merge_spans(rule_hits.iter().flat_map(|h| h.spans.iter().copied()));
+        let spans = merge_spans(rules.iter().flat_map(|h| h.spans.iter().copied()));
         Assessment {
             level,
             action: self.policy(level).action,
             intent,
-            rules: rule_hits,
+            rules,
             spans,
             ruleset_version: self.version.clone(),
         }
     }
 
-    fn scan(&self, form: &Form, kind: FormKind, regex: &RegexBank) -> Vec<RawHit> {
-        let mut out = Vec::new();
-        for m in self.automaton.find_overlapping_iter(form.as_str()) {
-            for o in &self.owners[m.pattern().as_usize()] {
-                if o.form == kind {
-                    out.push(RawHit {
-                        target: o.target,
-                        role: o.role,
-                        start: m.start(),
-                        end: m.end(),
-                    });
+    /// Whether an `except` phrase (the rule's own, or a global one) covers a match, or a
+    /// near miss covers a match read through a slip.
+    fn masked(&self, h: &Hit, hits: &[Hit]) -> bool {
+        hits.iter().any(|e| {
+            e.covers(h)
+                && match e.role {
+                    Role::Except => match (e.target.rule(), h.target.rule()) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => e.target == h.target,
+                    },
+                    Role::GlobalExcept => h.target.rule().is_some(),
+                    Role::NearMiss => h.typo,
+                    Role::Match => false,
+                }
+        })
+    }
+
+    fn rule_hit<'a>(&self, hits: &'a mut Vec<(u32, RuleHit)>, i: u32) -> &'a mut RuleHit {
+        let at = match hits.iter().position(|(j, _)| *j == i) {
+            Some(at) => at,
+            None => {
+                let rule = &self.rules[i as usize];
+                hits.push((
+                    i,
+                    RuleHit {
+                        id: rule.id.clone(),
+                        category: rule.category,
+                        level: rule.level,
+                        lowered: false,
+                        spans: Vec::new(),
+                        lowered_by: None,
+                        parts: Vec::new(),
+                        typo: false,
+                    },
+                ));
+                hits.len() - 1
+            }
+        };
+        &mut hits[at].1
+    }
+
+    /// One hit per part, all within the rule's `within` characters, if there is such a
+    /// choice: each hit in turn is the anchor, and every other part takes its nearest hit.
+    fn combine(
+        &self,
+        rule: u32,
+        hits: &[(u16, Span, bool)],
+        letters: &[u32],
+    ) -> Option<Vec<(u16, Span, bool)>> {
+        let at = |i: usize| letters[i.min(letters.len() - 1)] as usize;
+        let r = &self.rules[rule as usize];
+        let parts = r.parts.len() as u16;
+        let overlaps = |a: Span, b: Span| a.0 < b.1 && b.0 < a.1;
+        'anchors: for anchor in hits {
+            let mut chosen = vec![*anchor];
+            for p in (0..parts).filter(|&p| p != anchor.0) {
+                let distance = |s: Span| {
+                    let lo = s.0.min(anchor.1.0);
+                    let hi = s.1.max(anchor.1.1);
+                    at(hi) - at(lo)
+                };
+                // Parts are different words: a part never reuses letters of another
+                // (the 해 of 자해 is not a verb).
+                let best = hits
+                    .iter()
+                    .filter(|h| h.0 == p && !chosen.iter().any(|c| overlaps(c.1, h.1)))
+                    .min_by_key(|h| distance(h.1));
+                match best {
+                    Some(b) => chosen.push(*b),
+                    None => continue 'anchors,
                 }
             }
+            let lo = chosen.iter().map(|c| c.1.0).min().unwrap_or(0);
+            let hi = chosen.iter().map(|c| c.1.1).max().unwrap_or(0);
+            if at(hi) - at(lo) <= r.within {
+                chosen.sort_by_key(|c| c.0);
+                return Some(chosen);
+            }
         }
-        regex.scan(form.as_str(), &mut out);
-        out
+        None
     }
 
     /// Folds one message's assessment into the conversation's risk: the maximum over its
@@ -568,25 +933,10 @@ impl TriageEngine {
         let Some(i) = self.intents.iter().position(|x| &*x.id == id) else {
             return false;
         };
-        let n = Normalized::new(text);
         let target = Target::Intent(i as u32);
-        [
-            (self.scan(&n.spaced, FormKind::Spaced, &self.spaced_regex)),
-            (self.scan(&n.compact, FormKind::Compact, &self.compact_regex)),
-        ]
-        .iter()
-        .any(|hits| {
-            hits.iter().any(|h| {
-                h.target == target
-                    && h.role == Role::Match
-                    && !hits.iter().any(|e| {
-                        e.role == Role::Except
-                            && e.target == target
-                            && e.start <= h.start
-                            && h.end <= e.end
-                    })
-            })
-        })
+        let (_, hits) = self.hits(text);
+        hits.iter()
+            .any(|h| h.target == target && h.role == Role::Match && !self.masked(h, &hits))
     }
 
     /// The canonical normalized text of `text` (for `ieum normalize` and debugging rules).

@@ -25,8 +25,12 @@
 //! and nothing else, and is allowed everywhere.
 
 pub mod engine;
+pub mod eval;
+pub mod grammar;
+pub(crate) mod hangul;
 pub mod normalize;
 pub mod rules;
+pub(crate) mod typo;
 
 use serde::{Deserialize, Serialize};
 

@@ -60,6 +60,11 @@
 
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
+use super::hangul::{
+    CHO, COMPOUND_FINALS, COMPOUND_VOWELS, FIRST_VOWEL, JONG, SYLLABLE_BASE, cho_index,
+    is_compat_jamo, is_hangul, is_syllable, jong_index, vowel_index,
+};
+
 /// A character range `[start, end)` in the original text, counted in `char`s.
 pub type Span = (usize, usize);
 
@@ -119,6 +124,24 @@ impl Form {
         (lo < hi).then_some((lo, hi))
     }
 
+    /// For every position `0..=len` of the original text, how many characters of this form
+    /// come from before it. The difference between two positions is the distance between
+    /// them as this form counts it: in the compact form, letters only, with inserted spaces
+    /// and repeats left out.
+    pub(crate) fn count_before(&self, len: usize) -> Vec<u32> {
+        let mut at = vec![0u32; len + 2];
+        for c in &self.map {
+            if c.start != c.end && (c.start as usize) < at.len() - 1 {
+                at[c.start as usize + 1] += 1;
+            }
+        }
+        for i in 1..at.len() {
+            at[i] += at[i - 1];
+        }
+        at.truncate(len + 1);
+        at
+    }
+
     /// Appends a character, collapsing a repeat of the previous one (digits exempt) into it
     /// and merging their spans. Composition writes through here, so repeats are collapsed
     /// after composition, in the same pass.
@@ -168,6 +191,126 @@ pub fn compact(text: &str) -> String {
     compact_form(&units(text)).text
 }
 
+/// The compact form with Korean typed on the Latin keyboard layout read back as Korean
+/// (`wnrrhtlvek` → `죽고싶다`): every run of four or more Latin letters that spells whole
+/// Hangul syllables on the two-set layout is replaced by them, with offsets kept. `None`
+/// when no run does (the common case: costs one scan for Latin letters).
+///
+/// English words almost never spell whole syllables on that layout (`hello` starts with a
+/// vowel key), and the rules matched on this form are long Korean literals, so an English
+/// word read as Korean cannot fire one by accident.
+pub fn layout_form(text: &str) -> Option<Form> {
+    // Most messages have no run of four Latin letters: answer that without allocating.
+    let mut run = 0;
+    if !text.bytes().any(|b| {
+        run = if b.is_ascii_alphabetic() { run + 1 } else { 0 };
+        run >= 4
+    }) {
+        return None;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    // Runs of Latin letters, each letter with its position; invisible characters inside a
+    // run are skipped (w\u{200B}nrrhtlvek is still one word).
+    let mut runs: Vec<Vec<(usize, char)>> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let mut run = Vec::new();
+        while i < chars.len() && (chars[i].is_ascii_alphabetic() || is_ignorable(chars[i])) {
+            if chars[i].is_ascii_alphabetic() {
+                run.push((i, chars[i]));
+            }
+            i += 1;
+        }
+        if run.len() >= 4 && spells_syllables(&run) {
+            runs.push(run);
+        }
+    }
+    if runs.is_empty() {
+        return None;
+    }
+    let in_run = |u: &Unit| {
+        runs.iter()
+            .any(|r| r.iter().any(|&(at, _)| at as u32 == u.start))
+    };
+    let mut merged: Vec<Unit> = units(text).into_iter().filter(|u| !in_run(u)).collect();
+    for run in &runs {
+        merged.extend(layout_units(run));
+    }
+    merged.sort_by_key(|u| u.start);
+    Some(compact_form(&merged))
+}
+
+/// The jamo a Latin key types on the two-set layout (Shift matters for the tense consonants
+/// and ㅒ ㅖ only).
+fn layout_jamo(c: char) -> Option<char> {
+    Some(match c {
+        'Q' => 'ㅃ',
+        'W' => 'ㅉ',
+        'E' => 'ㄸ',
+        'R' => 'ㄲ',
+        'T' => 'ㅆ',
+        'O' => 'ㅒ',
+        'P' => 'ㅖ',
+        _ => match c.to_ascii_lowercase() {
+            'q' => 'ㅂ',
+            'w' => 'ㅈ',
+            'e' => 'ㄷ',
+            'r' => 'ㄱ',
+            't' => 'ㅅ',
+            'y' => 'ㅛ',
+            'u' => 'ㅕ',
+            'i' => 'ㅑ',
+            'o' => 'ㅐ',
+            'p' => 'ㅔ',
+            'a' => 'ㅁ',
+            's' => 'ㄴ',
+            'd' => 'ㅇ',
+            'f' => 'ㄹ',
+            'g' => 'ㅎ',
+            'h' => 'ㅗ',
+            'j' => 'ㅓ',
+            'k' => 'ㅏ',
+            'l' => 'ㅣ',
+            'z' => 'ㅋ',
+            'x' => 'ㅌ',
+            'c' => 'ㅊ',
+            'v' => 'ㅍ',
+            'b' => 'ㅠ',
+            'n' => 'ㅜ',
+            'm' => 'ㅡ',
+            _ => return None,
+        },
+    })
+}
+
+fn layout_units(run: &[(usize, char)]) -> Vec<Unit> {
+    run.iter()
+        .filter_map(|&(at, c)| {
+            let i = at as u32;
+            layout_jamo(c).map(|j| Unit {
+                c: j,
+                class: Class::Letter,
+                trailing: false,
+                start: i,
+                end: i + 1,
+            })
+        })
+        .collect()
+}
+
+/// Whether a Latin run, read on the two-set layout, composes into whole syllables.
+fn spells_syllables(run: &[(usize, char)]) -> bool {
+    let units = layout_units(run);
+    let form = compose(units.iter(), units.len());
+    // Whole syllables, allowing one stray jamo (a key pressed twice: wnrrhtlvvek).
+    let syllables = form.text.chars().filter(|&c| is_syllable(c)).count();
+    syllables >= 2 && form.text.chars().count() - syllables <= 1
+}
+
 /// Normalizes a `words` pattern: like [`normalize`], but a leading or trailing space in the
 /// pattern is kept, anchoring it to a word boundary of the padded spaced text.
 pub fn normalize_words_pattern(pattern: &str) -> String {
@@ -215,7 +358,9 @@ fn units(text: &str) -> Vec<Unit> {
             }
             continue;
         }
-        if is_ignorable(c) {
+        // Precomposed syllables first: they are most of a Korean message and never
+        // ignorable (the Hangul fillers are compatibility-jamo code points, checked next).
+        if !is_syllable(c) && is_ignorable(c) {
             continue;
         }
         if is_syllable(c) || is_compat_jamo(c) {
@@ -317,71 +462,7 @@ fn is_ignorable(c: char) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
-// Hangul tables.
-
-const SYLLABLE_BASE: u32 = 0xAC00;
-const SYLLABLE_LAST: u32 = 0xD7A3;
-/// Initial consonants in syllable order, as compatibility jamo.
-const CHO: [char; 19] = [
-    'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
-    'ㅌ', 'ㅍ', 'ㅎ',
-];
-/// Final consonants in syllable order (index 0 = none), as compatibility jamo.
-const JONG: [char; 28] = [
-    '\0', 'ㄱ', 'ㄲ', 'ㄳ', 'ㄴ', 'ㄵ', 'ㄶ', 'ㄷ', 'ㄹ', 'ㄺ', 'ㄻ', 'ㄼ', 'ㄽ', 'ㄾ', 'ㄿ', 'ㅀ',
-    'ㅁ', 'ㅂ', 'ㅄ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅊ', 'ㅋ', 'ㅌ', 'ㅍ', 'ㅎ',
-];
-const FIRST_VOWEL: u32 = 0x314F; // ㅏ; the 21 vowels follow in syllable order
-const COMPOUND_VOWELS: [(char, char, char); 7] = [
-    ('ㅗ', 'ㅏ', 'ㅘ'),
-    ('ㅗ', 'ㅐ', 'ㅙ'),
-    ('ㅗ', 'ㅣ', 'ㅚ'),
-    ('ㅜ', 'ㅓ', 'ㅝ'),
-    ('ㅜ', 'ㅔ', 'ㅞ'),
-    ('ㅜ', 'ㅣ', 'ㅟ'),
-    ('ㅡ', 'ㅣ', 'ㅢ'),
-];
-const COMPOUND_FINALS: [(char, char, char); 11] = [
-    ('ㄱ', 'ㅅ', 'ㄳ'),
-    ('ㄴ', 'ㅈ', 'ㄵ'),
-    ('ㄴ', 'ㅎ', 'ㄶ'),
-    ('ㄹ', 'ㄱ', 'ㄺ'),
-    ('ㄹ', 'ㅁ', 'ㄻ'),
-    ('ㄹ', 'ㅂ', 'ㄼ'),
-    ('ㄹ', 'ㅅ', 'ㄽ'),
-    ('ㄹ', 'ㅌ', 'ㄾ'),
-    ('ㄹ', 'ㅍ', 'ㄿ'),
-    ('ㄹ', 'ㅎ', 'ㅀ'),
-    ('ㅂ', 'ㅅ', 'ㅄ'),
-];
-
-fn is_syllable(c: char) -> bool {
-    (SYLLABLE_BASE..=SYLLABLE_LAST).contains(&(c as u32))
-}
-
-fn is_compat_jamo(c: char) -> bool {
-    (0x3131..=0x318E).contains(&(c as u32))
-}
-
-fn is_hangul(c: char) -> bool {
-    is_syllable(c) || is_compat_jamo(c)
-}
-
-fn vowel_index(c: char) -> Option<u32> {
-    let v = (c as u32).checked_sub(FIRST_VOWEL)?;
-    (v < 21).then_some(v)
-}
-
-fn cho_index(c: char) -> Option<u32> {
-    CHO.iter().position(|&x| x == c).map(|i| i as u32)
-}
-
-fn jong_index(c: char) -> Option<u32> {
-    JONG.iter()
-        .skip(1)
-        .position(|&x| x == c)
-        .map(|i| i as u32 + 1)
-}
+// Hangul tables: see [`super::hangul`].
 
 /// Conjoining jamo (as found in NFD text) to compatibility jamo, plus whether it is a
 /// trailing consonant.
@@ -415,6 +496,10 @@ struct Ime {
     /// The last thing written was a lone consonant: we are inside a choseong run
     /// (`ㄷㅂㅈㅅ`), where a following `ㅠ`/`ㅜ`/`ㅡ` is a crying face, not a vowel.
     after_lone_consonant: bool,
+    /// A precomposed syllable without a final, held as it came: only an NFD trailing
+    /// consonant may still attach to it. Most Korean syllables are like this, so they pass
+    /// through without being taken apart and put back together.
+    open: Option<Piece>,
 }
 
 impl Ime {
@@ -425,17 +510,29 @@ impl Ime {
             let s = u.c as u32 - SYLLABLE_BASE;
             if s % 28 == 0 {
                 // Open syllable: keep it so an NFD trailing consonant can close it.
-                self.cho = Some((CHO[(s / 588) as usize], u.start, u.end));
-                self.jung = Some((
-                    char::from_u32(FIRST_VOWEL + (s % 588) / 28).unwrap_or('ㅏ'),
-                    u.start,
-                    u.end,
-                ));
-                self.locked = true;
+                self.open = Some(piece);
             } else {
                 out.push(u.c, u.start, u.end);
             }
             return;
+        }
+        if u.trailing {
+            if let Some((c, start, end)) = self.open.take() {
+                // NFD: the trailing consonant closes the precomposed open syllable.
+                let s = c as u32 - SYLLABLE_BASE;
+                self.cho = Some((CHO[(s / 588) as usize], start, end));
+                self.jung = Some((
+                    char::from_u32(FIRST_VOWEL + (s % 588) / 28).unwrap_or('ㅏ'),
+                    start,
+                    end,
+                ));
+                self.jong = Some(piece);
+                self.locked = true;
+                return;
+            }
+        }
+        if self.open.is_some() {
+            self.flush(out);
         }
         if vowel_index(u.c).is_some() {
             self.vowel(piece, out);
@@ -544,6 +641,11 @@ impl Ime {
     }
 
     fn flush(&mut self, out: &mut Form) {
+        if let Some((c, start, end)) = self.open.take() {
+            out.push(c, start, end);
+            self.after_lone_consonant = false;
+            return;
+        }
         match (self.cho.take(), self.jung.take()) {
             (Some(c), Some(v)) => {
                 let ci = cho_index(c.0).unwrap_or(0);
@@ -782,6 +884,24 @@ mod tests {
     fn words_patterns_keep_their_anchors() {
         assert_eq!(normalize_words_pattern(" KMS "), " kms ");
         assert_eq!(normalize_words_pattern("자살"), "자살");
+    }
+
+    #[test]
+    fn korean_typed_on_the_latin_layout_is_read_back() {
+        let f = layout_form("wnrrhtlvek").unwrap();
+        assert_eq!(f.as_str(), "죽고싶다");
+        assert_eq!(f.original_span(0, f.as_str().len()), Some((0, 10)));
+        let f = layout_form("나 tkfkdgo 진짜").unwrap();
+        assert_eq!(f.as_str(), "나사랑해진짜");
+        assert!(
+            layout_form("hello").is_none(),
+            "a vowel key first is no syllable"
+        );
+        assert!(layout_form("I want to die").is_none());
+        // English can spell syllables ("world" is 재깅): harmless, only long Korean risk
+        // literals are matched on this form.
+        assert_eq!(layout_form("hello world").unwrap().as_str(), "helo재깅");
+        assert!(layout_form("죽고 싶어").is_none());
     }
 
     #[test]

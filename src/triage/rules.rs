@@ -10,13 +10,14 @@
 //! that normalizes to nothing, or an `unless` on an `imminent` rule stops the load with a
 //! [`LoadError`] that names the file, the line and the rule.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::grammar::{Stem, inflect};
 use super::normalize::{compact, normalize, normalize_words_pattern};
 use super::{Category, Level, LevelPolicy};
 
@@ -104,10 +105,13 @@ pub struct Matchers {
     pub compact_regex: Vec<String>,
     /// Phrases (normalized for both forms) that mask a match lying inside them.
     pub except: Vec<String>,
+    /// How `stems` × `endings` and `lexicons` became patterns, for `ieum check-rules
+    /// --expand`: one line per stem and class, or per lexicon.
+    pub expansion: Vec<String>,
 }
 
 impl Matchers {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.patterns.is_empty()
             && self.words.is_empty()
             && self.regex.is_empty()
@@ -124,12 +128,22 @@ pub struct RuleDef {
     pub category: Category,
     /// The level a hit gives.
     pub level: Level,
-    /// Its patterns.
+    /// Its patterns (each fires the rule alone).
     pub matchers: Matchers,
-    /// Regexes on the compact form; any match anywhere in the message lowers the hit.
-    pub unless: Vec<String>,
-    /// The level a hit is lowered to when an `unless` matches (default: one lower).
+    /// Parts that fire the rule only together, all within `within` characters.
+    pub parts: Vec<PartDef>,
+    /// The widest stretch of the original text, in characters, that the parts may span.
+    pub within: usize,
+    /// Whether its long Korean literals also match within one typing slip.
+    pub typo: bool,
+    /// Context regexes on the compact form; a match anywhere in the message lowers the hit
+    /// to the entry's level (the rule's `unless_level` unless the entry names its own).
+    pub unless: Vec<Unless>,
+    /// The level a plain `unless` lowers to (default: one lower).
     pub unless_level: Level,
+    /// Regexes on the compact form that keep the full level even when an `unless` matched
+    /// (a relapse said after a promise: `안 하기로 했는데 또 했어`).
+    pub still: Vec<String>,
     /// Must fire, at full level.
     pub examples: Vec<String>,
     /// Must fire, lowered by `unless`.
@@ -138,6 +152,54 @@ pub struct RuleDef {
     pub counter_examples: Vec<String>,
     /// Where it was defined.
     pub at: Location,
+}
+
+/// One `unless` context and the level it lowers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unless {
+    /// A regex on the compact form (lexicon references expanded).
+    pub regex: String,
+    /// The level a hit is lowered to.
+    pub level: Level,
+}
+
+/// One part of a rule built from parts (a means and a count, a place and a jump).
+#[derive(Debug, Clone)]
+pub struct PartDef {
+    /// Its name, shown in explanations (`drug`, `count`).
+    pub name: String,
+    /// Its patterns.
+    pub matchers: Matchers,
+}
+
+/// A named list of words that rules refer to (drug names, places, slang), each list with
+/// its source or reason. For matching only: no response ever names a method or means.
+#[derive(Debug, Clone)]
+pub struct Lexicon {
+    /// `drugs.sleep`, `places.high`.
+    pub name: String,
+    /// Where the entries come from, or why they are here.
+    pub source: String,
+    /// The entries as written.
+    pub entries: Vec<String>,
+}
+
+/// How typing slips are tolerated (`[typo]` in the rules file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypoPolicy {
+    /// Literals of at least this many keystrokes match within one slip.
+    pub min_keys: usize,
+    /// Real words one slip away from a tolerant literal: never read as a slip.
+    pub near_misses: Vec<String>,
+}
+
+impl Default for TypoPolicy {
+    fn default() -> Self {
+        TypoPolicy {
+            min_keys: 7,
+            near_misses: Vec::new(),
+        }
+    }
 }
 
 /// A loaded intent (matching part only; responses belong to the content layer).
@@ -182,6 +244,12 @@ pub struct RuleSet {
     pub global_except: Vec<String>,
     /// Risk rules in file order.
     pub rules: Vec<RuleDef>,
+    /// Ending classes: class name to templates (see [`super::grammar`]).
+    pub endings: BTreeMap<String, Vec<String>>,
+    /// Named word lists.
+    pub lexicons: Vec<Lexicon>,
+    /// Typing-slip tolerance.
+    pub typo: TypoPolicy,
     /// Intents in file order.
     pub intents: Vec<IntentDef>,
     /// A short hash of every loaded file.
@@ -203,7 +271,70 @@ struct RulesFile {
     #[serde(default)]
     except: Vec<String>,
     #[serde(default)]
+    endings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    lexicon: Vec<LexiconSpec>,
+    #[serde(default)]
+    typo: Option<TypoSpec>,
+    #[serde(default)]
     rule: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LexiconSpec {
+    name: Spanned<String>,
+    source: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
+    entries: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypoSpec {
+    #[serde(default)]
+    min_keys: Option<usize>,
+    #[serde(default)]
+    near_misses: Vec<String>,
+}
+
+/// An `unless` entry: a regex, or `{ regex = "...", level = "low" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UnlessSpec {
+    Plain(String),
+    Leveled(LeveledUnless),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeveledUnless {
+    regex: String,
+    level: Level,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartSpec {
+    name: String,
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    words: Vec<String>,
+    #[serde(default)]
+    regex: Vec<String>,
+    #[serde(default)]
+    compact_regex: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    stems: Vec<String>,
+    #[serde(default)]
+    endings: Vec<String>,
+    #[serde(default)]
+    lexicons: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -242,9 +373,23 @@ struct RuleSpec {
     #[serde(default)]
     except: Vec<String>,
     #[serde(default)]
-    unless: Vec<String>,
+    stems: Vec<String>,
+    #[serde(default)]
+    endings: Vec<String>,
+    #[serde(default)]
+    lexicons: Vec<String>,
+    #[serde(default)]
+    parts: Vec<PartSpec>,
+    #[serde(default)]
+    within: Option<usize>,
+    #[serde(default)]
+    typo: Option<bool>,
+    #[serde(default)]
+    unless: Vec<UnlessSpec>,
     #[serde(default)]
     unless_level: Option<Level>,
+    #[serde(default)]
+    still: Vec<String>,
     #[serde(default)]
     examples: Vec<String>,
     #[serde(default)]
@@ -437,22 +582,109 @@ impl RuleSet {
             .filter(|p| !p.is_empty())
             .collect();
 
+        let lexicons = load_lexicons(&ctx, file.lexicon)?;
+        for (class, templates) in &file.endings {
+            if templates.is_empty() {
+                return Err(ctx.file_err(format!("[endings] class `{class}` has no templates")));
+            }
+        }
+        let vocab = Vocab {
+            endings: &file.endings,
+            lexicons: &lexicons,
+        };
+        let typo = match file.typo {
+            None => TypoPolicy::default(),
+            Some(t) => TypoPolicy {
+                min_keys: t.min_keys.unwrap_or(TypoPolicy::default().min_keys).max(4),
+                near_misses: t
+                    .near_misses
+                    .iter()
+                    .map(|n| compact(n))
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            },
+        };
+
         let mut rules_out = Vec::with_capacity(file.rule.len());
         for r in file.rule {
             check_id(&ctx, &r.id, &mut seen_ids)?;
-            let matchers = matchers(
+            let matchers = build_matchers(
                 &ctx,
                 &r.id,
                 RawMatchers {
+                    is_rule: true,
                     patterns: &r.patterns,
                     words: &r.words,
                     regex: &r.regex,
                     compact_regex: &r.compact_regex,
                     except: &r.except,
+                    stems: &r.stems,
+                    endings: &r.endings,
+                    lexicons: &r.lexicons,
                 },
+                &vocab,
+                false,
             )?;
-            if matchers.is_empty() {
-                return Err(ctx.err(&r.id, "has no patterns, words or regex"));
+            let mut parts = Vec::with_capacity(r.parts.len());
+            for part in &r.parts {
+                if !part.except.is_empty() {
+                    return Err(ctx.err(
+                        &r.id,
+                        format!(
+                            "part `{}`: put `except` on the rule, not on a part",
+                            part.name
+                        ),
+                    ));
+                }
+                let m = build_matchers(
+                    &ctx,
+                    &r.id,
+                    RawMatchers {
+                        is_rule: true,
+                        patterns: &part.patterns,
+                        words: &part.words,
+                        regex: &part.regex,
+                        compact_regex: &part.compact_regex,
+                        except: &part.except,
+                        stems: &part.stems,
+                        endings: &part.endings,
+                        lexicons: &part.lexicons,
+                    },
+                    &vocab,
+                    true,
+                )?;
+                if m.is_empty() {
+                    return Err(ctx.err(&r.id, format!("part `{}` matches nothing", part.name)));
+                }
+                if part.name.is_empty() || parts.iter().any(|p: &PartDef| p.name == part.name) {
+                    return Err(ctx.err(
+                        &r.id,
+                        format!("part name {:?} is empty or repeated", part.name),
+                    ));
+                }
+                parts.push(PartDef {
+                    name: part.name.clone(),
+                    matchers: m,
+                });
+            }
+            if parts.len() == 1 {
+                return Err(ctx.err(
+                    &r.id,
+                    "`parts` needs two parts or more (one part is just `patterns`)",
+                ));
+            }
+            if r.within.is_some() && parts.is_empty() {
+                return Err(ctx.err(&r.id, "`within` without `parts`"));
+            }
+            let within = r.within.unwrap_or(DEFAULT_WITHIN);
+            if !(2..=200).contains(&within) {
+                return Err(ctx.err(&r.id, "`within` must be 2 to 200 characters"));
+            }
+            if matchers.is_empty() && parts.is_empty() {
+                return Err(ctx.err(
+                    &r.id,
+                    "has no patterns, words, regex, stems, lexicons or parts",
+                ));
             }
             if r.level == Level::None {
                 return Err(ctx.err(&r.id, "a rule's level cannot be `none`"));
@@ -471,8 +703,29 @@ impl RuleSet {
             if unless_level >= r.level {
                 return Err(ctx.err(&r.id, "`unless_level` must be below the rule's level"));
             }
+            let mut unless = Vec::with_capacity(r.unless.len());
             for u in &r.unless {
-                check_regex(&ctx, &r.id, "unless", u)?;
+                let (regex, level) = match u {
+                    UnlessSpec::Plain(re) => (re, unless_level),
+                    UnlessSpec::Leveled(l) => (&l.regex, l.level),
+                };
+                if level >= r.level {
+                    return Err(ctx.err(
+                        &r.id,
+                        format!("unless {regex:?}: its level must be below the rule's"),
+                    ));
+                }
+                unless.push(Unless {
+                    regex: check_regex(&ctx, &r.id, "unless", regex, &vocab, true)?,
+                    level,
+                });
+            }
+            if !r.still.is_empty() && r.unless.is_empty() {
+                return Err(ctx.err(&r.id, "`still` without `unless`"));
+            }
+            let mut still = Vec::with_capacity(r.still.len());
+            for re in &r.still {
+                still.push(check_regex(&ctx, &r.id, "still", re, &vocab, true)?);
             }
             if !r.lowered_examples.is_empty() && r.unless.is_empty() {
                 return Err(ctx.err(&r.id, "`lowered_examples` without `unless`"));
@@ -492,8 +745,12 @@ impl RuleSet {
                 level: r.level,
                 at: ctx.location(&r.id),
                 matchers,
-                unless: r.unless,
+                parts,
+                within,
+                typo: r.typo.unwrap_or(true),
+                unless,
                 unless_level,
+                still,
                 examples: r.examples,
                 lowered_examples: r.lowered_examples,
                 counter_examples: r.counter_examples,
@@ -512,16 +769,22 @@ impl RuleSet {
             let file: IntentFile = ctx.parse()?;
             for i in file.intent {
                 check_id(&ctx, &i.id, &mut seen_ids)?;
-                let matchers = matchers(
+                let matchers = build_matchers(
                     &ctx,
                     &i.id,
                     RawMatchers {
+                        is_rule: false,
                         patterns: &i.patterns,
                         words: &i.words,
                         regex: &i.regex,
                         compact_regex: &i.compact_regex,
                         except: &i.except,
+                        stems: &[],
+                        endings: &[],
+                        lexicons: &[],
                     },
+                    &vocab,
+                    false,
                 )?;
                 if i.fallback {
                     if !matchers.is_empty() {
@@ -553,6 +816,9 @@ impl RuleSet {
             escalations,
             global_except,
             rules: rules_out,
+            endings: file.endings,
+            lexicons,
+            typo,
             intents: intents_out,
             version,
         })
@@ -593,22 +859,83 @@ fn check_id(
 }
 
 struct RawMatchers<'a> {
+    /// A risk rule (or one of its parts): subsumed literals are pruned.
+    is_rule: bool,
     patterns: &'a [String],
     words: &'a [String],
     regex: &'a [String],
     compact_regex: &'a [String],
     except: &'a [String],
+    stems: &'a [String],
+    endings: &'a [String],
+    lexicons: &'a [String],
 }
 
-fn matchers(
+/// What rules may refer to by name: ending classes and lexicons.
+struct Vocab<'a> {
+    endings: &'a BTreeMap<String, Vec<String>>,
+    lexicons: &'a [Lexicon],
+}
+
+impl Vocab<'_> {
+    fn lexicon(&self, name: &str) -> Option<&Lexicon> {
+        self.lexicons.iter().find(|l| l.name == name)
+    }
+}
+
+/// Parts of a rule must lie within this many characters of each other unless it says
+/// otherwise.
+const DEFAULT_WITHIN: usize = 24;
+
+fn load_lexicons(ctx: &Ctx<'_>, specs: Vec<LexiconSpec>) -> Result<Vec<Lexicon>, LoadError> {
+    let mut out: Vec<Lexicon> = Vec::with_capacity(specs.len());
+    for l in specs {
+        let name = l.name.get_ref();
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+        if !valid {
+            return Err(ctx.err(&l.name, "lexicon names use only a-z, 0-9, '.', '_' and '-'"));
+        }
+        if out.iter().any(|o| &o.name == name) {
+            return Err(ctx.err(&l.name, "duplicate lexicon name"));
+        }
+        if l.source.trim().is_empty() {
+            return Err(ctx.err(
+                &l.name,
+                "a lexicon needs its `source` (where the words come from, or why)",
+            ));
+        }
+        if l.entries.is_empty() {
+            return Err(ctx.err(&l.name, "a lexicon needs entries"));
+        }
+        for e in &l.entries {
+            if compact(e).is_empty() {
+                return Err(ctx.err(&l.name, format!("entry {e:?} normalizes to nothing")));
+            }
+        }
+        out.push(Lexicon {
+            name: name.clone(),
+            source: l.source,
+            entries: l.entries,
+        });
+    }
+    Ok(out)
+}
+
+fn build_matchers(
     ctx: &Ctx<'_>,
     id: &Spanned<String>,
     raw: RawMatchers<'_>,
+    vocab: &Vocab<'_>,
+    is_part: bool,
 ) -> Result<Matchers, LoadError> {
     let mut m = Matchers::default();
+    let mut seen: HashSet<String> = HashSet::new();
     for p in raw.patterns {
         let n = compact(p);
-        if n.chars().count() < 2 {
+        if n.chars().count() < if is_part { 1 } else { 2 } {
             return Err(ctx.err(
                 id,
                 format!(
@@ -617,7 +944,71 @@ fn matchers(
                 ),
             ));
         }
-        m.patterns.push(n);
+        if seen.insert(n.clone()) {
+            m.patterns.push(n);
+        }
+    }
+    if raw.stems.is_empty() != raw.endings.is_empty() {
+        return Err(ctx.err(id, "`stems` and `endings` go together"));
+    }
+    let mut stems = Vec::with_capacity(raw.stems.len());
+    for s in raw.stems {
+        stems.push(Stem::parse(s).map_err(|e| ctx.err(id, e))?);
+    }
+    for class in raw.endings {
+        let Some(templates) = vocab.endings.get(class) else {
+            return Err(ctx.err(
+                id,
+                format!("unknown ending class `{class}` (see [endings] in the rules file)"),
+            ));
+        };
+        for stem in &stems {
+            let mut forms = Vec::new();
+            for t in templates {
+                for f in inflect(stem, t) {
+                    let n = compact(&f);
+                    // A form whose normalization collapses a doubled syllable (자해 + 해 →
+                    // 자해해 → 자해) would match far more than it says: left out.
+                    if n.chars().count() < f.chars().filter(|c| c.is_alphabetic()).count() {
+                        continue;
+                    }
+                    if n.chars().count() >= 2 && seen.insert(n.clone()) {
+                        forms.push(n.clone());
+                        m.patterns.push(n);
+                    }
+                }
+            }
+            m.expansion
+                .push(format!("{} × {class}: {}", stem.text, forms.join(" ")));
+        }
+    }
+    for name in raw.lexicons {
+        let Some(lex) = vocab.lexicon(name) else {
+            return Err(ctx.err(id, format!("unknown lexicon `{name}`")));
+        };
+        let mut added = 0;
+        for e in &lex.entries {
+            let n = compact(e);
+            if !is_part && n.chars().count() < 2 {
+                return Err(ctx.err(
+                    id,
+                    format!(
+                        "lexicon `{name}` has the one-letter entry {e:?}: use it in `parts` \
+                         (which must meet other parts nearby), not as a pattern on its own"
+                    ),
+                ));
+            }
+            if seen.insert(n.clone()) {
+                m.patterns.push(n);
+                added += 1;
+            }
+        }
+        m.expansion.push(format!("lexicon {name}: {added} entries"));
+    }
+    // Intents score by the letters matched, so every literal counts there; rules only
+    // need to fire.
+    if raw.is_rule {
+        prune_subsumed(&mut m.patterns);
     }
     for w in raw.words {
         let n = normalize_words_pattern(w);
@@ -627,12 +1018,12 @@ fn matchers(
         m.words.push(n);
     }
     for r in raw.regex {
-        check_regex(ctx, id, "regex", r)?;
-        m.regex.push(r.clone());
+        m.regex
+            .push(check_regex(ctx, id, "regex", r, vocab, false)?);
     }
     for r in raw.compact_regex {
-        check_regex(ctx, id, "compact_regex", r)?;
-        m.compact_regex.push(r.clone());
+        m.compact_regex
+            .push(check_regex(ctx, id, "compact_regex", r, vocab, true)?);
     }
     for e in raw.except {
         if normalize(e).is_empty() {
@@ -643,15 +1034,97 @@ fn matchers(
     Ok(m)
 }
 
-fn check_regex(ctx: &Ctx<'_>, id: &Spanned<String>, field: &str, r: &str) -> Result<(), LoadError> {
-    if let Err(e) = regex::Regex::new(r) {
+/// Drops every pattern that contains a shorter pattern of the same list: it can only fire
+/// where the shorter one already does (the wish class lists 고싶, and 고싶은 adds nothing).
+/// Keeps the automaton small: the ending table multiplies forms.
+fn prune_subsumed(patterns: &mut Vec<String>) {
+    let set: HashSet<&str> = patterns.iter().map(String::as_str).collect();
+    let subsumed = |p: &str| {
+        let bounds: Vec<usize> = p
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(p.len()))
+            .collect();
+        bounds.iter().enumerate().any(|(a, &start)| {
+            bounds[a + 1..]
+                .iter()
+                .any(|&end| end - start < p.len() && set.contains(&p[start..end]))
+        })
+    };
+    let keep: Vec<bool> = patterns.iter().map(|p| !subsumed(p)).collect();
+    let mut i = 0;
+    patterns.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// Replaces every `{@name}` in a regex with the lexicon's entries as an alternation,
+/// normalized for the form the regex runs on.
+fn expand_lexicon_refs(r: &str, vocab: &Vocab<'_>, on_compact: bool) -> Result<String, String> {
+    let mut out = String::with_capacity(r.len());
+    let mut rest = r;
+    while let Some(at) = rest.find("{@") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed lexicon reference in {r:?}"))?;
+        let name = &after[..end];
+        let lex = vocab
+            .lexicon(name)
+            .ok_or_else(|| format!("unknown lexicon `{name}` in {r:?}"))?;
+        let mut alts: Vec<String> = lex
+            .entries
+            .iter()
+            .map(|e| {
+                let n = if on_compact { compact(e) } else { normalize(e) };
+                regex::escape(&n)
+            })
+            .collect();
+        // Longest first, so the alternation prefers the whole word.
+        alts.sort_by_key(|a| std::cmp::Reverse(a.len()));
+        alts.dedup();
+        out.push_str("(?:");
+        out.push_str(&alts.join("|"));
+        out.push(')');
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks a regex as written and returns it with lexicon references expanded.
+fn check_regex(
+    ctx: &Ctx<'_>,
+    id: &Spanned<String>,
+    field: &str,
+    r: &str,
+    vocab: &Vocab<'_>,
+    on_compact: bool,
+) -> Result<String, LoadError> {
+    let expanded = expand_lexicon_refs(r, vocab, on_compact).map_err(|e| ctx.err(id, e))?;
+    if let Err(e) = regex::Regex::new(&expanded) {
         return Err(ctx.err(id, format!("invalid {field} {r:?}: {e}")));
     }
     // Regexes see normalized text, where repeated letters are collapsed and Latin is
-    // lowercase: a regex spelling "ll" or "A" could never match.
+    // lowercase: a regex spelling "ll" or "A" could never match. (Lexicon references are
+    // names, not text: they are left out of this check.)
     let mut prev: Option<char> = None;
     let mut escaped = false;
-    for c in r.chars() {
+    let mut in_ref = false;
+    let chars: Vec<char> = r.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if in_ref {
+            in_ref = c != '}';
+            prev = None;
+            continue;
+        }
+        if c == '{' && chars.get(i + 1) == Some(&'@') {
+            in_ref = true;
+            prev = None;
+            continue;
+        }
         if escaped {
             escaped = false;
             prev = None;
@@ -673,7 +1146,7 @@ fn check_regex(ctx: &Ctx<'_>, id: &Spanned<String>, field: &str, r: &str) -> Res
         }
         prev = Some(c);
     }
-    Ok(())
+    Ok(expanded)
 }
 
 #[cfg(test)]

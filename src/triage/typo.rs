@@ -1,0 +1,168 @@
+//! Typing slips inside the words that matter: `죽고싶다` typed `주고싶다`, `죽고십다`,
+//! `죽꼬싶다`, `죽ㄱ고싶다`, `쥭고싶다`; an idiom typed `유서 깁은`.
+//!
+//! # Why
+//!
+//! A literal pattern misses a word with one wrong keystroke, and people in distress type
+//! fast, on phones, at night. The first release listed typo variants by hand; measured from
+//! outside, one random slip inside the matched words lost 72–85 % of the lines it caught.
+//! Worse, a slip inside an `except` idiom (`유서 깊은` → `유서 깁은`) turned a harmless
+//! sentence into an alert. So every long Korean literal of a risk rule, and every `except`
+//! phrase, matches within **one keystroke edit** (Levenshtein distance 1 over the two-set
+//! keyboard's keys, [`super::hangul::keystrokes`]).
+//!
+//! # How, and what it costs
+//!
+//! Comparing every pattern with every window would cost tens of microseconds a message.
+//! Instead each syllable is reduced to a *skeleton*: the class of its initial consonant
+//! (plain, tense and aspirated together: ㄱ ㄲ ㅋ) and the class of its vowel (keys next to
+//! each other: ㅐ ㅔ, ㅓ ㅕ, ㅜ ㅠ ...), its final dropped; lone jamo are left out. Skeletons of
+//! the tolerant patterns go into one aho-corasick automaton; a message's skeleton is scanned
+//! once, and only a skeleton hit is checked for the real keystroke distance. A slip that
+//! changes a final consonant (dropped, doubled, another one), makes an initial tense or
+//! aspirated, swaps a vowel for its neighbour, or inserts a stray jamo keeps the skeleton
+//! and is found. A slip that changes an initial consonant to an unrelated one, or a vowel to
+//! a distant one, is not (documented in `docs/rules.md`).
+//!
+//! Real words one slip away from a risk word (`주고 싶다`, to give, is one slip from
+//! `죽고 싶다`) are listed in `[typo] near_misses` in the rules file: a slip is never read
+//! where a near miss stands, and each is a counter-example of the rule it guards.
+
+use super::hangul::{Syllable, cho_index, is_compat_jamo, keystrokes, vowel_index};
+
+/// Class of an initial consonant: plain, tense and aspirated sound alike and are one
+/// Shift apart.
+fn cho_class(c: char) -> char {
+    match c {
+        'ㄲ' | 'ㅋ' => 'ㄱ',
+        'ㄸ' | 'ㅌ' => 'ㄷ',
+        'ㅃ' | 'ㅍ' => 'ㅂ',
+        'ㅆ' => 'ㅅ',
+        'ㅉ' | 'ㅊ' => 'ㅈ',
+        other => other,
+    }
+}
+
+/// Class of a vowel: keys next to each other on the two-set layout (and ㅐ/ㅔ, which sound
+/// the same).
+fn jung_class(v: char) -> char {
+    match v {
+        'ㅑ' => 'ㅏ',
+        'ㅕ' => 'ㅓ',
+        'ㅛ' => 'ㅗ',
+        'ㅠ' => 'ㅜ',
+        'ㅔ' | 'ㅒ' | 'ㅖ' => 'ㅐ',
+        'ㅙ' | 'ㅞ' => 'ㅚ',
+        other => other,
+    }
+}
+
+/// A syllable's skeleton as two ASCII bytes (so that a byte offset in a skeleton is an
+/// element index): its initial's class as an upper-case letter, its vowel's as a lower-case
+/// one.
+fn syllable_skeleton(s: Syllable) -> [char; 2] {
+    let cho = cho_index(cho_class(s.cho)).unwrap_or(0) as u8;
+    let jung = vowel_index(jung_class(s.jung)).unwrap_or(0) as u8;
+    [(b'A' + cho) as char, (b'a' + jung) as char]
+}
+
+/// The skeleton of a pattern, or `None` when it holds anything but Hangul syllables.
+pub(crate) fn pattern_skeleton(pattern: &str) -> Option<String> {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        out.extend(syllable_skeleton(Syllable::of(c)?));
+    }
+    Some(out)
+}
+
+/// A message's skeleton, with the map back to its characters.
+pub(crate) struct Skeleton {
+    /// Two ASCII bytes per syllable.
+    pub text: String,
+    /// For every byte of `text`, the char index in the source it came from.
+    pub source: Vec<u32>,
+}
+
+/// Separates runs across anything that is not Hangul.
+const BREAK: char = '.';
+
+/// The skeleton of a compact-form text. Lone jamo are skipped (a stray jamo is a slip);
+/// other letters break the run.
+pub(crate) fn skeleton(text: &str) -> Skeleton {
+    let mut out = Skeleton {
+        text: String::with_capacity(text.len()),
+        source: Vec::with_capacity(text.len()),
+    };
+    for (i, c) in text.chars().enumerate() {
+        if let Some(s) = Syllable::of(c) {
+            for k in syllable_skeleton(s) {
+                out.text.push(k);
+                out.source.push(i as u32);
+            }
+        } else if !is_compat_jamo(c) && !out.text.ends_with(BREAK) {
+            out.text.push(BREAK);
+            out.source.push(i as u32);
+        }
+    }
+    out
+}
+
+/// The keystroke distance between two texts, if it is at most one (`None` above that).
+pub(crate) fn distance_at_most_one(a: &str, b: &str) -> Option<u8> {
+    let a = keystrokes(a);
+    let b = keystrokes(b);
+    within_one(&a, &b)
+}
+
+/// Levenshtein distance 0 or 1, or `None`.
+fn within_one(a: &[char], b: &[char]) -> Option<u8> {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match long.len() - short.len() {
+        0 => {
+            let diff = short.iter().zip(long).filter(|(x, y)| x != y).count();
+            (diff <= 1).then_some(diff as u8)
+        }
+        1 => {
+            let first = short.iter().zip(long).position(|(x, y)| x != y);
+            match first {
+                None => Some(1),
+                Some(i) => (short[i..] == long[i + 1..]).then_some(1),
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_slip_is_within_one() {
+        for (a, b) in [
+            ("죽고싶", "주고싶"),   // final dropped
+            ("죽고싶", "죽고십"),   // final changed
+            ("죽고싶", "죽꼬싶"),   // tense initial
+            ("죽고싶", "쥭고싶"),   // neighbouring vowel
+            ("죽고싶", "죽ㄱ고싶"), // stray jamo
+            ("유서깊은", "유서깁은"),
+            ("자살하고싶", "자살하고시"),
+        ] {
+            assert_eq!(distance_at_most_one(a, b), Some(1), "{a} / {b}");
+            assert_eq!(pattern_skeleton(a), {
+                let s = skeleton(b);
+                Some(s.text)
+            });
+        }
+        assert_eq!(distance_at_most_one("죽고싶", "죽고싶"), Some(0));
+        assert_eq!(distance_at_most_one("죽고싶", "주꼬시퍼"), None);
+    }
+
+    #[test]
+    fn skeleton_maps_back_and_breaks_on_latin() {
+        let s = skeleton("a죽ㄱ고");
+        assert_eq!(s.text, format!(".{}", pattern_skeleton("주고").unwrap()));
+        assert_eq!(s.source, vec![0, 1, 1, 3, 3]);
+        assert_eq!(pattern_skeleton("죽고a"), None);
+    }
+}
