@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Scores a corpus with any `ieum` binary's `triage` command (one JSON object per line,
 `risk` as the contract says), with the same figures as `ieum eval`. Used to measure an
-older build that has no `eval` command: scripts/eval-binary.py BIN DIR..."""
+older build that has no `eval` command:
+
+    scripts/eval-binary.py BIN [--rules FILE] DIR|FILE...
+
+(--rules: the rules file that build reads, e.g. `git show 8a04320:escalation-rules.toml`)."""
 import json, os, subprocess, sys
 
 LEVELS = ["none", "low", "medium", "high", "imminent"]
@@ -37,9 +41,12 @@ def load(paths):
 
 def main():
     binary, paths = sys.argv[1], sys.argv[2:]
+    extra = []
+    if paths[:1] == ["--rules"]:
+        extra, paths = ["--rules", paths[1]], paths[2:]
     classes = load(paths)
     texts = [t for _, rows in classes for _, t in rows]
-    res = subprocess.run([binary, "triage"], input="\n".join(texts) + "\n", capture_output=True, text=True, check=True)
+    res = subprocess.run([binary, "triage"] + extra, input="\n".join(texts) + "\n", capture_output=True, text=True, check=True)
     scores = [LEVELS.index(json.loads(l)["risk"]) for l in res.stdout.splitlines()]
     assert len(scores) == len(texts), (len(scores), len(texts))
     i = 0

@@ -33,6 +33,10 @@ pub struct EvalArgs {
     /// Seed for `--slip`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the lines as scored (after any slip) to this file, `label<TAB>text`, so
+    /// another build can be measured on exactly the same lines.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
     #[command(flatten)]
     pub paths: RulePaths,
 }
@@ -81,6 +85,14 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let engine = args.paths.load()?;
     let corpus = load_corpus(&args.corpus)?;
     let report = evaluate(&engine, &corpus, args.slip.map(|s| (s, args.seed)));
+    if let Some(path) = &args.write {
+        let lines: String = report
+            .scored
+            .iter()
+            .map(|(gold, text)| format!("{gold}\t{text}\n"))
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&report))?);
     } else {

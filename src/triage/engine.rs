@@ -124,6 +124,8 @@ enum Role {
     GlobalExcept,
     /// A real word one slip from a risk word: masks slips read inside it.
     NearMiss,
+    /// A scene or role noun (`[story]`): masks a risk phrase that ends just before it.
+    Story,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +240,8 @@ pub struct TriageEngine {
     tolerant: Vec<Tolerant>,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
+    /// Regexes that keep risk phrases before a story word (상상, 나도).
+    story_still: Vec<Regex>,
     version: Arc<str>,
 }
 
@@ -365,6 +369,16 @@ impl TriageEngine {
         }
         for e in &set.global_except {
             lit.add_except(e, Target::Rule(0), Role::GlobalExcept, min_keys);
+        }
+        for m in &set.story.markers {
+            lit.add(
+                m.clone(),
+                Owner {
+                    target: Target::Rule(0),
+                    form: FormKind::Compact,
+                    role: Role::Story,
+                },
+            );
         }
         for n in &set.typo.near_misses {
             lit.add(
@@ -496,6 +510,13 @@ impl TriageEngine {
                 priority: i.priority,
             })
             .collect();
+        let story_still = set
+            .story
+            .still
+            .iter()
+            .map(|r| Regex::new(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| compile_err(format!("[story] still: {e}")))?;
         let version = Arc::from(set.version.as_str());
         Ok(TriageEngine {
             set,
@@ -507,6 +528,7 @@ impl TriageEngine {
             tolerant: lit.tolerant,
             rules,
             intents,
+            story_still,
             version,
         })
     }
@@ -633,9 +655,11 @@ impl TriageEngine {
     /// Triage one message.
     pub fn assess(&self, text: &str) -> Assessment {
         let (n, hits) = self.hits(text);
+        let story = self.story_spans(text, &n, &hits);
         let live: Vec<&Hit> = hits
             .iter()
             .filter(|h| h.role == Role::Match && !self.masked(h, &hits))
+            .filter(|h| !story.masks(h))
             .collect();
 
         // Whole rules, and parts grouped per rule.
@@ -694,8 +718,9 @@ impl TriageEngine {
             }
         }
 
-        // Context (`unless`) lowers a hit, never an `imminent` one. When several cues match,
-        // the one that lowers least wins; a `still` cue keeps the full level.
+        // Context (`unless`) lowers a hit, never an `imminent` one. The first cue in the
+        // rule's order that matches decides (authors list specific cues, such as recovery,
+        // before general ones, such as negation); a `still` cue keeps the full level.
         let mut level = Level::None;
         let compact = n.compact.as_str();
         for (i, hit) in &mut rule_hits {
@@ -706,8 +731,7 @@ impl TriageEngine {
             let cue = rule
                 .unless
                 .iter()
-                .filter_map(|(u, l)| u.find(compact).map(|m| (*l, m)))
-                .max_by_key(|(l, _)| *l);
+                .find_map(|(u, l)| u.find(compact).map(|m| (*l, m)));
             if let Some((lowered_to, m)) = cue {
                 if !rule.still.iter().any(|s| s.is_match(compact)) {
                     hit.level = lowered_to;
@@ -739,6 +763,29 @@ impl TriageEngine {
         }
     }
 
+    /// The story words of a message, unless a `[story] still` cue says the writer is in the
+    /// scene themselves.
+    fn story_spans(&self, text: &str, n: &Normalized, hits: &[Hit]) -> StoryWords {
+        let spans: Vec<Span> = hits
+            .iter()
+            .filter(|h| h.role == Role::Story)
+            .map(|h| h.span)
+            .collect();
+        if spans.is_empty()
+            || self
+                .story_still
+                .iter()
+                .any(|r| r.is_match(n.compact.as_str()))
+        {
+            return StoryWords::default();
+        }
+        StoryWords {
+            spans,
+            letters: n.compact.count_before(text.chars().count()),
+            within: self.set.story.within,
+        }
+    }
+
     /// Whether an `except` phrase (the rule's own, or a global one) covers a match, or a
     /// near miss covers a match read through a slip.
     fn masked(&self, h: &Hit, hits: &[Hit]) -> bool {
@@ -751,7 +798,7 @@ impl TriageEngine {
                     },
                     Role::GlobalExcept => h.target.rule().is_some(),
                     Role::NearMiss => h.typo,
-                    Role::Match => false,
+                    Role::Match | Role::Story => false,
                 }
         })
     }
@@ -942,6 +989,28 @@ impl TriageEngine {
     /// The canonical normalized text of `text` (for `ieum normalize` and debugging rules).
     pub fn normalize(text: &str) -> (String, String) {
         (normalize(text), compact(text))
+    }
+}
+
+/// Story words found in a message (empty when none, or when a `still` cue matched).
+#[derive(Default)]
+struct StoryWords {
+    spans: Vec<Span>,
+    /// [`Form::count_before`] of the compact form.
+    letters: Vec<u32>,
+    within: usize,
+}
+
+impl StoryWords {
+    /// A rule's match that ends at most `within` letters before a story word.
+    fn masks(&self, h: &Hit) -> bool {
+        if self.spans.is_empty() || h.target.rule().is_none() {
+            return false;
+        }
+        let at = |i: usize| self.letters[i.min(self.letters.len() - 1)] as usize;
+        self.spans
+            .iter()
+            .any(|s| s.0 >= h.span.1 && at(s.0) - at(h.span.1) <= self.within)
     }
 }
 

@@ -184,6 +184,9 @@ pub struct Report {
     /// Under-calls (risk scored below its label) and false alarms (`none`/`low` scored
     /// `medium` or above).
     pub misses: Vec<Miss>,
+    /// Every line as scored (after any slip), with its label.
+    #[serde(skip)]
+    pub scored: Vec<(Level, String)>,
 }
 
 /// One typing slip, applied inside the words that fired.
@@ -241,6 +244,7 @@ pub fn evaluate(
                 }
             };
             let a = engine.assess(&text);
+            report.scored.push((s.gold, text.clone()));
             class.add(s.gold, a.level);
             report.all.add(s.gold, a.level);
             let under = s.gold >= Level::Low && a.level < s.gold;

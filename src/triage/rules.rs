@@ -202,6 +202,18 @@ impl Default for TypoPolicy {
     }
 }
 
+/// Story words (`[story]` in the rules file): a risk phrase that modifies one of them
+/// (유서 쓰는 **장면**, 뛰어내리려는 **역할**) describes a scene, not the writer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoryMask {
+    /// Nouns of a scene or a role, compact form.
+    pub markers: Vec<String>,
+    /// At most this many letters between the end of a risk phrase and the marker.
+    pub within: usize,
+    /// Regexes on the compact form: when one matches, nothing is masked (상상, 나도).
+    pub still: Vec<String>,
+}
+
 /// A loaded intent (matching part only; responses belong to the content layer).
 #[derive(Debug, Clone)]
 pub struct IntentDef {
@@ -250,6 +262,8 @@ pub struct RuleSet {
     pub lexicons: Vec<Lexicon>,
     /// Typing-slip tolerance.
     pub typo: TypoPolicy,
+    /// Risk phrases that describe a scene.
+    pub story: StoryMask,
     /// Intents in file order.
     pub intents: Vec<IntentDef>,
     /// A short hash of every loaded file.
@@ -277,7 +291,18 @@ struct RulesFile {
     #[serde(default)]
     typo: Option<TypoSpec>,
     #[serde(default)]
+    story: Option<StorySpec>,
+    #[serde(default)]
     rule: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorySpec {
+    markers: Vec<String>,
+    within: usize,
+    #[serde(default)]
+    still: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -605,6 +630,29 @@ impl RuleSet {
             },
         };
 
+        let story = match file.story {
+            None => StoryMask::default(),
+            Some(st) => {
+                let mut still = Vec::new();
+                for re in &st.still {
+                    if let Err(e) = regex::Regex::new(re) {
+                        return Err(ctx.file_err(format!("[story] still {re:?}: {e}")));
+                    }
+                    still.push(re.clone());
+                }
+                StoryMask {
+                    markers: st
+                        .markers
+                        .iter()
+                        .map(|m| compact(m))
+                        .filter(|m| m.chars().count() >= 2)
+                        .collect(),
+                    within: st.within.min(20),
+                    still,
+                }
+            }
+        };
+
         let mut rules_out = Vec::with_capacity(file.rule.len());
         for r in file.rule {
             check_id(&ctx, &r.id, &mut seen_ids)?;
@@ -819,6 +867,7 @@ impl RuleSet {
             endings: file.endings,
             lexicons,
             typo,
+            story,
             intents: intents_out,
             version,
         })
