@@ -312,7 +312,9 @@ const REQUIRED: &[(&str, Level, Level)] = &[
         Level::Imminent,
     ),
     // Plan, means, timing, farewell, in progress.
-    ("번개탄 샀어", Level::Imminent, Level::Imminent),
+    // Buying charcoal is high (camping lowers it); lighting it or a closed room is imminent.
+    ("번개탄 샀어", Level::High, Level::Imminent),
+    ("방에서 번개탄 피울 거야", Level::Imminent, Level::Imminent),
     ("수면제 모으고 있어", Level::Imminent, Level::Imminent),
     ("수면제 모으기", Level::Imminent, Level::Imminent),
     ("약을 모아뒀어", Level::Imminent, Level::Imminent),

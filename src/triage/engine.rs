@@ -317,7 +317,9 @@ impl Literals {
 
     /// An `except` phrase: matched on the compact form, exactly and within one slip.
     /// Masking compares spans of the original text, so a phrase found on the compact form
-    /// also masks a match made on the spaced form; it need not be scanned twice.
+    /// also masks a match made on the spaced form; it need not be scanned twice. An idiom
+    /// needs two keystrokes more than a risk word to be read through a slip: a short one is
+    /// one slip from the risk word it guards against (뒤지게, extremely, and 뒤질게, I'll die).
     fn add_except(&mut self, phrase: &str, target: Target, role: Role, min_keys: usize) {
         let c = compact(phrase);
         let owner = Owner {
@@ -325,7 +327,7 @@ impl Literals {
             form: FormKind::Compact,
             role,
         };
-        self.add_tolerant(&c, owner, min_keys);
+        self.add_tolerant(&c, owner, min_keys + 2);
         self.add(c, owner);
     }
 }
