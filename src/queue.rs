@@ -21,9 +21,25 @@ use tokio::time::Instant;
 use crate::ids::ConversationId;
 use crate::triage::{Level, LevelPolicy, Span};
 
-/// What counselors see of a waiting conversation.
+/// A line the citizen wrote that raised the conversation's level.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RaisedLine {
+    /// The words (at most 200 characters).
+    pub text: String,
+    /// The level it raised the conversation to.
+    pub level: Level,
+    /// The words that fired (character offsets into `text`).
+    pub spans: Vec<Span>,
+}
+
+/// What counselors see of a waiting conversation: first what made it urgent, then how it
+/// began.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Summary {
+    /// The messages that raised the level, in order (live only; never logged). Shown
+    /// first on the card, with the words that fired highlighted.
+    #[serde(default)]
+    pub raised: Vec<RaisedLine>,
     /// The first lines the citizen wrote (live only; never logged).
     pub first_lines: Vec<String>,
     /// Rules that fired, in order.
@@ -47,9 +63,39 @@ pub struct QueueEntry {
     pub wait_target_secs: Option<u64>,
     /// Waited past the target.
     pub breached: bool,
+    /// Passed to this colleague: only they may claim it until they do, go offline, or the
+    /// offer lapses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved_for: Option<String>,
     /// What the counselor sees before claiming.
     #[serde(flatten)]
     pub summary: Summary,
+}
+
+/// An online counselor, as colleagues see them when choosing whom to pass a conversation
+/// to.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Colleague {
+    /// Username.
+    pub username: String,
+    /// Conversations they hold.
+    pub held: usize,
+    /// How many they may hold.
+    pub capacity: usize,
+}
+
+/// Why a conversation cannot be passed to a colleague. The conversation stays where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferRefused {
+    /// Not online (or no such counselor).
+    #[error("{0} is not online; choose a colleague from the list")]
+    NotOnline(String),
+    /// Holds as many conversations as allowed.
+    #[error("{0} already holds as many conversations as allowed")]
+    AtCapacity(String),
+    /// To oneself.
+    #[error("you already hold this conversation")]
+    ToSelf,
 }
 
 /// Sent to a waiting conversation when its place changes.
@@ -70,6 +116,10 @@ pub enum CounselorPush {
     Queue(Vec<QueueEntry>),
     /// An `imminent` conversation arrived.
     Alert(QueueEntry),
+    /// A colleague passed this conversation to you: claim it from the queue.
+    Offer(QueueEntry),
+    /// Colleagues online, with their load (for choosing whom to pass a conversation to).
+    Colleagues(Vec<Colleague>),
 }
 
 /// Pushed to supervisors (and metrics).
@@ -109,6 +159,9 @@ pub enum ClaimError {
     /// The counselor already holds as many conversations as allowed.
     #[error("you already hold as many conversations as allowed")]
     AtCapacity,
+    /// A colleague passed it to someone else, who has not taken it yet.
+    #[error("this conversation was passed to a colleague, who is taking it over")]
+    Reserved,
     /// The queue actor has stopped.
     #[error("the queue is shutting down")]
     Closed,
@@ -123,6 +176,8 @@ pub struct QueueConfig {
     pub aging: Duration,
     /// Concurrent conversations per counselor.
     pub capacity_per_counselor: usize,
+    /// How long a conversation passed to a colleague waits only for them.
+    pub offer_time: Duration,
     /// A rough handling time per conversation, for wait estimates.
     pub handle_time: Duration,
 }
@@ -134,6 +189,7 @@ impl QueueConfig {
             levels,
             aging: Duration::from_secs(600),
             capacity_per_counselor: 3,
+            offer_time: Duration::from_secs(120),
             handle_time: Duration::from_secs(15 * 60),
         }
     }
@@ -147,8 +203,15 @@ enum Cmd {
         summary: Summary,
         waited: Duration,
         notify: mpsc::Sender<Position>,
+        reserved_for: Option<String>,
     },
     Remove(ConversationId),
+    CanTake {
+        from: String,
+        to: String,
+        reply: oneshot::Sender<Result<(), TransferRefused>>,
+    },
+    Colleagues(oneshot::Sender<Vec<Colleague>>),
     Claim {
         conversation_id: ConversationId,
         counselor: String,
@@ -205,7 +268,10 @@ impl QueueHandle {
     }
 
     /// Adds a conversation (or raises its level if already waiting). `waited` is time
-    /// already spent waiting (after a restart), so order survives restarts.
+    /// already spent waiting (after a restart, or before a counselor sent it back), so
+    /// order survives. `reserved_for`: passed to that colleague, who alone may claim it
+    /// until they do, go offline, or the offer lapses.
+    #[allow(clippy::too_many_arguments)]
     pub async fn enqueue(
         &self,
         conversation_id: ConversationId,
@@ -214,6 +280,7 @@ impl QueueHandle {
         summary: Summary,
         waited: Duration,
         notify: mpsc::Sender<Position>,
+        reserved_for: Option<String>,
     ) {
         let _ = self
             .tx
@@ -224,8 +291,39 @@ impl QueueHandle {
                 summary,
                 waited,
                 notify,
+                reserved_for,
             })
             .await;
+    }
+
+    /// Whether `to` can take a conversation from `from` now: online, with room, not `from`.
+    ///
+    /// # Errors
+    /// [`TransferRefused`] with the reason, in plain words.
+    pub async fn can_take(&self, from: &str, to: &str) -> Result<(), TransferRefused> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Cmd::CanTake {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                reply,
+            })
+            .await;
+        if sent.is_err() {
+            return Err(TransferRefused::NotOnline(to.to_owned()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(TransferRefused::NotOnline(to.to_owned())))
+    }
+
+    /// Counselors online, with their load.
+    pub async fn colleagues(&self) -> Vec<Colleague> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Colleagues(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Takes a conversation out of the queue (closed by the citizen, timed out).
@@ -332,6 +430,8 @@ struct Waiting {
     notify: mpsc::Sender<Position>,
     last_position: Option<usize>,
     breached: bool,
+    /// Passed to a colleague: their name and until when only they may claim it.
+    reserved: Option<(String, Instant)>,
 }
 
 struct Counselor {
@@ -357,15 +457,26 @@ struct Holdings(HashMap<String, Vec<ConversationId>>);
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let mut holdings = Holdings::default();
+        let mut colleagues = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
+                    let joined = matches!(cmd, Cmd::Online { .. });
                     let changed = self.handle(cmd, &mut holdings);
                     if changed {
                         self.publish(true);
+                        // Who is online and how full they are: every console keeps its
+                        // list of colleagues (for passing a conversation on) current.
+                        let now = self.colleagues(&holdings);
+                        if joined || now != colleagues {
+                            for c in self.counselors.values() {
+                                let _ = c.push.try_send(CounselorPush::Colleagues(now.clone()));
+                            }
+                            colleagues = now;
+                        }
                     }
                 }
                 _ = tick.tick() => self.publish(false),
@@ -382,9 +493,12 @@ impl Actor {
                 summary,
                 waited,
                 notify,
+                reserved_for,
             } => {
                 let now = Instant::now();
                 let since = now.checked_sub(waited).unwrap_or(now);
+                let reserved = reserved_for.map(|name| (name, now + self.config.offer_time));
+                let offer_to = reserved.as_ref().map(|r| r.0.clone());
                 let is_new_alert;
                 if let Some(e) = self
                     .entries
@@ -396,6 +510,9 @@ impl Actor {
                     e.urgent |= urgent;
                     e.summary = summary;
                     e.notify = notify;
+                    if reserved.is_some() {
+                        e.reserved = reserved;
+                    }
                 } else {
                     is_new_alert = level == Level::Imminent;
                     self.entries.push(Waiting {
@@ -407,7 +524,21 @@ impl Actor {
                         notify,
                         last_position: None,
                         breached: false,
+                        reserved,
                     });
+                }
+                if let Some(name) = offer_to {
+                    self.sort();
+                    if let Some(e) = self
+                        .entries
+                        .iter()
+                        .find(|e| e.conversation_id == conversation_id)
+                    {
+                        let entry = self.entry(e, now);
+                        for c in self.counselors.values().filter(|c| c.name == name) {
+                            let _ = c.push.try_send(CounselorPush::Offer(entry.clone()));
+                        }
+                    }
                 }
                 if is_new_alert {
                     self.sort();
@@ -436,13 +567,22 @@ impl Actor {
                 counselor,
                 reply,
             } => {
-                let result = if holdings.count(&counselor) >= self.config.capacity_per_counselor {
-                    Err(ClaimError::AtCapacity)
-                } else if let Some(i) = self
+                let now = Instant::now();
+                let found = self
                     .entries
                     .iter()
-                    .position(|e| e.conversation_id == conversation_id)
-                {
+                    .position(|e| e.conversation_id == conversation_id);
+                let reserved_for_other = found.is_some_and(|i| {
+                    self.entries[i]
+                        .reserved
+                        .as_ref()
+                        .is_some_and(|(name, until)| *name != counselor && *until > now)
+                });
+                let result = if holdings.count(&counselor) >= self.config.capacity_per_counselor {
+                    Err(ClaimError::AtCapacity)
+                } else if reserved_for_other {
+                    Err(ClaimError::Reserved)
+                } else if let Some(i) = found {
                     self.entries.remove(i);
                     holdings.add(&counselor, conversation_id);
                     Ok(())
@@ -483,7 +623,40 @@ impl Actor {
                 );
                 true
             }
-            Cmd::Offline { conn } => self.counselors.remove(&conn).is_some(),
+            Cmd::Offline { conn } => {
+                let Some(gone) = self.counselors.remove(&conn) else {
+                    return false;
+                };
+                // The last socket of a counselor closed: what was passed to them and not yet
+                // taken goes back to everyone, with its level and waiting time kept.
+                if !self.counselors.values().any(|c| c.name == gone.name) {
+                    for e in &mut self.entries {
+                        if e.reserved.as_ref().is_some_and(|(n, _)| *n == gone.name) {
+                            e.reserved = None;
+                        }
+                    }
+                }
+                true
+            }
+            Cmd::CanTake { from, to, reply } => {
+                let result = if from == to {
+                    Err(TransferRefused::ToSelf)
+                } else if !self.counselors.values().any(|c| c.name == to) {
+                    Err(TransferRefused::NotOnline(to))
+                } else if holdings.count(&to) + self.offers_to(&to)
+                    >= self.config.capacity_per_counselor
+                {
+                    Err(TransferRefused::AtCapacity(to))
+                } else {
+                    Ok(())
+                };
+                let _ = reply.send(result);
+                false
+            }
+            Cmd::Colleagues(reply) => {
+                let _ = reply.send(self.colleagues(holdings));
+                false
+            }
             Cmd::Snapshot(reply) => {
                 let now = Instant::now();
                 self.sort();
@@ -495,6 +668,28 @@ impl Actor {
                 false
             }
         }
+    }
+
+    /// Conversations offered to `name` and not yet taken.
+    fn offers_to(&self, name: &str) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.reserved.as_ref().is_some_and(|(n, _)| n == name))
+            .count()
+    }
+
+    fn colleagues(&self, holdings: &Holdings) -> Vec<Colleague> {
+        let mut names: Vec<&str> = self.counselors.values().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|n| Colleague {
+                username: n.to_owned(),
+                held: holdings.count(n) + self.offers_to(n),
+                capacity: self.config.capacity_per_counselor,
+            })
+            .collect()
     }
 
     fn online_count(&self) -> usize {
@@ -538,6 +733,7 @@ impl Actor {
             waiting_secs,
             wait_target_secs: self.config.levels[e.level.index()].wait_target_secs,
             breached: e.breached,
+            reserved_for: e.reserved.as_ref().map(|r| r.0.clone()),
             summary: e.summary.clone(),
         }
     }
@@ -546,6 +742,14 @@ impl Actor {
     /// targets, and (when `changed`) pushes the queue to counselors.
     fn publish(&mut self, changed: bool) {
         let now = Instant::now();
+        // An offer to a colleague that was not taken in time goes back to everyone.
+        let mut changed = changed;
+        for e in &mut self.entries {
+            if e.reserved.as_ref().is_some_and(|(_, until)| *until <= now) {
+                e.reserved = None;
+                changed = true;
+            }
+        }
         let order_before: Vec<ConversationId> =
             self.entries.iter().map(|e| e.conversation_id).collect();
         self.sort();
@@ -654,6 +858,7 @@ mod tests {
             Summary::default(),
             Duration::ZERO,
             tx,
+            None,
         )
         .await;
         // A round trip, so the actor has taken the entry before the test moves time on.
@@ -774,6 +979,7 @@ mod tests {
             Summary::default(),
             Duration::from_secs(10),
             tx.clone(),
+            None,
         )
         .await;
         q.enqueue(
@@ -783,6 +989,7 @@ mod tests {
             Summary::default(),
             Duration::from_secs(100),
             tx,
+            None,
         )
         .await;
         assert_eq!(order(&q.snapshot().await), vec![older, newer]);

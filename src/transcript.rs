@@ -802,7 +802,12 @@ mod tests {
             |m| m.risk.escalations.push("x".into()),
             |m| m.summary_sealed = "00".into(),
             |m| m.token_hash = "ab".into(),
-            |m| m.conversation.state = crate::conversation::State::Queued { urgent: false },
+            |m| {
+                m.conversation.state = crate::conversation::State::Queued {
+                    urgent: false,
+                    bot_meanwhile: false,
+                }
+            },
         ] {
             let mut changed = new.clone();
             change(&mut changed);

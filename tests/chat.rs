@@ -44,14 +44,24 @@ async fn the_whole_story() {
         .expect("a safety reply");
     assert!(safety["text"].as_str().unwrap().contains("109"), "{safety}");
 
-    // The bot stays silent once a human was asked for.
+    // Once a human was asked for, the bot no longer counsels: a message while waiting gets
+    // a holding line that says truthfully that nobody is online, and offers the choice.
     send(
         &mut citizen,
         json!({"type": "message", "id": "c3", "text": "안녕"}),
     )
     .await;
-    let later = none_of(&mut citizen, "bot", Duration::from_millis(500)).await;
+    let later = until(&mut citizen, "bot").await;
     assert_eq!(later[0]["type"], "ack");
+    let holding = later.last().unwrap();
+    assert!(
+        holding["text"]
+            .as_str()
+            .unwrap()
+            .contains("상담사 선생님이 없어요"),
+        "{holding}"
+    );
+    assert_eq!(holding["quick_replies"].as_array().unwrap().len(), 2);
 
     // A counselor sees it at the top of the queue with the rule named, and claims it.
     let kim = app.login("kim").await;

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 mod common;
 
-use ieum::content::{Answer, Content, DATA_FILES, Lang, Step, phone_shape_ok};
+use ieum::content::{Answer, Content, DATA_FILES, Lang, phone_shape_ok};
+use ieum::conversation::{Action, Answer as ConvAnswer, BotMessage, Conversation, Event, step};
+use ieum::triage::Action as TriageAction;
 use ieum::triage::{Level, TriageEngine};
 
 fn root() -> &'static Path {
@@ -514,8 +516,41 @@ fn screener_classifies_typical_replies() {
     }
 }
 
+/// Runs the live state machine with the flow the file gives: what the service asks.
+fn screen(answers: &[ConvAnswer]) -> (Conversation, Vec<String>) {
+    let flow = content().screen_flow();
+    let medium = Event::CitizenMessage {
+        level: Level::Medium,
+        message_level: Level::Medium,
+        action: TriageAction::OfferCounselor,
+        intent: None,
+        answer: ConvAnswer::Unclear,
+    };
+    let mut events = vec![medium];
+    events.extend(answers.iter().map(|a| Event::CitizenMessage {
+        level: Level::None,
+        message_level: Level::None,
+        action: TriageAction::Answer,
+        intent: None,
+        answer: *a,
+    }));
+    let mut c = Conversation::default();
+    let mut asked = Vec::new();
+    for e in events {
+        let (next, actions) = step(flow, c, e);
+        c = next;
+        for a in actions {
+            if let Action::Bot(BotMessage::Ask { question, .. }) = a {
+                asked.push(question);
+            }
+        }
+    }
+    (c, asked)
+}
+
 #[test]
 fn screener_follows_the_c_ssrs_order_and_never_lowers() {
+    use ConvAnswer::{No, Unclear, Yes};
     let s = content().screener();
     let ids: Vec<&str> = s.questions().iter().map(|q| q.id.as_str()).collect();
     assert_eq!(
@@ -530,53 +565,140 @@ fn screener_follows_the_c_ssrs_order_and_never_lowers() {
             "recent"
         ]
     );
-    assert_eq!(s.first().id, "wish_dead");
-    let ask = |step: Step<'_>| match step {
-        Step::Ask { question, .. } => question.id.clone(),
-        other => panic!("expected a question, got {other:?}"),
-    };
-    let m = Level::Medium;
-    // No to wish_dead still asks thoughts; no to thoughts still asks about behaviour.
-    assert_eq!(ask(s.next("wish_dead", Answer::No, m, 0)), "thoughts");
-    assert_eq!(ask(s.next("thoughts", Answer::No, m, 0)), "behavior");
-    assert_eq!(ask(s.next("thoughts", Answer::Yes, m, 0)), "method");
-    assert_eq!(ask(s.next("method", Answer::No, m, 0)), "intent");
-    assert_eq!(ask(s.next("intent", Answer::No, m, 0)), "plan");
-    assert_eq!(ask(s.next("plan", Answer::No, m, 0)), "behavior");
-    assert_eq!(ask(s.next("behavior", Answer::Yes, m, 0)), "recent");
-    // Yes to intent, plan, or recent behaviour: high, hand off urgently.
-    for at in ["intent", "plan", "recent"] {
-        assert_eq!(
-            s.next(at, Answer::Yes, m, 0),
-            Step::Urgent { level: Level::High }
-        );
+    // (answers, questions asked, state after, level after)
+    let rows: &[(&[ConvAnswer], &[&str], &str, Level)] = &[
+        // A single no never ends it: no to wish_dead still asks thoughts; no to thoughts
+        // still asks about behaviour.
+        (
+            &[No],
+            &["wish_dead", "thoughts"],
+            "screening",
+            Level::Medium,
+        ),
+        (
+            &[No, No],
+            &["wish_dead", "thoughts", "behavior"],
+            "screening",
+            Level::Medium,
+        ),
+        // All no: done, back to the bot (which offers a counselor), level kept.
+        (
+            &[No, No, No],
+            &["wish_dead", "thoughts", "behavior"],
+            "bot",
+            Level::Medium,
+        ),
+        // Yes to thoughts asks method; method either way asks intent.
+        (
+            &[Yes, Yes, No],
+            &["wish_dead", "thoughts", "method", "intent"],
+            "screening",
+            Level::Medium,
+        ),
+        // No to intent asks plan; no to plan asks behaviour.
+        (
+            &[Yes, Yes, No, No],
+            &["wish_dead", "thoughts", "method", "intent", "plan"],
+            "screening",
+            Level::Medium,
+        ),
+        (
+            &[Yes, Yes, No, No, No],
+            &[
+                "wish_dead",
+                "thoughts",
+                "method",
+                "intent",
+                "plan",
+                "behavior",
+            ],
+            "screening",
+            Level::Medium,
+        ),
+        // Yes to intent or plan: high, hand off.
+        (
+            &[Yes, Yes, Yes, Yes],
+            &["wish_dead", "thoughts", "method", "intent"],
+            "queued",
+            Level::High,
+        ),
+        (
+            &[Yes, Yes, Yes, No, Yes],
+            &["wish_dead", "thoughts", "method", "intent", "plan"],
+            "queued",
+            Level::High,
+        ),
+        // Behaviour: recent is high; not recent still hands off (at medium).
+        (
+            &[No, No, Yes],
+            &["wish_dead", "thoughts", "behavior", "recent"],
+            "screening",
+            Level::Medium,
+        ),
+        (
+            &[No, No, Yes, Yes],
+            &["wish_dead", "thoughts", "behavior", "recent"],
+            "queued",
+            Level::High,
+        ),
+        (
+            &[No, No, Yes, No],
+            &["wish_dead", "thoughts", "behavior", "recent"],
+            "queued",
+            Level::Medium,
+        ),
+        // Unclear: the same question once more; a second unclear reads as a no and goes on
+        // (`second_unclear = "continue"`, the live behaviour kept).
+        (
+            &[Unclear],
+            &["wish_dead", "wish_dead"],
+            "screening",
+            Level::Medium,
+        ),
+        (
+            &[Unclear, Unclear],
+            &["wish_dead", "wish_dead", "thoughts"],
+            "screening",
+            Level::Medium,
+        ),
+    ];
+    for (answers, asked, state, level) in rows {
+        let (c, got) = screen(answers);
+        assert_eq!(got, *asked, "{answers:?}");
+        assert_eq!(c.state.name(), *state, "{answers:?}");
+        assert_eq!(c.level, *level, "{answers:?}");
     }
-    // Yes to method: moderate (medium), and the questions go on.
-    assert_eq!(s.next("method", Answer::Yes, m, 0).level(), Level::Medium);
-    // All no: done, and the level the conversation had is kept.
+}
+
+#[test]
+fn the_screener_file_drives_the_live_flow() {
+    // The same file with other answers changes what the service asks.
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let screener = std::fs::read_to_string(src.join("screener.toml")).unwrap();
+    let edited = screener
+        .replace(
+            "second_unclear = \"continue\"",
+            "second_unclear = \"handoff\"",
+        )
+        .replace(
+            "no_next = \"behavior\"\n\n[[question]]\nid = \"method\"",
+            "\n[[question]]\nid = \"method\"",
+        );
+    assert_ne!(edited, screener);
+    std::fs::write(dir.path().join("screener.toml"), edited).unwrap();
+    let c = Content::load(dir.path()).unwrap();
+    let flow = c.screen_flow();
     assert_eq!(
-        s.next("behavior", Answer::No, m, 0),
-        Step::Done {
-            level: Level::Medium
-        }
+        flow.second_unclear,
+        ieum::conversation::SecondUnclear::HandOff
     );
-    assert_eq!(
-        s.next("recent", Answer::No, Level::High, 0),
-        Step::Done { level: Level::High }
-    );
-    // Unclear: ask the same question once more, then let a counselor ask.
-    assert!(matches!(
-        s.next("plan", Answer::Unclear, m, 0),
-        Step::Ask { repeat: true, question, .. } if question.id == "plan"
-    ));
-    assert_eq!(
-        s.next("plan", Answer::Unclear, m, 1),
-        Step::Handoff { level: m }
-    );
-    assert_eq!(
-        s.next("nope", Answer::Yes, m, 0),
-        Step::Handoff { level: m }
-    );
+    let thoughts = flow.questions.iter().find(|q| q.id == "thoughts").unwrap();
+    assert_eq!(thoughts.no, ieum::conversation::Then::Done);
 }
 
 #[test]

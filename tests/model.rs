@@ -3,7 +3,8 @@
 //! invariants checked after every step and at the end:
 //!
 //! * at most one counselor holds a conversation;
-//! * no bot message reaches a citizen after a handoff (until the conversation closes);
+//! * the bot never speaks while a counselor is in the conversation, and while waiting every
+//!   message gets an answer (a holding line or the safety answer);
 //! * acknowledged messages are never lost or reordered;
 //! * a supervisor never sends;
 //! * no one reads another's conversation (counselors only what they held; a citizen only
@@ -155,14 +156,41 @@ async fn counselor_wait(c: &mut Counselor, conv: &str, ok: &[&str]) -> Result<Va
     }
 }
 
-fn check_no_bot_after_handoff(c: &Citizen) {
-    let mut handed = false;
-    let mut closed = false;
-    for v in &c.log {
-        match v["type"].as_str() {
-            Some("queue") => handed = true,
-            Some("closed") => closed = true,
-            Some("bot") => assert!(!handed || closed, "bot after handoff: {v}"),
+/// From the stored transcript (which records every state change before what is said in
+/// the new state): the bot never speaks while a counselor is in the conversation, and while
+/// waiting every citizen message is answered (a holding line or the safety answer) before
+/// the next one.
+fn check_bot_and_waiting(transcript: &Value) {
+    let mut state = "bot";
+    let mut unanswered: Option<u64> = None;
+    for e in transcript["events"].as_array().unwrap() {
+        let seq = e["seq"].as_u64().unwrap();
+        match e["type"].as_str().unwrap() {
+            "state" => {
+                state = if e["to"] == "with_counselor" {
+                    "with_counselor"
+                } else {
+                    match e["to"].as_str().unwrap() {
+                        "queued" => "queued",
+                        "closed" => "closed",
+                        _ => "other",
+                    }
+                }
+            }
+            "bot" => {
+                assert_ne!(state, "with_counselor", "bot spoke with a counselor: {e}");
+                unanswered = None;
+            }
+            "safety" => unanswered = None,
+            "citizen" => {
+                assert_eq!(
+                    unanswered, None,
+                    "a message while waiting got no answer (seq {seq})"
+                );
+                if state == "queued" {
+                    unanswered = Some(seq);
+                }
+            }
             _ => {}
         }
     }
@@ -350,11 +378,11 @@ async fn run(ops: Vec<Op>) {
 
     for c in &mut citizens {
         c.drain(Duration::from_millis(200)).await;
-        check_no_bot_after_handoff(c);
         let (_, t) = app
             .get_json(&format!("/api/conversations/{}", c.conv), &boss)
             .await;
         check_acked(c, &t);
+        check_bot_and_waiting(&t);
         let joins: Vec<&Value> = t["events"]
             .as_array()
             .unwrap()

@@ -21,13 +21,20 @@
       dismiss: '알림 닫기',
       reply: '답장', send: '보내기', replyPh: '답장을 적으세요 (Enter: 보내기, Shift+Enter: 줄바꿈)',
       canned: '상용 문구', insert: '넣기', resources: '기관 안내',
-      transferTo: '넘길 상담사 아이디', transfer: '넘기기', requeue: '대기열로 돌려보내기',
+      transferTo: '넘길 상담사', transfer: '넘기기', requeue: '대기열로 돌려보내기',
+      noColleague: '지금 넘길 수 있는 동료 상담사가 없어요.',
+      colleague: function (c) { return c.username + ' (' + c.held + '/' + c.capacity + (c.held >= c.capacity ? ', 가득 참' : '') + ')'; },
+      raised: '위험도를 올린 말', firstLines: '처음 한 말',
+      offer: function (lvl) { return '동료가 대화를 넘겼어요 (' + lvl + '). 대기열에서 "맡기"를 눌러 이어 주세요.'; },
+      reservedFor: function (n) { return n + ' 상담사에게 넘겨지는 중'; },
       outcome: '종료 결과', closeConv: '대화 종료',
       ended: '이 대화는 더 이상 내 담당이 아니에요 (종료 또는 넘김).', closeTab: '탭 닫기',
       errors: {
         not_yours: '내가 맡은 대화가 아니에요.', not_waiting: '이미 다른 상담사가 맡았거나 대기 중이 아니에요.',
         at_capacity: '동시에 3개까지만 맡을 수 있어요.', conversation_closed: '이미 끝난 대화예요.',
-        gone: '대화를 찾을 수 없어요.'
+        gone: '대화를 찾을 수 없어요.',
+        transfer_refused: '넘길 수 없어요: 그 상담사가 접속해 있지 않거나 이미 가득 찼어요. 목록에서 골라 주세요. 대화는 그대로 내 담당이에요.',
+        reserved: '동료에게 넘겨지는 중인 대화예요.'
       }
     },
     en: {
@@ -42,13 +49,20 @@
       dismiss: 'Dismiss',
       reply: 'Reply', send: 'Send', replyPh: 'Write a reply (Enter: send, Shift+Enter: new line)',
       canned: 'Canned response', insert: 'Insert', resources: 'Resource',
-      transferTo: 'Counselor to transfer to', transfer: 'Transfer', requeue: 'Back to the queue',
+      transferTo: 'Pass to colleague', transfer: 'Transfer', requeue: 'Back to the queue',
+      noColleague: 'No colleague is online to take it right now.',
+      colleague: function (c) { return c.username + ' (' + c.held + '/' + c.capacity + (c.held >= c.capacity ? ', full' : '') + ')'; },
+      raised: 'What raised the level', firstLines: 'First lines',
+      offer: function (lvl) { return 'A colleague passed you a conversation (' + lvl + '). Claim it from the queue.'; },
+      reservedFor: function (n) { return 'being passed to ' + n; },
       outcome: 'Outcome', closeConv: 'Close conversation',
       ended: 'This conversation is no longer yours (closed or transferred).', closeTab: 'Close tab',
       errors: {
         not_yours: 'This conversation is not yours.', not_waiting: 'Someone else took it, or it is not waiting.',
         at_capacity: 'You can hold at most 3 conversations.', conversation_closed: 'The conversation has ended.',
-        gone: 'The conversation cannot be found.'
+        gone: 'The conversation cannot be found.',
+        transfer_refused: 'Cannot pass it on: that colleague is not online or is full. Choose one from the list. The conversation stays with you.',
+        reserved: 'This conversation is being passed to a colleague.'
       }
     }
   });
@@ -62,6 +76,8 @@
   var active = null;
   var canned = [];
   var resources = [];
+  var colleagues = [];
+  var me = null;
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -117,6 +133,7 @@
   function onFrame(f) {
     switch (f.type) {
       case 'hello':
+        me = f.username;
         // Reopen the tabs of conversations we still hold.
         (f.held || []).forEach(function (id) { send({ type: 'claim', conversation_id: id }); });
         break;
@@ -127,6 +144,13 @@
         break;
       case 'alert':
         showAlert(f.entry);
+        break;
+      case 'offer':
+        showAlert(f.entry, t('offer')(S.levelName(f.entry.level)));
+        break;
+      case 'colleagues':
+        colleagues = f.colleagues || [];
+        order.forEach(function (id) { fillColleagues(convs[id]); });
         break;
       case 'claimed':
         openConv(f.conversation_id, f.level, f.events || []);
@@ -168,13 +192,32 @@
       var br = el('span', 'q-breach', t('breached'));
       top.appendChild(br);
       li.appendChild(top);
+      if (e.reserved_for) li.appendChild(el('p', 'q-reserved', t('reservedFor')(e.reserved_for)));
+      // First what made it urgent (the lines that raised the level, the words that fired
+      // highlighted), then how it began.
+      var raised = e.raised || [];
+      if (raised.length) {
+        var rl = el('ul', 'q-lines q-raised');
+        rl.setAttribute('aria-label', t('raised'));
+        raised.slice().reverse().forEach(function (r) {
+          var l = el('li');
+          l.appendChild(S.badge(r.level));
+          l.appendChild(document.createTextNode(' '));
+          l.appendChild(S.highlighted(r.text, r.spans || []));
+          rl.appendChild(l);
+        });
+        li.appendChild(rl);
+      }
+      var seen = raised.map(function (r) { return r.text; });
       var lines = el('ul', 'q-lines');
+      lines.setAttribute('aria-label', t('firstLines'));
       (e.first_lines || []).forEach(function (line, i) {
+        if (seen.indexOf(line) >= 0) return;
         var l = el('li');
         l.appendChild(S.highlighted(line, (e.spans || [])[i] || []));
         lines.appendChild(l);
       });
-      li.appendChild(lines);
+      if (lines.children.length) li.appendChild(lines);
       if (e.rules && e.rules.length) {
         var rules = el('ul', 'rules');
         rules.setAttribute('aria-label', t('rules'));
@@ -207,10 +250,10 @@
     });
   }
 
-  function showAlert(entry) {
+  function showAlert(entry, text) {
     var a = $('alert');
     a.textContent = '';
-    a.appendChild(el('span', null, t('alert')(S.levelName(entry.level))));
+    a.appendChild(el('span', null, text || t('alert')(S.levelName(entry.level))));
     var d = el('button', 'dismiss', t('dismiss'));
     d.type = 'button';
     d.addEventListener('click', function () { a.hidden = true; document.body.classList.remove('alerting'); });
@@ -317,7 +360,31 @@
         rs.appendChild(o);
       });
       if (keep) rs.value = keep;
+      fillColleagues(convs[id]);
     });
+  }
+
+  // Only colleagues who are online, other than me; a full one is listed but cannot be
+  // chosen (the server refuses anyway, and the conversation stays where it is).
+  function fillColleagues(c) {
+    var sel = c.panel.querySelector('.transfer-to');
+    var keep = sel.value;
+    sel.textContent = '';
+    var others = colleagues.filter(function (x) { return x.username !== me; });
+    others.forEach(function (x) {
+      var o = el('option', null, t('colleague')(x));
+      o.value = x.username;
+      o.disabled = x.held >= x.capacity;
+      sel.appendChild(o);
+    });
+    var any = others.some(function (x) { return x.held < x.capacity; });
+    if (!others.length) {
+      var none = el('option', null, t('noColleague'));
+      none.value = '';
+      sel.appendChild(none);
+    }
+    if (keep && others.some(function (x) { return x.username === keep; })) sel.value = keep;
+    c.panel.querySelector('.transfer').disabled = !any || c.ended;
   }
 
   function insertText(c, text) {
@@ -362,7 +429,7 @@
       insertText(c, text);
     });
     q('.transfer').addEventListener('click', function () {
-      var to = q('.transfer-to').value.trim();
+      var to = q('.transfer-to').value;
       if (to) send({ type: 'transfer', conversation_id: c.id, to: to });
     });
     q('.requeue').addEventListener('click', function () { send({ type: 'transfer', conversation_id: c.id }); });

@@ -18,8 +18,10 @@
 //! new socket, as a person would start over later.
 //!
 //! Correctness while measuring (any violation gives a non-zero exit): every message is
-//! acknowledged exactly once, and no `bot` frame comes after the conversation's `queue`
-//! frame (handoff) unless `closed` came first.
+//! acknowledged exactly once, and no `bot` frame comes while a counselor is in the
+//! conversation (after `counselor_joined`, unless `queue` or `closed` came first). While
+//! waiting, the bot still answers (a holding line or the safety answer), so `bot` frames
+//! after the handoff are expected.
 //!
 //! Loopback only, bounded in time (`--warmup` + `--duration`, plus at most
 //! `--drain` seconds to collect the last acks) and in count (`--messages`).
@@ -526,6 +528,7 @@ struct Conv {
     /// The last acknowledged message, waiting for the bot's reply.
     awaiting_reply: Option<(Instant, bool)>,
     handed_off: bool,
+    with_counselor: bool,
     closed: bool,
 }
 
@@ -537,6 +540,7 @@ impl Conv {
             outstanding: HashMap::new(),
             awaiting_reply: None,
             handed_off: false,
+            with_counselor: false,
             closed: false,
         }
     }
@@ -545,6 +549,7 @@ impl Conv {
         self.outstanding.clear();
         self.awaiting_reply = None;
         self.handed_off = false;
+        self.with_counselor = false;
         self.closed = false;
     }
 
@@ -607,15 +612,18 @@ impl Conv {
                 }
             }
             (true, "bot" | "safety" | "queue") => {
-                if f.ty == "bot" && self.handed_off && !self.closed {
+                if f.ty == "bot" && self.with_counselor && !self.closed {
                     ctx.violation(format!(
-                        "conn {}: bot frame after the handoff (queue frame)",
+                        "conn {}: bot frame while a counselor is in the conversation",
                         self.conn
                     ));
                 }
-                if f.ty == "queue" && !self.handed_off {
-                    self.handed_off = true;
-                    stats.handoffs += 1;
+                if f.ty == "queue" {
+                    self.with_counselor = false;
+                    if !self.handed_off {
+                        self.handed_off = true;
+                        stats.handoffs += 1;
+                    }
                 }
                 if let Some((at, measured)) = self.awaiting_reply.take() {
                     stats.replies += 1;
@@ -635,7 +643,8 @@ impl Conv {
                     self.outstanding.remove(&id);
                 }
             }
-            (true, "welcome" | "counselor_joined" | "counselor" | "message") => {}
+            (true, "counselor_joined") => self.with_counselor = true,
+            (true, "welcome" | "counselor" | "message") => {}
             (_, other) => ctx.violation(format!("conn {}: unexpected frame {other:?}", self.conn)),
         }
     }

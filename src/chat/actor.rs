@@ -20,13 +20,15 @@ use tokio::time::Instant;
 
 use super::frames::{CounselorFrame, ServerFrame};
 use super::{Lang, Reply, Responder};
-use crate::conversation::{Answer, Event, IdlePolicy, State, step};
+use crate::conversation::{
+    Answer, BotMessage, Event, IdlePolicy, KEEP_TALKING, KEEP_WAITING, State, step,
+};
 use crate::crypto::Key;
 use crate::ids::{ConversationId, Token, hashes_equal};
-use crate::queue::{Position, QueueHandle, Summary};
+use crate::queue::{ClaimError, Position, QueueHandle, RaisedLine, Summary, TransferRefused};
 use crate::store::{Store, StoreError, Write};
 use crate::transcript::{self, ConversationMeta, EventBody, StoredEvent, TriageNote, now_ms};
-use crate::triage::{Action as TriageAction, TriageEngine};
+use crate::triage::{Action as TriageAction, Level, Span, TriageEngine};
 
 /// What every conversation actor needs. Cheap handles only.
 pub struct ChatDeps {
@@ -67,6 +69,21 @@ pub enum ChatError {
     /// The actor is gone.
     #[error("this conversation is no longer active")]
     Gone,
+    /// Passing to a colleague who is not online (or does not exist).
+    #[error("that colleague is not online; choose one from the list")]
+    TransferNotOnline,
+    /// Passing to a colleague who holds as many conversations as allowed.
+    #[error("that colleague already holds as many conversations as allowed")]
+    TransferAtCapacity,
+    /// Passing to oneself.
+    #[error("you already hold this conversation")]
+    TransferToSelf,
+    /// The counselor holds as many conversations as allowed.
+    #[error("you already hold as many conversations as allowed")]
+    AtCapacity,
+    /// A colleague passed it to someone else, who has not taken it yet.
+    #[error("this conversation was passed to a colleague, who is taking it over")]
+    Reserved,
 }
 
 impl ChatError {
@@ -79,6 +96,11 @@ impl ChatError {
             ChatError::NotWaiting => "not_waiting",
             ChatError::Ended => "conversation_closed",
             ChatError::Gone => "gone",
+            ChatError::TransferNotOnline
+            | ChatError::TransferAtCapacity
+            | ChatError::TransferToSelf => "transfer_refused",
+            ChatError::AtCapacity => "at_capacity",
+            ChatError::Reserved => "reserved",
         }
     }
 }
@@ -100,7 +122,6 @@ pub(super) enum Cmd {
     Rating(u8),
     CounselorJoin {
         counselor: String,
-        claimed: bool,
         out: mpsc::Sender<CounselorFrame>,
         reply: Reply1<()>,
     },
@@ -184,22 +205,21 @@ impl ConvHandle {
         self.send(Cmd::Rating(value)).await
     }
 
-    /// A counselor takes (`claimed`: the queue gave it to them) or reopens (they already
-    /// hold it) the conversation; its transcript arrives as a `claimed` frame on `out`, then
-    /// live events.
+    /// A counselor takes the conversation from the queue (the actor claims it there: the
+    /// queue hands each conversation to exactly one counselor) or reopens it (they already
+    /// hold it); its transcript arrives as a `claimed` frame on `out`, then live events.
     ///
     /// # Errors
-    /// [`ChatError::NotWaiting`] if it is neither waiting (with a claim) nor theirs.
+    /// [`ChatError::NotWaiting`] if it is neither waiting nor theirs;
+    /// [`ChatError::AtCapacity`], [`ChatError::Reserved`] when the queue refuses the claim.
     pub async fn counselor_join(
         &self,
         counselor: &str,
-        claimed: bool,
         out: mpsc::Sender<CounselorFrame>,
     ) -> Result<(), ChatError> {
         let counselor = counselor.to_owned();
         self.ask(|reply| Cmd::CounselorJoin {
             counselor,
-            claimed,
             out,
             reply,
         })
@@ -365,7 +385,7 @@ impl Actor {
     /// counselor who held it.
     pub(super) async fn restore_side_effects(&mut self) {
         match &self.meta.conversation.state {
-            State::Queued { urgent } => {
+            State::Queued { urgent, .. } => {
                 let waited = self
                     .meta
                     .enqueued_at
@@ -382,6 +402,9 @@ impl Actor {
                         Summary::clone(&self.meta.summary),
                         waited,
                         position_tx,
+                        // An offer to a colleague does not outlive a restart: their console
+                        // reconnects, and everyone may take it.
+                        None,
                     )
                     .await;
             }
@@ -477,11 +500,10 @@ impl Actor {
             }
             Cmd::CounselorJoin {
                 counselor,
-                claimed,
                 out,
                 reply,
             } => {
-                let r = self.counselor_join(counselor, claimed, out).await;
+                let r = self.counselor_join(counselor, out).await;
                 let _ = reply.send(r);
             }
             Cmd::CounselorMessage {
@@ -621,11 +643,25 @@ impl Actor {
             spans: assessment.spans.clone(),
             ruleset: assessment.ruleset_version.to_string(),
         };
-        let event = Event::CitizenMessage {
-            level,
-            action,
-            intent: note.intent.clone(),
-            answer,
+        // While waiting, the two choices the holding line offers (keep waiting, or talk
+        // with the bot meanwhile) are read as choices, unless the words carry risk.
+        let waiting_choice = match (&self.meta.conversation.state, note.intent.as_deref()) {
+            (State::Queued { .. }, Some(i)) if assessment.level < Level::Medium => match i {
+                KEEP_TALKING => Some(true),
+                KEEP_WAITING => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        let event = match waiting_choice {
+            Some(talk) => Event::WhileWaiting { talk },
+            None => Event::CitizenMessage {
+                level,
+                message_level: assessment.level,
+                action,
+                intent: note.intent.clone(),
+                answer,
+            },
         };
         let citizen = CitizenWords {
             id: id.clone(),
@@ -641,22 +677,31 @@ impl Actor {
     async fn counselor_join(
         &mut self,
         counselor: String,
-        claimed: bool,
         out: mpsc::Sender<CounselorFrame>,
     ) -> Result<(), ChatError> {
         match &self.meta.conversation.state {
             State::WithCounselor { counselor: c } if *c == counselor => {}
             // Only a claim from the queue lets a counselor in: the queue hands each
-            // conversation to exactly one.
-            State::Queued { .. } if claimed => {
-                self.apply(
-                    Event::CounselorJoined {
-                        counselor: counselor.clone(),
-                    },
-                    None,
-                    "",
-                )
-                .await?;
+            // conversation to exactly one, and keeps count of what each one holds.
+            State::Queued { .. } => {
+                self.deps
+                    .queue
+                    .claim(self.meta.id, &counselor)
+                    .await
+                    .map_err(|e| match e {
+                        ClaimError::AtCapacity => ChatError::AtCapacity,
+                        ClaimError::Reserved => ChatError::Reserved,
+                        ClaimError::NotWaiting | ClaimError::Closed => ChatError::NotWaiting,
+                    })?;
+                let joined = Event::CounselorJoined {
+                    counselor: counselor.clone(),
+                };
+                if let Err(e) = self.apply(joined, None, "").await {
+                    // Not stored: it waits again, where it was.
+                    self.deps.queue.release(self.meta.id, &counselor).await;
+                    self.restore_side_effects().await;
+                    return Err(e);
+                }
             }
             State::Closed { .. } => return Err(ChatError::Ended),
             _ => return Err(ChatError::NotWaiting),
@@ -710,6 +755,17 @@ impl Actor {
         if !self.holder_is(&counselor) {
             return Err(ChatError::NotYours);
         }
+        // Only to a colleague who is online and has room; otherwise the conversation stays
+        // where it was.
+        if let Some(other) = &to {
+            if let Err(refused) = self.deps.queue.can_take(&counselor, other).await {
+                return Err(match refused {
+                    TransferRefused::NotOnline(_) => ChatError::TransferNotOnline,
+                    TransferRefused::AtCapacity(_) => ChatError::TransferAtCapacity,
+                    TransferRefused::ToSelf => ChatError::TransferToSelf,
+                });
+            }
+        }
         let event = match &to {
             Some(other) => Event::TransferredTo {
                 counselor: other.clone(),
@@ -726,10 +782,8 @@ impl Actor {
             }),
         )
         .await?;
+        // It waits in the queue again (reserved for the colleague, who claims it to join).
         self.deps.queue.release(self.meta.id, &counselor).await;
-        if let Some(other) = &to {
-            self.deps.queue.assign(self.meta.id, other).await;
-        }
         if let Some(out) = self.counselor.take() {
             let _ = out.try_send(CounselorFrame::Released {
                 conversation_id: self.meta.id,
@@ -775,7 +829,26 @@ impl Actor {
         extra: Option<EventBody>,
     ) -> Result<(), ChatError> {
         let old_state = self.meta.conversation.state.clone();
-        let (next, actions) = step(self.meta.conversation.clone(), event);
+        let (next, actions) = step(
+            self.deps.responder.screen_flow(),
+            self.meta.conversation.clone(),
+            event,
+        );
+        // A holding line says truthfully whether anyone is online.
+        let online = if actions
+            .iter()
+            .any(|a| matches!(a, crate::conversation::Action::Bot(BotMessage::Holding)))
+        {
+            self.deps.queue.counselors_online().await
+        } else {
+            0
+        };
+        let requeued = actions.iter().any(|a| {
+            matches!(
+                a,
+                crate::conversation::Action::Bot(BotMessage::CounselorChanging)
+            )
+        });
         let lang = self.lang();
         let now = now_ms();
         let mut meta = self.meta.clone();
@@ -796,13 +869,26 @@ impl Actor {
                 &mut events,
             );
             ack = Some((c.id, events.last().map_or(0, |e: &StoredEvent| e.seq)));
-            if update_summary(&mut meta.summary, &c.text, &c.note) {
+            if update_summary(&mut meta.summary, &c.text, &c.note, meta.risk.level) {
                 meta.seal_summary(&self.key);
             }
             meta.risk = c.risk;
         }
         if let Some(body) = extra {
             push(body, &mut events);
+        }
+        // The state change comes first: what the bot says next is said in the new state
+        // (a holding line is said while queued, "the counselor is changing" after they
+        // left).
+        if next.state.name() != old_state.name() {
+            push(
+                EventBody::State {
+                    from: old_state.name().into(),
+                    to: next.state.name().into(),
+                    level: next.level.max(meta.risk.level),
+                },
+                &mut events,
+            );
         }
         let mut enqueue = None;
         let mut dequeue = false;
@@ -812,7 +898,19 @@ impl Actor {
             match action {
                 A::Bot(msg) => {
                     let level = next.level.max(meta.risk.level);
-                    let r = responder.bot(&msg, text, lang, next.turn, level);
+                    let r = match msg {
+                        // Before the first place is known (at the handoff, or after a
+                        // counselor change) the line gives none.
+                        BotMessage::Holding => responder.holding(
+                            lang,
+                            next.turn,
+                            online,
+                            self.last_position
+                                .as_ref()
+                                .filter(|_| matches!(old_state, State::Queued { .. }) && !requeued),
+                        ),
+                        _ => responder.bot(&msg, text, lang, next.turn, level),
+                    };
                     push(
                         EventBody::Bot {
                             text: r.text,
@@ -822,14 +920,19 @@ impl Actor {
                         &mut events,
                     );
                 }
-                A::Enqueue { level, urgent } => {
+                A::Enqueue {
+                    level,
+                    urgent,
+                    reserved_for,
+                } => {
                     push(EventBody::Queued { level, urgent }, &mut events);
-                    meta.enqueued_at = Some(now);
-                    enqueue = Some(urgent);
+                    // Back in the queue after a counselor: the waiting time is kept.
+                    meta.enqueued_at.get_or_insert(now);
+                    enqueue = Some((urgent, reserved_for));
                 }
                 A::Escalated { .. } => {
-                    if matches!(next.state, State::Queued { .. }) {
-                        enqueue = Some(matches!(next.state, State::Queued { urgent: true }));
+                    if let State::Queued { urgent, .. } = next.state {
+                        enqueue = Some((urgent, None));
                     }
                 }
                 A::SafetyResources { level } => {
@@ -875,16 +978,6 @@ impl Actor {
                 A::Rated(value) => push(EventBody::Rating { value }, &mut events),
             }
         }
-        if next.state.name() != old_state.name() {
-            push(
-                EventBody::State {
-                    from: old_state.name().into(),
-                    to: next.state.name().into(),
-                    level: next.level.max(meta.risk.level),
-                },
-                &mut events,
-            );
-        }
         if events.is_empty() {
             self.meta.conversation = next;
             return Ok(());
@@ -898,7 +991,11 @@ impl Actor {
         meta.last_seq = seq;
         meta.updated_at = now;
         self.commit(meta, events, ack).await?;
-        if let Some(urgent) = enqueue {
+        if requeued {
+            // The citizen hears their new place, even if it is the same number as before.
+            self.last_position = None;
+        }
+        if let Some((urgent, reserved_for)) = enqueue {
             let position_tx = self.position_sender();
             self.deps
                 .queue
@@ -911,6 +1008,7 @@ impl Actor {
                         now_ms().saturating_sub(self.meta.enqueued_at.unwrap_or(now)),
                     ),
                     position_tx,
+                    reserved_for,
                 )
                 .await;
         }
@@ -1050,29 +1148,47 @@ struct CitizenWords {
 /// Keeps what counselors see before claiming: the first three lines (cut to 200
 /// characters) and every rule that fired. Returns whether anything changed (the sealed
 /// copy is redone only then, not on every message).
-fn update_summary(shared: &mut Arc<Summary>, text: &str, note: &TriageNote) -> bool {
+/// The longest line a summary keeps, in characters.
+const SUMMARY_LINE: usize = 200;
+
+fn clipped(text: &str, spans: &[Span]) -> (String, Vec<Span>) {
+    let line: String = text.chars().take(SUMMARY_LINE).collect();
+    let spans = spans
+        .iter()
+        .filter(|(s, _)| *s < SUMMARY_LINE)
+        .map(|&(s, e)| (s, e.min(SUMMARY_LINE)))
+        .collect();
+    (line, spans)
+}
+
+/// Adds what a counselor needs to see to the queue card: the message, if it raised the
+/// conversation's level (`before` → `note.conversation_level`), and the first three lines.
+fn update_summary(shared: &mut Arc<Summary>, text: &str, note: &TriageNote, before: Level) -> bool {
     let add_line = shared.first_lines.len() < 3;
+    let raised = note.level > before && note.level > Level::None;
     let mut new_rules: Vec<&str> = Vec::new();
     for r in &note.rules {
         if !shared.rules.iter().any(|x| **x == *r.id) && !new_rules.contains(&&*r.id) {
             new_rules.push(&r.id);
         }
     }
-    if !add_line && new_rules.is_empty() {
+    if !add_line && !raised && new_rules.is_empty() {
         return false;
     }
     // Copied only here, when it changes.
     let summary = Arc::make_mut(shared);
     if add_line {
-        let line: String = text.chars().take(200).collect();
-        let spans = note
-            .spans
-            .iter()
-            .filter(|(s, _)| *s < 200)
-            .map(|&(s, e)| (s, e.min(200)))
-            .collect();
+        let (line, spans) = clipped(text, &note.spans);
         summary.first_lines.push(line);
         summary.spans.push(spans);
+    }
+    if raised {
+        let (line, spans) = clipped(text, &note.spans);
+        summary.raised.push(RaisedLine {
+            text: line,
+            level: note.level,
+            spans,
+        });
     }
     summary
         .rules
@@ -1118,16 +1234,60 @@ mod tests {
     fn the_summary_changes_only_when_a_line_or_rule_is_new() {
         let mut s: Arc<Summary> = Arc::default();
         for (i, line) in ["하나", "둘", "셋"].iter().enumerate() {
-            assert!(update_summary(&mut s, line, &note(&[])), "line {i}");
+            assert!(
+                update_summary(&mut s, line, &note(&[]), Level::None),
+                "line {i}"
+            );
         }
         let before = Arc::clone(&s);
-        assert!(!update_summary(&mut s, "넷", &note(&[])));
+        assert!(!update_summary(&mut s, "넷", &note(&[]), Level::None));
         assert!(Arc::ptr_eq(&before, &s), "not copied");
-        assert!(update_summary(&mut s, "다섯", &note(&["lonely", "lonely"])));
-        assert!(!update_summary(&mut s, "여섯", &note(&["lonely"])));
-        assert!(update_summary(&mut s, "일곱", &note(&["lonely", "plan"])));
+        assert!(update_summary(
+            &mut s,
+            "다섯",
+            &note(&["lonely", "lonely"]),
+            Level::None
+        ));
+        assert!(!update_summary(
+            &mut s,
+            "여섯",
+            &note(&["lonely"]),
+            Level::None
+        ));
+        assert!(update_summary(
+            &mut s,
+            "일곱",
+            &note(&["lonely", "plan"]),
+            Level::None
+        ));
         assert_eq!(s.first_lines, ["하나", "둘", "셋"]);
         assert_eq!(s.rules, ["lonely", "plan"]);
         assert_eq!(before.rules.len(), 0, "the old copy is unchanged");
+    }
+
+    /// A line that raises the level is kept, with the words that fired, even after the
+    /// first three lines are full; one that does not raise it is not.
+    #[test]
+    fn the_summary_keeps_the_lines_that_raised_the_level() {
+        let mut s: Arc<Summary> = Arc::default();
+        for line in ["하나", "둘", "셋"] {
+            update_summary(&mut s, line, &note(&[]), Level::None);
+        }
+        let mut risky = note(&[]);
+        risky.level = Level::High;
+        risky.spans = vec![(0, 2)];
+        assert!(update_summary(&mut s, "죽고 싶어요", &risky, Level::Low));
+        assert_eq!(
+            s.raised,
+            [RaisedLine {
+                text: "죽고 싶어요".into(),
+                level: Level::High,
+                spans: vec![(0, 2)],
+            }]
+        );
+        // The same level again raises nothing.
+        assert!(!update_summary(&mut s, "죽고 싶어요", &risky, Level::High));
+        assert_eq!(s.raised.len(), 1);
+        assert_eq!(s.first_lines, ["하나", "둘", "셋"]);
     }
 }

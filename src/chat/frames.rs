@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::conversation::Closer;
 use crate::ids::ConversationId;
-use crate::queue::QueueEntry;
+use crate::queue::{Colleague, QueueEntry};
 use crate::transcript::{EventBody, StoredEvent};
 use crate::triage::Level;
 
@@ -206,6 +206,18 @@ pub enum CounselorFrame {
     Alert {
         /// The entry.
         entry: QueueEntry,
+    },
+    /// A colleague passed this conversation to you: it waits in the queue reserved for you
+    /// (`entry.reserved_for`) until you claim it, go offline or the offer lapses.
+    Offer {
+        /// The entry.
+        entry: QueueEntry,
+    },
+    /// Colleagues online and their load: whom a conversation may be passed to. Sent on
+    /// connect and whenever it changes.
+    Colleagues {
+        /// Online counselors (you included), by username.
+        colleagues: Vec<Colleague>,
     },
     /// You hold this conversation now: its whole transcript, with triage annotations.
     Claimed {

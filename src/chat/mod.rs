@@ -54,8 +54,22 @@ pub trait Responder: Send + Sync + 'static {
     /// A queue update while waiting (says plainly when no counselor is online, with the
     /// 24-hour lines).
     fn queue_notice(&self, position: &Position, lang: Lang) -> Reply;
-    /// Emergency resources (sent while waiting or with a counselor when risk rises).
+    /// The safety answer (109; 119 at `imminent`) for a message at `medium` or above while
+    /// waiting or with a counselor.
     fn safety_resources(&self, level: Level, lang: Lang) -> Reply;
+    /// A holding line while waiting: who is online, the place and wait when known, the
+    /// 24-hour lines; with nobody online, the choice to keep waiting or talk meanwhile.
+    fn holding(
+        &self,
+        lang: Lang,
+        turn: u32,
+        counselors_online: usize,
+        position: Option<&Position>,
+    ) -> Reply;
+    /// The counselor is changing (back to the queue, or to a colleague).
+    fn counselor_changing(&self, lang: Lang, turn: u32) -> Reply;
+    /// The screener as the state machine runs it.
+    fn screen_flow(&self) -> &crate::conversation::ScreenFlow;
     /// How a message reads as an answer to a screener question.
     fn screener_answer(&self, text: &str) -> Answer;
 }

@@ -3,7 +3,7 @@
 
 use super::{Card, QuickReply, Reply, Responder};
 use crate::content::{self, Content, Lang};
-use crate::conversation::{Answer, BotMessage, Question};
+use crate::conversation::{Answer, BotMessage};
 use crate::queue::Position;
 use crate::triage::Level;
 
@@ -66,10 +66,10 @@ impl Responder for Content {
             BotMessage::Ask { question, repeat } => {
                 let s = self.screener();
                 let q = s
-                    .question(question.id())
+                    .question(question)
                     .map(|q| q.text(lang).to_owned())
                     .unwrap_or_default();
-                let first = *question == Question::WishDead && !*repeat;
+                let first = *question == s.first().id && !*repeat;
                 let text = if *repeat {
                     format!("{} {q}", s.unclear(lang))
                 } else if first {
@@ -91,6 +91,10 @@ impl Responder for Content {
                     quick_replies: medium.quick_replies,
                 }
             }
+            // The actor renders these with the queue's numbers (Responder::holding); this is
+            // what they say when none are known.
+            BotMessage::Holding => Responder::holding(self, lang, turn, 1, None),
+            BotMessage::CounselorChanging => convert(self.counselor_changing(lang, turn)),
             BotMessage::AskRating => convert(self.rating_ask(lang)),
             BotMessage::ThanksForRating => convert(self.rating_thanks(lang)),
         };
@@ -113,6 +117,31 @@ impl Responder for Content {
         convert(self.safety_reply(level, lang, 0))
     }
 
+    fn holding(
+        &self,
+        lang: Lang,
+        turn: u32,
+        counselors_online: usize,
+        position: Option<&Position>,
+    ) -> Reply {
+        convert(Content::holding(
+            self,
+            lang,
+            turn,
+            counselors_online,
+            position.map(|p| p.position),
+            position.and_then(|p| p.expected_wait_secs),
+        ))
+    }
+
+    fn counselor_changing(&self, lang: Lang, turn: u32) -> Reply {
+        convert(Content::counselor_changing(self, lang, turn))
+    }
+
+    fn screen_flow(&self) -> &crate::conversation::ScreenFlow {
+        Content::screen_flow(self)
+    }
+
     fn screener_answer(&self, text: &str) -> Answer {
         match self.screener().classify(text) {
             content::Answer::Yes => Answer::Yes,
@@ -125,7 +154,6 @@ impl Responder for Content {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::Question;
 
     fn content() -> Content {
         Content::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents"))
@@ -154,11 +182,11 @@ mod tests {
                 level: Level::Medium,
             },
             BotMessage::Ask {
-                question: Question::WishDead,
+                question: "wish_dead".into(),
                 repeat: false,
             },
             BotMessage::Ask {
-                question: Question::Plan,
+                question: "plan".into(),
                 repeat: true,
             },
             BotMessage::ScreeningDone { unclear: false },

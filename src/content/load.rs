@@ -160,6 +160,22 @@ struct QueueSpec {
     offline_en: Vec<String>,
     waiting_resources: Vec<String>,
     offline_resources: Vec<String>,
+    holding_ko: Vec<String>,
+    holding_en: Vec<String>,
+    holding_new_ko: Vec<String>,
+    holding_new_en: Vec<String>,
+    holding_offline_ko: Vec<String>,
+    holding_offline_en: Vec<String>,
+    changing_ko: Vec<String>,
+    changing_en: Vec<String>,
+    wait_label_ko: String,
+    wait_text_ko: String,
+    talk_label_ko: String,
+    talk_text_ko: String,
+    wait_label_en: String,
+    wait_text_en: String,
+    talk_label_en: String,
+    talk_text_en: String,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +304,8 @@ struct ScreenerFile {
     done_en: String,
     urgent_ko: String,
     urgent_en: String,
+    #[serde(default)]
+    second_unclear: Option<String>,
     question: Vec<QuestionSpec>,
     answer: Vec<AnswerSpec>,
 }
@@ -303,6 +321,8 @@ struct QuestionSpec {
     yes_next: Option<String>,
     #[serde(default)]
     no_next: Option<String>,
+    #[serde(default)]
+    no_handoff: Option<Level>,
 }
 
 #[derive(Deserialize)]
@@ -593,6 +613,32 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
     known(&q.offline_resources, &ctx, None)?;
     let waiting = variants(q.waiting_ko, q.waiting_en, queue_fail)?;
     let offline = variants(q.offline_ko, q.offline_en, queue_fail)?;
+    let holding = variants(q.holding_ko, q.holding_en, queue_fail)?;
+    let holding_new = variants(q.holding_new_ko, q.holding_new_en, queue_fail)?;
+    let holding_offline = variants(q.holding_offline_ko, q.holding_offline_en, queue_fail)?;
+    let changing = variants(q.changing_ko, q.changing_en, queue_fail)?;
+    let wait_choice = [
+        [
+            super::QuickReply {
+                label: q.wait_label_ko,
+                text: q.wait_text_ko,
+            },
+            super::QuickReply {
+                label: q.talk_label_ko,
+                text: q.talk_text_ko,
+            },
+        ],
+        [
+            super::QuickReply {
+                label: q.wait_label_en,
+                text: q.wait_text_en,
+            },
+            super::QuickReply {
+                label: q.talk_label_en,
+                text: q.talk_text_en,
+            },
+        ],
+    ];
 
     // Screener.
     let screener = load_screener(&screener_src)?;
@@ -779,8 +825,14 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         safety,
         waiting,
         waiting_resources: q.waiting_resources,
+        holding,
+        holding_new,
+        holding_offline,
+        changing,
+        wait_choice,
         offline,
         offline_resources: q.offline_resources,
+        screen_flow: screener.flow(),
         screener,
         pharmacy,
         catalog,
@@ -877,7 +929,11 @@ fn load_screener(src: &Source) -> Result<Screener, LoadError> {
             yes_level: q.yes_level,
             yes_next: q.yes_next.clone(),
             no_next: q.no_next.clone(),
+            no_handoff: q.no_handoff,
         });
+        if q.no_handoff.is_some() && q.no_next.is_some() {
+            return Err(ctx.err(&q.id, "`no_handoff` and `no_next` cannot both be set"));
+        }
     }
     if questions.is_empty() {
         return Err(ctx.file_err("needs at least one question"));
@@ -909,8 +965,18 @@ fn load_screener(src: &Source) -> Result<Screener, LoadError> {
             return Err(ctx.file_err(format!("needs an `{}` answer class", class.as_str())));
         }
     }
+    let second_unclear = match f.second_unclear.as_deref() {
+        None | Some("continue") => crate::conversation::SecondUnclear::Continue,
+        Some("handoff") => crate::conversation::SecondUnclear::HandOff,
+        Some(other) => {
+            return Err(ctx.file_err(format!(
+                "second_unclear = {other:?}: `continue` (read it as a no and go on) or `handoff`"
+            )));
+        }
+    };
     let pair = |ko: String, en: String| [ko, en];
     Ok(Screener {
+        second_unclear,
         file: src.path.clone(),
         questions,
         answers,

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use load::DATA_FILES;
-pub use screener::{Answer, Question, Screener, Step};
+pub use screener::{Answer, Question, Screener};
 
 use crate::triage::{ExampleFailure, Level, LoadError};
 use load::At;
@@ -460,9 +460,17 @@ pub struct Content {
     safety: [Block; 4],
     waiting: [Vec<String>; 2],
     waiting_resources: Vec<String>,
+    holding: [Vec<String>; 2],
+    holding_new: [Vec<String>; 2],
+    holding_offline: [Vec<String>; 2],
+    changing: [Vec<String>; 2],
+    /// Keep waiting / talk with the bot meanwhile, per language.
+    wait_choice: [[QuickReply; 2]; 2],
     offline: [Vec<String>; 2],
     offline_resources: Vec<String>,
     screener: Screener,
+    /// The screener as the state machine runs it (built once from `screener`).
+    screen_flow: crate::conversation::ScreenFlow,
     pharmacy: Pharmacy,
     catalog: Catalog,
     atlas: Atlas,
@@ -688,6 +696,66 @@ impl Content {
             resources: self.resolve(ids),
             quick_replies: Vec::new(),
         }
+    }
+
+    /// A holding line while waiting for a counselor: never counselling, says whether anyone
+    /// is online (`counselors_online`, with `position` and `expected_wait_secs` when known)
+    /// and carries the 24-hour lines; with nobody online it offers to keep waiting or to
+    /// talk with the bot meanwhile (the place in the queue is kept).
+    pub fn holding(
+        &self,
+        lang: Lang,
+        turn: u32,
+        counselors_online: usize,
+        position: Option<usize>,
+        expected_wait_secs: Option<u64>,
+    ) -> Reply {
+        let (variants, ids, choice) = if counselors_online == 0 {
+            (&self.holding_offline, &self.offline_resources, true)
+        } else if position.is_none() {
+            (&self.holding_new, &self.waiting_resources, false)
+        } else {
+            (&self.holding, &self.waiting_resources, false)
+        };
+        let v = &variants[lang.index()];
+        let template = &v[turn as usize % v.len()];
+        let wait_min = expected_wait_secs
+            .map_or_else(|| "-".to_owned(), |s| s.div_ceil(60).max(1).to_string());
+        Reply {
+            text: render(
+                template,
+                &[
+                    (
+                        "position",
+                        &position.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                    ),
+                    ("counselors", &counselors_online.to_string()),
+                    ("minutes", &wait_min),
+                ],
+            ),
+            resources: self.resolve(ids),
+            quick_replies: if choice {
+                self.wait_choice[lang.index()].to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// "상담사 선생님이 바뀌고 있어요, 잠시만요": a counselor sent the conversation back to the
+    /// queue or passed it to a colleague.
+    pub fn counselor_changing(&self, lang: Lang, turn: u32) -> Reply {
+        let v = &self.changing[lang.index()];
+        Reply {
+            text: v[turn as usize % v.len()].clone(),
+            resources: self.resolve(&self.waiting_resources),
+            quick_replies: Vec::new(),
+        }
+    }
+
+    /// The screener as the conversation state machine runs it.
+    pub fn screen_flow(&self) -> &crate::conversation::ScreenFlow {
+        &self.screen_flow
     }
 
     /// The risk screener.

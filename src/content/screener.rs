@@ -1,15 +1,18 @@
 //! The risk screener, one question at a time, modelled on the C-SSRS screener
 //! (`intents/screener.toml`).
 //!
-//! The conversation keeps the current question id and level; for each reply it calls
-//! [`Screener::classify`] and then [`Screener::next`], which says what to do:
+//! The file is the screener: [`Screener::flow`] turns its questions, `yes_next`/`no_next`,
+//! `yes_level`, `no_handoff` and `second_unclear` into the [`ScreenFlow`] that the
+//! conversation state machine runs, and [`Screener::classify`] reads each reply as yes, no
+//! or unclear. Editing the file changes what people are asked, not only the tests:
 //!
-//! * [`Step::Ask`] — ask this question (the next one, or the same one again after an
-//!   unclear answer, with [`Screener::unclear`] before it);
-//! * [`Step::Done`] — no more questions; say [`Screener::done`] and carry on at `level`;
-//! * [`Step::Handoff`] — a second unclear answer: a counselor should ask in person;
-//! * [`Step::Urgent`] — a yes that means `high`: stop asking, say [`Screener::urgent`] and
-//!   hand off urgently.
+//! * an unclear answer asks the same question once more (after [`Screener::unclear`]);
+//!   a second one follows `second_unclear` (`continue`: read as a no; `handoff`);
+//! * a yes raises the level to `yes_level`; at `high` the screener stops and hands off;
+//! * a no goes to `no_next`, or hands off at `no_handoff`; with neither, the screener is
+//!   over ([`Screener::done`]) and the bot offers a counselor.
+//!
+//! [`ScreenFlow`]: crate::conversation::ScreenFlow
 //!
 //! The level only ever rises: a "no" never lowers it and never ends the check early (after
 //! "no" to `thoughts`, the question about past behaviour is still asked).
@@ -58,6 +61,9 @@ pub struct Question {
     pub yes_next: Option<String>,
     /// The question after a no (`None`: the screener ends).
     pub no_next: Option<String>,
+    /// A no hands off at this level instead (a past attempt longer ago than three months
+    /// is still handed off, at `medium`).
+    pub no_handoff: Option<Level>,
 }
 
 impl Question {
@@ -66,47 +72,6 @@ impl Question {
         match lang {
             Lang::Ko => &self.ko,
             Lang::En => &self.en,
-        }
-    }
-}
-
-/// What to do after an answer. See the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step<'a> {
-    /// Ask `question`; `repeat` when it is the same question again after an unclear answer.
-    Ask {
-        /// The question to ask.
-        question: &'a Question,
-        /// Same question again: say [`Screener::unclear`] first.
-        repeat: bool,
-        /// The conversation level now.
-        level: Level,
-    },
-    /// The screener is over.
-    Done {
-        /// The conversation level now (never below the level given).
-        level: Level,
-    },
-    /// Repeated unclear answers: let a counselor ask in person.
-    Handoff {
-        /// The conversation level now.
-        level: Level,
-    },
-    /// A yes that means `high` or above: stop and hand off urgently.
-    Urgent {
-        /// The conversation level now.
-        level: Level,
-    },
-}
-
-impl Step<'_> {
-    /// The conversation level after this step.
-    pub fn level(&self) -> Level {
-        match *self {
-            Step::Ask { level, .. }
-            | Step::Done { level }
-            | Step::Handoff { level }
-            | Step::Urgent { level } => level,
         }
     }
 }
@@ -124,6 +89,7 @@ pub(crate) struct AnswerClass {
 /// The loaded screener: questions in order, answer classes, and its own messages.
 #[derive(Debug, Clone)]
 pub struct Screener {
+    pub(crate) second_unclear: crate::conversation::SecondUnclear,
     pub(crate) file: std::path::PathBuf,
     pub(crate) questions: Vec<Question>,
     pub(crate) answers: Vec<AnswerClass>,
@@ -197,38 +163,33 @@ impl Screener {
         }
     }
 
-    /// What follows `answer` to question `at`, given the conversation's `level` and how
-    /// many unclear answers this question already had (`unclear_before`, 0 the first time).
-    /// An unknown `at` hands off to a counselor.
-    pub fn next(&self, at: &str, answer: Answer, level: Level, unclear_before: u32) -> Step<'_> {
-        let Some(q) = self.question(at) else {
-            return Step::Handoff { level };
+    /// The flow the conversation state machine runs (`crate::conversation::step` takes it
+    /// as data): there is no other copy of the screener's logic.
+    pub fn flow(&self) -> crate::conversation::ScreenFlow {
+        use crate::conversation::{FlowQuestion, ScreenFlow, Then};
+        let then = |next: &Option<String>| match next {
+            Some(id) => Then::Ask(id.clone()),
+            None => Then::Done,
         };
-        let (level, next) = match answer {
-            Answer::Unclear if unclear_before == 0 => {
-                return Step::Ask {
-                    question: q,
-                    repeat: true,
-                    level,
-                };
-            }
-            Answer::Unclear => return Step::Handoff { level },
-            Answer::Yes => {
-                let level = level.max(q.yes_level);
-                if level >= Level::High {
-                    return Step::Urgent { level };
-                }
-                (level, q.yes_next.as_deref())
-            }
-            Answer::No => (level, q.no_next.as_deref()),
-        };
-        match next.and_then(|id| self.question(id)) {
-            Some(question) => Step::Ask {
-                question,
-                repeat: false,
-                level,
-            },
-            None => Step::Done { level },
+        ScreenFlow {
+            questions: self
+                .questions
+                .iter()
+                .map(|q| FlowQuestion {
+                    id: q.id.clone(),
+                    yes: if q.yes_level >= Level::High {
+                        Then::HandOff(q.yes_level)
+                    } else {
+                        then(&q.yes_next)
+                    },
+                    no: match q.no_handoff {
+                        Some(level) => Then::HandOff(level),
+                        None => then(&q.no_next),
+                    },
+                    yes_level: q.yes_level,
+                })
+                .collect(),
+            second_unclear: self.second_unclear,
         }
     }
 }

@@ -4,9 +4,12 @@
 //! actor feeds it events and carries out the actions (store, send, enqueue). Keeping it pure
 //! is what lets table tests and property tests pin down the promises that matter most:
 //!
-//! * **Once a human is requested, the bot stops answering.** The most-reported failure of
-//!   existing chat tools is the bot talking over the counselor. After a handoff the only
-//!   things the citizen gets are queue updates, safety resources and the counselor.
+//! * **The bot never speaks once a counselor has joined.** The most-reported failure of
+//!   existing chat tools is the bot talking over the counselor.
+//! * **Nobody is left in silence.** While waiting, every message gets an answer: the safety
+//!   answer at `medium` and above (109, and 119 at `imminent`), otherwise a holding line
+//!   that never counsels, or, if the person chose to keep talking with the bot meanwhile,
+//!   the bot's usual answer; their place in the queue is kept.
 //! * **A single "no" never closes the screening.** Risk once seen is never lowered: the
 //!   conversation level only goes up.
 //! * At `imminent`, the handoff is urgent and the emergency resources go out in the same
@@ -18,38 +21,65 @@ use serde::{Deserialize, Serialize};
 
 use crate::triage::{Action as TriageAction, Level};
 
-/// Screener questions, modelled on the C-SSRS screener (past month).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A screener question's id (`wish_dead`, `thoughts`, ...), as in `intents/screener.toml`.
+/// The questions and the way from one to the next are data ([`ScreenFlow`]), read from that
+/// file by the content layer: editing the file changes what people are asked.
+pub type Question = String;
+
+/// Where an answer leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Question {
-    /// Wished you were dead, or to sleep and not wake up.
-    WishDead,
-    /// Actual thoughts of killing yourself.
-    Thoughts,
-    /// Thought about how.
-    Method,
-    /// Some intention of acting on them.
-    Intent,
-    /// Worked out the details; intend to carry out the plan.
-    Plan,
-    /// Ever done, started or prepared anything to end your life.
-    Behaviour,
-    /// (After a yes to behaviour) within the past three months.
-    Recent,
+pub enum Then {
+    /// Ask this question next.
+    Ask(Question),
+    /// The screener is over; stay with the bot (which offers a counselor).
+    Done,
+    /// Hand off to a counselor at this level (urgently at `high` and above).
+    HandOff(Level),
 }
 
-impl Question {
-    /// The id used in the screener data file.
-    pub fn id(self) -> &'static str {
-        match self {
-            Question::WishDead => "wish_dead",
-            Question::Thoughts => "thoughts",
-            Question::Method => "method",
-            Question::Intent => "intent",
-            Question::Plan => "plan",
-            Question::Behaviour => "behavior",
-            Question::Recent => "recent",
-        }
+/// What a second unclear answer to the same question does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondUnclear {
+    /// Read it as a "no" and go on (the screener then offers a counselor more firmly).
+    #[default]
+    Continue,
+    /// Hand off: a counselor asks in person.
+    HandOff,
+}
+
+/// One question of the flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowQuestion {
+    /// Its id.
+    pub id: Question,
+    /// After a yes.
+    pub yes: Then,
+    /// After a no.
+    pub no: Then,
+    /// The level a yes raises the conversation to (never lowers it).
+    pub yes_level: Level,
+}
+
+/// The screener as data: the questions in order (the first is asked first) and where each
+/// answer leads. Built by the content layer from `intents/screener.toml`
+/// (`Screener::flow`), so the file drives the live conversation, not only the tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScreenFlow {
+    /// The questions.
+    pub questions: Vec<FlowQuestion>,
+    /// What a second unclear answer does.
+    pub second_unclear: SecondUnclear,
+}
+
+impl ScreenFlow {
+    fn first(&self) -> Option<&Question> {
+        self.questions.first().map(|q| &q.id)
+    }
+
+    fn get(&self, id: &str) -> Option<&FlowQuestion> {
+        self.questions.iter().find(|q| q.id == id)
     }
 }
 
@@ -92,10 +122,15 @@ pub enum State {
         /// Whether any answer so far was unclear.
         any_unclear: bool,
     },
-    /// Waiting for a counselor. The bot is silent.
+    /// Waiting for a counselor. The bot does not counsel: every message gets a holding
+    /// line, a safety answer or the resource asked for; unless the person chose to keep
+    /// talking with the bot meanwhile (their place in the queue is kept).
     Queued {
         /// Handed off at `imminent`.
         urgent: bool,
+        /// The person chose to talk with the bot while waiting.
+        #[serde(default)]
+        bot_meanwhile: bool,
     },
     /// A counselor is in the conversation. The bot is silent.
     WithCounselor {
@@ -167,6 +202,8 @@ pub enum Event {
     CitizenMessage {
         /// The conversation level after this message.
         level: Level,
+        /// The message's own level.
+        message_level: Level,
         /// The action the rules file gives that level.
         action: TriageAction,
         /// The top intent, if any.
@@ -176,6 +213,12 @@ pub enum Event {
     },
     /// The citizen asked for a person (button, or the `talk_to_human` intent).
     RequestHuman,
+    /// While waiting, the citizen chose to keep talking with the bot (`true`) or just to
+    /// wait (`false`); their place in the queue is kept either way.
+    WhileWaiting {
+        /// Talk with the bot meanwhile.
+        talk: bool,
+    },
     /// The citizen ended the conversation.
     CitizenClose,
     /// A counselor claimed the conversation.
@@ -185,7 +228,8 @@ pub enum Event {
     },
     /// A counselor sent the queue this conversation back (or to nobody in particular).
     ReturnedToQueue,
-    /// Handed to another counselor directly.
+    /// Handed to another counselor: it waits, reserved for them, until they join (the
+    /// gateway checked that they exist, are online and have room).
     TransferredTo {
         /// Username.
         counselor: String,
@@ -214,7 +258,7 @@ pub enum BotMessage {
     },
     /// A screener question.
     Ask {
-        /// Which.
+        /// Which (its id).
         question: Question,
         /// Asked again after an unclear answer.
         #[serde(default)]
@@ -226,6 +270,12 @@ pub enum BotMessage {
         /// Whether any answer was unclear.
         unclear: bool,
     },
+    /// While waiting: a holding line (never counselling) with the phone lines; when no
+    /// counselor is online it offers to keep waiting or to talk with the bot meanwhile.
+    Holding,
+    /// A counselor sent the conversation back to the queue or passed it to a colleague:
+    /// "상담사 선생님이 바뀌고 있어요, 잠시만요".
+    CounselorChanging,
     /// Asks for an optional 1–5 rating.
     AskRating,
     /// Thanks for a rating.
@@ -243,14 +293,17 @@ pub enum Action {
         level: Level,
         /// Handed off at `imminent`: alert every counselor.
         urgent: bool,
+        /// Passed to this colleague: only they may claim it until they join, go offline or
+        /// let the offer lapse.
+        reserved_for: Option<String>,
     },
     /// While queued or with a counselor: the level went up (re-order, alert).
     Escalated {
         /// The new level.
         level: Level,
     },
-    /// Send the emergency resources (while queued or with a counselor, this is the only
-    /// thing other than queue updates the system itself sends).
+    /// Send the safety answer (109; 119 at `imminent`): every message at `medium` or above
+    /// gets one while waiting or with a counselor.
     SafetyResources {
         /// The level that called for them.
         level: Level,
@@ -314,7 +367,8 @@ impl IdlePolicy {
 }
 
 /// The state machine. Returns the next conversation and the actions to carry out, in order.
-pub fn step(mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
+/// `flow` is the screener (questions and where each answer leads), as data.
+pub fn step(flow: &ScreenFlow, mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
     let mut actions = Vec::new();
     match (c.state.clone(), event) {
         // ---- closed is terminal; only a rating may still arrive.
@@ -376,7 +430,7 @@ pub fn step(mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
             if intent.as_deref() == Some(TALK_TO_HUMAN) {
                 hand_off(&mut c, &mut actions, false);
             } else {
-                bot_turn(&mut c, &mut actions, action, intent);
+                bot_turn(flow, &mut c, &mut actions, action, intent);
             }
         }
         (
@@ -390,6 +444,7 @@ pub fn step(mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
                 action,
                 intent,
                 answer,
+                ..
             },
         ) => {
             c.turn += 1;
@@ -397,41 +452,97 @@ pub fn step(mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
             if matches!(action, TriageAction::Handoff | TriageAction::UrgentHandoff)
                 || intent.as_deref() == Some(TALK_TO_HUMAN)
             {
-                bot_turn(&mut c, &mut actions, action, intent);
+                bot_turn(flow, &mut c, &mut actions, action, intent);
                 if !c.state.is_handed_off() {
                     hand_off(&mut c, &mut actions, false);
                 }
             } else {
-                screen(&mut c, &mut actions, question, answer, unclear, any_unclear);
+                screen(
+                    flow,
+                    &mut c,
+                    &mut actions,
+                    &question,
+                    answer,
+                    unclear,
+                    any_unclear,
+                );
             }
         }
-        (State::Queued { urgent }, Event::CitizenMessage { level, .. }) => {
+        (
+            State::Queued {
+                urgent,
+                bot_meanwhile,
+            },
+            Event::CitizenMessage {
+                level,
+                message_level,
+                intent,
+                ..
+            },
+        ) => {
             c.turn += 1;
-            if level > c.level {
+            let rose = level > c.level;
+            if rose {
                 c.level = level;
                 actions.push(Action::Escalated { level });
-                if level == Level::Imminent {
-                    actions.push(Action::SafetyResources { level });
-                }
-                c.state = State::Queued {
-                    urgent: urgent || level == Level::Imminent,
-                };
+            }
+            let urgent = urgent || c.level == Level::Imminent;
+            c.state = State::Queued {
+                urgent,
+                bot_meanwhile,
+            };
+            // Nobody is left in silence while waiting: risk gets the safety answer at once,
+            // anything else a holding line, or (if they chose it) the bot's usual answer.
+            let risk = message_level.max(if rose { level } else { Level::None });
+            if risk >= Level::Medium {
+                actions.push(Action::SafetyResources { level: risk });
+            } else if bot_meanwhile && intent.as_deref() != Some(TALK_TO_HUMAN) {
+                actions.push(Action::Bot(BotMessage::Intent { intent }));
+            } else {
+                actions.push(Action::Bot(BotMessage::Holding));
             }
         }
-        (State::WithCounselor { .. }, Event::CitizenMessage { level, .. }) => {
+        (
+            State::WithCounselor { .. },
+            Event::CitizenMessage {
+                level,
+                message_level,
+                ..
+            },
+        ) => {
             c.turn += 1;
             actions.push(Action::ForwardToCounselor);
             if level > c.level {
                 c.level = level;
                 actions.push(Action::Escalated { level });
             }
+            // The bot never speaks once a counselor has joined; the safety answer is the
+            // system's, not the bot's, and reaches the person as well as the counselor.
+            if message_level >= Level::Medium {
+                actions.push(Action::SafetyResources {
+                    level: message_level,
+                });
+            }
         }
 
-        // ---- asking for a person.
+        // ---- asking for a person, and choosing while waiting.
         (State::Bot | State::Screening { .. }, Event::RequestHuman) => {
             hand_off(&mut c, &mut actions, false);
         }
         (State::Queued { .. } | State::WithCounselor { .. }, Event::RequestHuman) => {}
+        (State::Queued { urgent, .. }, Event::WhileWaiting { talk }) => {
+            c.state = State::Queued {
+                urgent,
+                bot_meanwhile: talk,
+            };
+            actions.push(Action::Bot(if talk {
+                BotMessage::Intent {
+                    intent: Some(KEEP_TALKING.to_owned()),
+                }
+            } else {
+                BotMessage::Holding
+            }));
+        }
 
         // ---- counselors.
         (State::Queued { .. }, Event::CounselorJoined { counselor }) => {
@@ -441,18 +552,10 @@ pub fn step(mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
             actions.push(Action::CounselorJoined { counselor });
         }
         (State::WithCounselor { .. }, Event::TransferredTo { counselor }) => {
-            c.state = State::WithCounselor {
-                counselor: counselor.clone(),
-            };
-            actions.push(Action::CounselorJoined { counselor });
+            requeue(&mut c, &mut actions, Some(counselor));
         }
         (State::WithCounselor { .. }, Event::ReturnedToQueue) => {
-            let urgent = c.level == Level::Imminent;
-            c.state = State::Queued { urgent };
-            actions.push(Action::Enqueue {
-                level: c.level,
-                urgent,
-            });
+            requeue(&mut c, &mut actions, None);
         }
         (State::WithCounselor { .. }, Event::CounselorClose) => {
             c.state = State::Closed {
@@ -475,7 +578,30 @@ pub fn step(mut c: Conversation, event: Event) -> (Conversation, Vec<Action>) {
 /// The intent id that means "I want to talk to a person".
 pub const TALK_TO_HUMAN: &str = "talk_to_human";
 
+/// The intent answered when the person chooses to talk with the bot while waiting.
+pub const KEEP_TALKING: &str = "keep_talking_while_waiting";
+
+/// The intent of "I'll keep waiting" while waiting.
+pub const KEEP_WAITING: &str = "keep_waiting";
+
+/// Back to the queue, or to a colleague (reserved for them): the person hears that the
+/// counselor is changing, keeps their level and their waiting time.
+fn requeue(c: &mut Conversation, actions: &mut Vec<Action>, to: Option<String>) {
+    let urgent = c.level == Level::Imminent;
+    c.state = State::Queued {
+        urgent,
+        bot_meanwhile: false,
+    };
+    actions.push(Action::Bot(BotMessage::CounselorChanging));
+    actions.push(Action::Enqueue {
+        level: c.level,
+        urgent,
+        reserved_for: to,
+    });
+}
+
 fn bot_turn(
+    flow: &ScreenFlow,
     c: &mut Conversation,
     actions: &mut Vec<Action>,
     action: TriageAction,
@@ -494,23 +620,22 @@ fn bot_turn(
             actions.push(Action::Bot(BotMessage::Safety { level }));
             hand_off(c, actions, level == Level::Imminent);
         }
-        TriageAction::OfferCounselor => {
-            if c.screened {
-                actions.push(Action::Bot(BotMessage::Safety { level }));
-            } else {
+        TriageAction::OfferCounselor => match flow.first() {
+            Some(first) if !c.screened => {
                 // One message, not two: the screener's opening (why we ask, 109) and its
                 // first question.
                 c.state = State::Screening {
-                    question: Question::WishDead,
+                    question: first.clone(),
                     unclear: 0,
                     any_unclear: false,
                 };
                 actions.push(Action::Bot(BotMessage::Ask {
-                    question: Question::WishDead,
+                    question: first.clone(),
                     repeat: false,
                 }));
             }
-        }
+            _ => actions.push(Action::Bot(BotMessage::Safety { level })),
+        },
         TriageAction::Answer => {
             actions.push(Action::Bot(BotMessage::Intent { intent }));
         }
@@ -520,79 +645,83 @@ fn bot_turn(
 fn hand_off(c: &mut Conversation, actions: &mut Vec<Action>, urgent: bool) {
     let urgent = urgent || c.level == Level::Imminent;
     c.handed_off = true;
-    c.state = State::Queued { urgent };
+    c.state = State::Queued {
+        urgent,
+        bot_meanwhile: false,
+    };
     actions.push(Action::Enqueue {
         level: c.level,
         urgent,
+        reserved_for: None,
     });
+    // Says what is true about who is there (the actor knows whether a counselor is
+    // online) and, when nobody is, offers to keep waiting or to talk with the bot.
+    actions.push(Action::Bot(BotMessage::Holding));
 }
 
-/// One screener step. Yes to intent, plan or behaviour hands off; a single "no" never ends
-/// the check: after "no" to the wish-to-be-dead question the direct question still comes,
-/// and after "no" to thoughts the behaviour question still comes.
+/// One screener step, driven by the flow. A single "no" never ends the check where the
+/// flow goes on (after "no" to the wish, the direct question still comes; after "no" to
+/// thoughts, the behaviour question still comes).
 fn screen(
+    flow: &ScreenFlow,
     c: &mut Conversation,
     actions: &mut Vec<Action>,
-    question: Question,
+    question: &str,
     answer: Answer,
     unclear: u8,
     any_unclear: bool,
 ) {
-    use Question::*;
+    let Some(q) = flow.get(question) else {
+        // A question the flow no longer has (the file changed): a person asks instead.
+        c.screened = true;
+        actions.push(Action::Bot(BotMessage::Safety { level: c.level }));
+        hand_off(c, actions, false);
+        return;
+    };
     if answer == Answer::Unclear && unclear == 0 {
-        // Ask once more, gently; a second unclear answer moves on (counted as unclear).
+        // Ask once more, gently.
         c.state = State::Screening {
-            question,
+            question: q.id.clone(),
             unclear: 1,
             any_unclear: true,
         };
         actions.push(Action::Bot(BotMessage::Ask {
-            question,
+            question: q.id.clone(),
             repeat: true,
         }));
         return;
     }
-    let yes = answer == Answer::Yes;
     let any_unclear = any_unclear || answer == Answer::Unclear;
-    // `None` ends the screener; `Some(Err(level))` hands off at that level.
-    let next: Option<Result<Question, Level>> = match (question, yes) {
-        (WishDead, _) => Some(Ok(Thoughts)),
-        (Thoughts, true) => Some(Ok(Method)),
-        (Thoughts, false) => Some(Ok(Behaviour)),
-        (Method, _) => Some(Ok(Intent)),
-        (Intent, true) | (Plan, true) => Some(Err(Level::High)),
-        (Intent, false) => Some(Ok(Plan)),
-        (Plan, false) => Some(Ok(Behaviour)),
-        // Any past attempt or preparation is handed off; within three months it is high.
-        (Behaviour, true) => Some(Ok(Recent)),
-        (Behaviour, false) => None,
-        (Recent, true) => Some(Err(Level::High)),
-        (Recent, false) => Some(Err(Level::Medium)),
+    let then = match answer {
+        Answer::Yes => {
+            c.level = c.level.max(q.yes_level);
+            &q.yes
+        }
+        Answer::No => &q.no,
+        Answer::Unclear => match flow.second_unclear {
+            SecondUnclear::Continue => &q.no,
+            SecondUnclear::HandOff => &Then::HandOff(c.level),
+        },
     };
-    let next = match next {
-        Some(Err(level)) => {
-            c.level = c.level.max(level);
+    match then {
+        Then::HandOff(level) => {
+            c.level = c.level.max(*level);
             c.screened = true;
             actions.push(Action::Bot(BotMessage::Safety { level: c.level }));
             hand_off(c, actions, false);
-            return;
         }
-        Some(Ok(q)) => Some(q),
-        None => None,
-    };
-    match next {
-        Some(q) => {
+        Then::Ask(next) => {
             c.state = State::Screening {
-                question: q,
+                question: next.clone(),
                 unclear: 0,
                 any_unclear,
             };
             actions.push(Action::Bot(BotMessage::Ask {
-                question: q,
+                question: next.clone(),
                 repeat: false,
             }));
         }
-        None => {
+        Then::Done => {
             c.screened = true;
             c.state = State::Bot;
             actions.push(Action::Bot(BotMessage::ScreeningDone {

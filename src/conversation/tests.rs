@@ -2,6 +2,23 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// The live screener, read from the shipped `intents/screener.toml`: these tests pin the
+/// flow the service runs, not a copy of it.
+fn flow() -> &'static ScreenFlow {
+    static FLOW: std::sync::OnceLock<ScreenFlow> = std::sync::OnceLock::new();
+    FLOW.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        crate::content::Content::load(&dir)
+            .expect("shipped content loads")
+            .screen_flow()
+            .clone()
+    })
+}
+
+fn q(id: &str) -> Question {
+    id.to_owned()
+}
+
 fn msg(level: Level, intent: Option<&str>, answer: Answer) -> Event {
     let action = match level {
         Level::None | Level::Low => TriageAction::Answer,
@@ -11,6 +28,7 @@ fn msg(level: Level, intent: Option<&str>, answer: Answer) -> Event {
     };
     Event::CitizenMessage {
         level,
+        message_level: level,
         action,
         intent: intent.map(str::to_owned),
         answer,
@@ -29,7 +47,7 @@ fn run(events: impl IntoIterator<Item = Event>) -> (Conversation, Vec<Action>) {
     let mut c = Conversation::default();
     let mut all = Vec::new();
     for e in events {
-        let (next, actions) = step(c, e);
+        let (next, actions) = step(flow(), c, e);
         c = next;
         all.extend(actions);
     }
@@ -40,7 +58,7 @@ fn asked(actions: &[Action]) -> Vec<Question> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Bot(BotMessage::Ask { question, .. }) => Some(*question),
+            Action::Bot(BotMessage::Ask { question, .. }) => Some(question.clone()),
             _ => None,
         })
         .collect()
@@ -152,7 +170,7 @@ fn transition_table() {
             level: High,
         },
         Row {
-            name: "transfer keeps with_counselor",
+            name: "transfer waits in the queue for the colleague",
             events: vec![
                 say(High),
                 Event::CounselorJoined {
@@ -162,7 +180,7 @@ fn transition_table() {
                     counselor: "lee".into(),
                 },
             ],
-            state: "with_counselor",
+            state: "queued",
             level: High,
         },
         Row {
@@ -219,7 +237,13 @@ fn transition_table() {
 #[test]
 fn imminent_shows_emergency_resources_in_the_same_reply_and_is_urgent() {
     let (c, actions) = run([say(Level::Imminent)]);
-    assert_eq!(c.state, State::Queued { urgent: true });
+    assert_eq!(
+        c.state,
+        State::Queued {
+            urgent: true,
+            bot_meanwhile: false
+        }
+    );
     assert_eq!(
         actions,
         vec![
@@ -228,8 +252,10 @@ fn imminent_shows_emergency_resources_in_the_same_reply_and_is_urgent() {
             }),
             Action::Enqueue {
                 level: Level::Imminent,
-                urgent: true
+                urgent: true,
+                reserved_for: None,
             },
+            Action::Bot(BotMessage::Holding),
         ]
     );
 }
@@ -238,14 +264,11 @@ fn imminent_shows_emergency_resources_in_the_same_reply_and_is_urgent() {
 fn a_single_no_never_closes_the_screener() {
     let (c, actions) = run([say(Level::Medium), answer(Answer::No)]);
     assert!(matches!(c.state, State::Screening { .. }));
-    assert_eq!(
-        asked(&actions),
-        vec![Question::WishDead, Question::Thoughts]
-    );
+    assert_eq!(asked(&actions), vec![q("wish_dead"), q("thoughts")]);
     // No to thoughts still asks about behaviour.
     let (c, actions) = run([say(Level::Medium), answer(Answer::No), answer(Answer::No)]);
     assert!(matches!(c.state, State::Screening { .. }));
-    assert_eq!(asked(&actions).last(), Some(&Question::Behaviour));
+    assert_eq!(asked(&actions).last(), Some(&q("behavior")));
 }
 
 #[test]
@@ -259,12 +282,7 @@ fn the_full_yes_path_asks_in_order_and_hands_off_at_intent() {
     ]);
     assert_eq!(
         asked(&actions),
-        vec![
-            Question::WishDead,
-            Question::Thoughts,
-            Question::Method,
-            Question::Intent
-        ]
+        vec![q("wish_dead"), q("thoughts"), q("method"), q("intent")]
     );
     assert_eq!(c.level, Level::High);
     assert!(c.handed_off);
@@ -300,7 +318,7 @@ fn unclear_is_asked_again_once_then_moves_on() {
     ]);
     assert_eq!(
         asked(&actions),
-        vec![Question::WishDead, Question::WishDead, Question::Thoughts]
+        vec![q("wish_dead"), q("wish_dead"), q("thoughts")]
     );
     assert!(matches!(
         c.state,
@@ -311,20 +329,168 @@ fn unclear_is_asked_again_once_then_moves_on() {
     ));
 }
 
+/// While waiting, every message gets exactly one answer, and never counselling: a holding
+/// line, or the safety answer when the message (or the rise it causes) is `medium` or above.
 #[test]
-fn queued_citizen_gets_no_bot_answer_only_escalation_and_safety() {
-    let (_, actions) = run([say(Level::High), say(Level::None), say(Level::Imminent)]);
-    let after: Vec<&Action> = actions
-        .iter()
-        .skip_while(|a| !matches!(a, Action::Enqueue { .. }))
-        .collect();
-    assert!(after.iter().all(|a| !matches!(a, Action::Bot(_))));
-    assert!(after.contains(&&Action::SafetyResources {
-        level: Level::Imminent
+fn while_waiting_every_message_is_answered_and_never_counselled() {
+    use Level::*;
+    // (the message's level, the conversation level it leaves, what answers it)
+    let rows: &[(Level, Level, Action)] = &[
+        (None, High, Action::Bot(BotMessage::Holding)),
+        (Low, High, Action::Bot(BotMessage::Holding)),
+        (Medium, High, Action::SafetyResources { level: Medium }),
+        (High, High, Action::SafetyResources { level: High }),
+        (
+            Imminent,
+            Imminent,
+            Action::SafetyResources { level: Imminent },
+        ),
+    ];
+    for (message, conversation, answer) in rows {
+        let waiting = run([say(High)]).0;
+        let e = Event::CitizenMessage {
+            level: (*message).max(High),
+            message_level: *message,
+            action: TriageAction::Answer,
+            intent: Option::None,
+            answer: Answer::Unclear,
+        };
+        let (c, actions) = step(flow(), waiting, e);
+        assert_eq!(c.state.name(), "queued", "{message:?}");
+        assert_eq!(c.level, *conversation, "{message:?}");
+        let answers: Vec<&Action> = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Bot(_) | Action::SafetyResources { .. }))
+            .collect();
+        assert_eq!(answers, vec![answer], "{message:?}");
+    }
+    // Risk rising while waiting re-orders the queue at once, and imminent makes it urgent.
+    let (c, actions) = run([Event::RequestHuman, say(Medium)]);
+    assert_eq!(c.level, Medium);
+    assert!(actions.contains(&Action::Escalated { level: Medium }));
+    assert!(actions.contains(&Action::SafetyResources { level: Medium }));
+    let (c, _) = run([Event::RequestHuman, say(Imminent)]);
+    assert!(matches!(c.state, State::Queued { urgent: true, .. }));
+}
+
+#[test]
+fn while_waiting_the_person_may_talk_with_the_bot_and_keep_their_place() {
+    let (c, actions) = run([
+        Event::RequestHuman,
+        Event::WhileWaiting { talk: true },
+        msg(Level::Low, Some("loneliness"), Answer::Unclear),
+    ]);
+    assert!(matches!(
+        c.state,
+        State::Queued {
+            bot_meanwhile: true,
+            ..
+        }
+    ));
+    // Entered the queue once, and never left it.
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Enqueue { .. }))
+            .count(),
+        1
+    );
+    assert!(!actions.contains(&Action::Dequeue));
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Bot(BotMessage::Intent {
+            intent: Some("loneliness".into())
+        }))
+    );
+    // Risk still gets the safety answer, not the bot's.
+    let (_, a) = step(flow(), c.clone(), say(Level::High));
+    assert!(a.contains(&Action::SafetyResources { level: Level::High }));
+    assert!(!a.iter().any(|x| matches!(x, Action::Bot(_))));
+    // Choosing to wait again: holding lines.
+    let (c, _) = step(flow(), c, Event::WhileWaiting { talk: false });
+    let (_, a) = step(flow(), c, say(Level::None));
+    assert_eq!(a, vec![Action::Bot(BotMessage::Holding)]);
+}
+
+#[test]
+fn with_a_counselor_the_bot_is_silent_but_risk_gets_the_safety_answer() {
+    let joined = run([
+        say(Level::High),
+        Event::CounselorJoined {
+            counselor: "kim".into(),
+        },
+    ])
+    .0;
+    let (_, a) = step(flow(), joined.clone(), say(Level::None));
+    assert_eq!(a, vec![Action::ForwardToCounselor]);
+    let (_, a) = step(flow(), joined, say(Level::Imminent));
+    assert_eq!(
+        a,
+        vec![
+            Action::ForwardToCounselor,
+            Action::Escalated {
+                level: Level::Imminent
+            },
+            Action::SafetyResources {
+                level: Level::Imminent
+            },
+        ]
+    );
+}
+
+#[test]
+fn back_to_the_queue_or_to_a_colleague_tells_the_person() {
+    let joined = run([
+        say(Level::High),
+        Event::CounselorJoined {
+            counselor: "kim".into(),
+        },
+    ])
+    .0;
+    let (c, a) = step(flow(), joined.clone(), Event::ReturnedToQueue);
+    assert_eq!(c.state.name(), "queued");
+    assert_eq!(c.level, Level::High);
+    assert_eq!(
+        a,
+        vec![
+            Action::Bot(BotMessage::CounselorChanging),
+            Action::Enqueue {
+                level: Level::High,
+                urgent: false,
+                reserved_for: None
+            },
+        ]
+    );
+    let (c, a) = step(
+        flow(),
+        joined,
+        Event::TransferredTo {
+            counselor: "lee".into(),
+        },
+    );
+    assert_eq!(c.state.name(), "queued");
+    assert!(a.contains(&Action::Enqueue {
+        level: Level::High,
+        urgent: false,
+        reserved_for: Some("lee".into())
     }));
-    assert!(after.contains(&&Action::Escalated {
-        level: Level::Imminent
-    }));
+}
+
+#[test]
+fn a_second_unclear_answer_follows_the_file() {
+    let mut handoff = flow().clone();
+    handoff.second_unclear = SecondUnclear::HandOff;
+    let mut c = Conversation::default();
+    for e in [
+        say(Level::Medium),
+        answer(Answer::Unclear),
+        answer(Answer::Unclear),
+    ] {
+        c = step(&handoff, c, e).0;
+    }
+    assert_eq!(c.state.name(), "queued");
+    // The shipped file keeps the live behaviour: read as a no, and go on.
+    assert_eq!(flow().second_unclear, SecondUnclear::Continue);
 }
 
 #[test]
@@ -380,6 +546,7 @@ fn any_event() -> impl Strategy<Value = Event> {
         1 => Just(Event::CitizenClose),
         1 => who.clone().prop_map(|counselor| Event::CounselorJoined { counselor }),
         1 => who.prop_map(|counselor| Event::TransferredTo { counselor }),
+        1 => any::<bool>().prop_map(|talk| Event::WhileWaiting { talk }),
         1 => Just(Event::ReturnedToQueue),
         1 => Just(Event::CounselorClose),
         1 => Just(Event::IdleTimeout),
@@ -398,13 +565,29 @@ proptest! {
         let mut closed = false;
         for e in events {
             let before = c.clone();
-            let (next, actions) = step(c, e.clone());
-            // No bot message after a handoff, except the closing rating exchange.
-            if handed_off && !closed {
+            let (next, actions) = step(flow(), c, e.clone());
+            // The bot never speaks while a counselor is in the conversation (closing asks
+            // for a rating, after they left).
+            if matches!(before.state, State::WithCounselor { .. }) {
                 for a in &actions {
-                    let allowed = matches!(a, Action::Bot(BotMessage::AskRating));
-                    prop_assert!(!matches!(a, Action::Bot(_)) || allowed, "bot spoke after handoff: {a:?} on {e:?}");
+                    let allowed = matches!(
+                        a,
+                        Action::Bot(BotMessage::AskRating | BotMessage::CounselorChanging)
+                    );
+                    prop_assert!(!matches!(a, Action::Bot(_)) || allowed, "bot spoke with a counselor: {a:?} on {e:?}");
                 }
+            }
+            // Once handed off, the bot never counsels or screens (holding lines, the
+            // safety answer and what the person chose to talk about meanwhile only).
+            let chose_to_talk = matches!(e, Event::WhileWaiting { talk: true });
+            if handed_off && !closed && !chose_to_talk && !matches!(before.state, State::Queued { bot_meanwhile: true, .. }) {
+                for a in &actions {
+                    prop_assert!(!matches!(a, Action::Bot(BotMessage::Ask { .. } | BotMessage::Intent { .. } | BotMessage::ScreeningDone { .. })), "bot counselled after handoff: {a:?} on {e:?}");
+                }
+            }
+            // While waiting, every citizen message gets an answer.
+            if matches!(before.state, State::Queued { .. }) && matches!(e, Event::CitizenMessage { .. }) {
+                prop_assert!(actions.iter().any(|a| matches!(a, Action::Bot(_) | Action::SafetyResources { .. })), "left in silence: {e:?}");
             }
             // Risk never goes down.
             prop_assert!(next.level >= before.level);

@@ -23,7 +23,7 @@ use crate::chat::actor::ChatError;
 use crate::chat::frames::CounselorFrame as Out;
 use crate::conversation::State;
 use crate::ids::ConversationId;
-use crate::queue::{ClaimError, CounselorPush, QueueHandle};
+use crate::queue::{CounselorPush, QueueHandle};
 use crate::store::Store;
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
@@ -115,6 +115,8 @@ where
                 let frame = match push {
                     Some(CounselorPush::Queue(entries)) => Out::Queue { entries },
                     Some(CounselorPush::Alert(entry)) => Out::Alert { entry },
+                    Some(CounselorPush::Offer(entry)) => Out::Offer { entry },
+                    Some(CounselorPush::Colleagues(colleagues)) => Out::Colleagues { colleagues },
                     None => break,
                 };
                 if sink.send(send_text(&frame)).await.is_err() {
@@ -154,29 +156,15 @@ async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Optio
     let me = ctx.username.as_str();
     match frame {
         In::Claim { conversation_id } => {
-            let claimed = ctx.queue.claim(conversation_id, me).await;
-            if let Err(ClaimError::AtCapacity) = claimed {
-                return Some(err(
-                    "at_capacity",
-                    ClaimError::AtCapacity.to_string(),
-                    Some(conversation_id),
-                ));
-            }
-            // Not waiting may still be ours (reopening a tab after a reconnect): the actor
-            // decides.
+            // The actor claims it from the queue (or reopens it for the counselor who holds
+            // it, after a reconnect): the gateway only forwards.
             let Some(h) = ctx.registry.get(conversation_id).await else {
                 return Some(chat_error(ChatError::Gone, conversation_id));
             };
-            match h.counselor_join(me, claimed.is_ok(), out.clone()).await {
-                Ok(()) => None,
-                Err(e) => {
-                    if claimed.is_ok() {
-                        // Claimed from the queue but the join failed: give it back.
-                        ctx.queue.release(conversation_id, me).await;
-                    }
-                    Some(chat_error(e, conversation_id))
-                }
-            }
+            h.counselor_join(me, out.clone())
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
         }
         In::Message {
             conversation_id,
