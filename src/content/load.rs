@@ -111,6 +111,7 @@ struct ResourceSpec {
     #[serde(default)]
     url: Option<String>,
     hours: String,
+    hours_ko: String,
     languages: Vec<String>,
     purpose_ko: String,
     purpose_en: String,
@@ -864,6 +865,7 @@ fn load_resources(src: &Source) -> Result<Vec<Arc<Resource>>, LoadError> {
                 &r.name_ko,
                 &r.name_en,
                 &r.hours,
+                &r.hours_ko,
                 &r.purpose_ko,
                 &r.purpose_en,
                 &r.source,
@@ -882,6 +884,7 @@ fn load_resources(src: &Source) -> Result<Vec<Arc<Resource>>, LoadError> {
             then_press: r.then_press,
             url: r.url,
             hours: r.hours,
+            hours_ko: r.hours_ko,
             languages: r.languages,
             purpose_ko: r.purpose_ko,
             purpose_en: r.purpose_en,

@@ -136,8 +136,10 @@ pub struct Resource {
     /// A web address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Opening hours.
+    /// Opening hours, in English.
     pub hours: String,
+    /// Opening hours, in Korean ("24시간"): what the Korean UI shows.
+    pub hours_ko: String,
     /// Languages served.
     pub languages: Vec<String>,
     /// What it is for, in Korean.
