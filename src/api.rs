@@ -27,9 +27,10 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::{self, AuthError, Role, SESSION_TTL_MS, Session};
+use crate::conversation::ConversationMeta;
 use crate::ids::{ConversationId, Token};
 use crate::store::StoreError;
-use crate::transcript::{self, ConversationMeta};
+use crate::transcript;
 use crate::triage::Level;
 
 /// The session cookie's name.
@@ -233,8 +234,8 @@ fn row(m: &ConversationMeta) -> serde_json::Value {
         "created_at": m.created_at,
         "updated_at": m.updated_at,
         "state": m.conversation.state.name(),
-        "level": m.risk.level,
-        "counselor": m.counselor,
+        "level": m.level(),
+        "counselor": m.holder(),
         "counselors": m.counselors,
         "closed_at": m.closed_at,
         "outcome": m.outcome,
@@ -275,7 +276,7 @@ async fn audited_events(
     action: &str,
     meta: &ConversationMeta,
     remote: SocketAddr,
-) -> Result<Vec<transcript::StoredEvent>, ApiError> {
+) -> Result<Vec<crate::conversation::StoredEvent>, ApiError> {
     record(state, s, action, Some(meta.id), remote).await?;
     let key = state
         .keyring
@@ -286,7 +287,7 @@ async fn audited_events(
         transcript::events_after(&state.store, meta.id, &key, 0, meta.last_seq)
             .await?
             .iter()
-            .map(transcript::StoredEvent::redacted)
+            .map(crate::conversation::StoredEvent::redacted)
             .collect(),
     )
 }
@@ -325,7 +326,7 @@ async fn list_conversations(
         may_read(&s, m)
             && q.from.is_none_or(|f| m.created_at >= f)
             && q.to.is_none_or(|t| m.created_at < t)
-            && q.min_level.is_none_or(|l| m.risk.level >= l)
+            && q.min_level.is_none_or(|l| m.level() >= l)
             && q.state
                 .as_deref()
                 .is_none_or(|st| m.conversation.state.name() == st)

@@ -200,6 +200,7 @@ impl App {
         let registry = Registry::spawn(Arc::new(ChatDeps {
             engine: Arc::clone(&engine),
             responder,
+            flow: crate::conversation::ScreenFlow::from_screener(content.screener()),
             store: store.clone(),
             queue: queue.clone(),
             idle: settings.idle,

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::ConversationId;
+use crate::ids::now_ms;
 use crate::store::{Store, StoreError, Tree, Write};
-use crate::transcript::now_ms;
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -16,8 +16,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Token;
+use crate::ids::now_ms;
 use crate::store::{Store, StoreError, Tree, Write};
-use crate::transcript::now_ms;
 
 /// How long a session lasts: one long shift.
 pub const SESSION_TTL_MS: u64 = 12 * 60 * 60 * 1000;

@@ -10,6 +10,14 @@
 //! tokens, staff sessions) are 256 random bits, URL-safe base64, and are only ever stored as
 //! a SHA-256 hash: a stolen database does not let anyone resume a conversation or log in.
 
+/// Milliseconds since the Unix epoch: the one clock records and events are stamped with.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -22,7 +30,7 @@ impl ConversationId {
     /// A fresh id: now, then 80 random bits.
     pub fn random() -> Self {
         let mut b = [0u8; 16];
-        let ms = crate::transcript::now_ms().to_be_bytes();
+        let ms = now_ms().to_be_bytes();
         b[..6].copy_from_slice(&ms[2..]);
         rand::rng().fill_bytes(&mut b[6..]);
         ConversationId(b)
@@ -136,9 +144,9 @@ mod tests {
 
     #[test]
     fn ids_start_with_their_creation_time_and_differ_in_the_rest() {
-        let before = crate::transcript::now_ms();
+        let before = now_ms();
         let ids: Vec<ConversationId> = (0..1000).map(|_| ConversationId::random()).collect();
-        let after = crate::transcript::now_ms();
+        let after = now_ms();
         let mut ms = [0u8; 8];
         for id in &ids {
             ms[2..].copy_from_slice(&id.0[..6]);

@@ -18,35 +18,9 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::conversation::{Position, Summary};
 use crate::ids::ConversationId;
-use crate::triage::{Level, LevelPolicy, Span};
-
-/// A line the citizen wrote that raised the conversation's level.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct RaisedLine {
-    /// The words (at most 200 characters).
-    pub text: String,
-    /// The level it raised the conversation to.
-    pub level: Level,
-    /// The words that fired (character offsets into `text`).
-    pub spans: Vec<Span>,
-}
-
-/// What counselors see of a waiting conversation: first what made it urgent, then how it
-/// began.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Summary {
-    /// The messages that raised the level, in order (live only; never logged). Shown
-    /// first on the card, with the words that fired highlighted.
-    #[serde(default)]
-    pub raised: Vec<RaisedLine>,
-    /// The first lines the citizen wrote (live only; never logged).
-    pub first_lines: Vec<String>,
-    /// Rules that fired, in order.
-    pub rules: Vec<String>,
-    /// Spans (character offsets) into the corresponding `first_lines` entries.
-    pub spans: Vec<Vec<Span>>,
-}
+use crate::triage::{Level, LevelPolicy};
 
 /// One waiting conversation as shown to counselors and supervisors.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -96,17 +70,6 @@ pub enum TransferRefused {
     /// To oneself.
     #[error("you already hold this conversation")]
     ToSelf,
-}
-
-/// Sent to a waiting conversation when its place changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Position {
-    /// 1 = next.
-    pub position: usize,
-    /// A rough estimate, `None` when no counselor is online.
-    pub expected_wait_secs: Option<u64>,
-    /// Counselors online now.
-    pub counselors_online: usize,
 }
 
 /// Pushed to counselor sockets.

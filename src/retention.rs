@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::conversation::State;
+use crate::ids::now_ms;
 use crate::store::{Store, StoreError, Tree, Write};
-use crate::transcript::{self, Keyring, now_ms};
+use crate::transcript::{self, Keyring};
 
 /// Purges every conversation older than `retention`. Returns how many were purged.
 ///

@@ -26,176 +26,12 @@
 //! Supervisors replay transcripts from here; resuming citizens get the events after their
 //! `last_seq` from here.
 
-use std::sync::Arc;
+use serde::Deserialize;
 
-use serde::{Deserialize, Serialize};
-
-use crate::content::{Card, QuickReply};
-use crate::conversation::{Closer, Conversation};
+use crate::conversation::{ConversationMeta, EventBody, StoredEvent};
 use crate::crypto::Key;
 use crate::ids::ConversationId;
-use crate::queue::Summary;
 use crate::store::{KeyValue, Store, StoreError, Tree, Write, event_key};
-use crate::triage::{ConversationRisk, Level, RuleHit, Span};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// What triage said about one citizen message, kept beside it in the transcript.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TriageNote {
-    /// The message's own level.
-    pub level: Level,
-    /// The conversation's level after it.
-    pub conversation_level: Level,
-    /// Top intent.
-    pub intent: Option<String>,
-    /// Rules that fired, with categories and spans.
-    pub rules: Vec<RuleHit>,
-    /// Merged spans (character offsets into the text).
-    pub spans: Vec<Span>,
-    /// Rule-set version.
-    pub ruleset: String,
-}
-
-/// One transcript event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    /// Per-conversation sequence number; only ever increases.
-    pub seq: u64,
-    /// When, in Unix milliseconds.
-    pub at: u64,
-    /// What.
-    #[serde(flatten)]
-    pub body: EventBody,
-}
-
-/// The kinds of transcript event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventBody {
-    /// The citizen wrote.
-    Citizen {
-        /// The client's id for the message.
-        id: String,
-        /// The words.
-        text: String,
-        /// Triage annotation.
-        triage: TriageNote,
-    },
-    /// The bot answered (never after a handoff).
-    Bot {
-        /// The text.
-        text: String,
-        /// Resources shown with it.
-        resources: Vec<Card>,
-        /// Quick replies offered.
-        quick_replies: Vec<QuickReply>,
-    },
-    /// Emergency resources sent while waiting or with a counselor.
-    Safety {
-        /// The text.
-        text: String,
-        /// Resources.
-        resources: Vec<Card>,
-    },
-    /// The state machine moved.
-    State {
-        /// From state.
-        from: String,
-        /// To state.
-        to: String,
-        /// The conversation level then.
-        level: Level,
-    },
-    /// Entered (or re-entered) the counselor queue.
-    Queued {
-        /// At this level.
-        level: Level,
-        /// Urgent handoff.
-        urgent: bool,
-    },
-    /// A counselor joined.
-    CounselorJoined {
-        /// Username.
-        counselor: String,
-        /// Seconds waited in the queue.
-        waited_secs: u64,
-    },
-    /// A counselor wrote.
-    Counselor {
-        /// Username.
-        counselor: String,
-        /// The words.
-        text: String,
-    },
-    /// Handed to another counselor or back to the queue.
-    Transferred {
-        /// From whom.
-        from: String,
-        /// To whom (`None`: the queue).
-        to: Option<String>,
-    },
-    /// Ended.
-    Closed {
-        /// Who ended it.
-        by: Closer,
-        /// The counselor's outcome code, if a counselor closed it.
-        outcome: Option<String>,
-    },
-    /// The citizen's rating.
-    Rating {
-        /// 1–5.
-        value: u8,
-    },
-}
-
-/// Everything about a conversation other than its events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConversationMeta {
-    /// The id.
-    pub id: ConversationId,
-    /// Created, Unix ms.
-    pub created_at: u64,
-    /// Last change, Unix ms.
-    pub updated_at: u64,
-    /// `ko` or `en`.
-    pub lang: String,
-    /// The state machine.
-    pub conversation: Conversation,
-    /// Conversation-level risk.
-    pub risk: ConversationRisk,
-    /// The last event's seq.
-    pub last_seq: u64,
-    /// SHA-256 of the current resume token, hex.
-    pub token_hash: String,
-    /// The counselor holding it now.
-    pub counselor: Option<String>,
-    /// Every counselor who ever held it (they may read it).
-    pub counselors: Vec<String>,
-    /// When it last entered the queue, Unix ms.
-    pub enqueued_at: Option<u64>,
-    /// When it closed, Unix ms.
-    pub closed_at: Option<u64>,
-    /// The counselor's outcome code.
-    pub outcome: Option<String>,
-    /// What counselors see before claiming (restored into the queue after a restart).
-    /// Holds the citizen's first lines, so it is stored sealed (`summary_sealed`) and is
-    /// empty after a load until [`ConversationMeta::open_summary`].
-    ///
-    /// Shared (`Arc`), as is the sealed form: the actor copies the record for every message
-    /// and changes the summary only for the first few.
-    #[serde(skip)]
-    pub summary: Arc<Summary>,
-    /// The sealed summary, hex.
-    #[serde(default)]
-    pub summary_sealed: Arc<str>,
-}
 
 impl ConversationMeta {
     /// The put that stores this record.
@@ -676,27 +512,13 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::{Card, QuickReply};
     use crate::store::MemoryBackend;
+    use crate::triage::Level;
     use std::sync::Arc;
 
     fn meta(id: ConversationId) -> ConversationMeta {
-        ConversationMeta {
-            id,
-            created_at: 1,
-            updated_at: 1,
-            lang: "ko".into(),
-            conversation: Conversation::default(),
-            risk: ConversationRisk::default(),
-            last_seq: 0,
-            token_hash: String::new(),
-            counselor: None,
-            counselors: vec![],
-            enqueued_at: None,
-            closed_at: None,
-            outcome: None,
-            summary: Arc::default(),
-            summary_sealed: Arc::default(),
-        }
+        ConversationMeta::new(id, "ko", 1, String::new())
     }
 
     /// A store in memory, a conversation key and an id: what most of these tests start from.
@@ -798,7 +620,6 @@ mod tests {
         assert_eq!(old.progress(), meta(id).progress(), "left as it was");
         for change in [
             (|m: &mut ConversationMeta| m.conversation.level = Level::High) as fn(&mut _),
-            |m| m.risk.level = Level::Medium,
             |m| m.risk.escalations.push("x".into()),
             |m| m.summary_sealed = "00".into(),
             |m| m.token_hash = "ab".into(),

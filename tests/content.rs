@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 mod common;
 
 use ieum::content::{Answer, Content, DATA_FILES, Lang, phone_shape_ok};
-use ieum::conversation::{Action, Answer as ConvAnswer, BotMessage, Conversation, Event, step};
+use ieum::conversation::{
+    Action, Answer as ConvAnswer, BotMessage, Conversation, Event, ScreenFlow, step,
+};
 use ieum::triage::Action as TriageAction;
 use ieum::triage::{Level, TriageEngine};
 
@@ -518,7 +520,7 @@ fn screener_classifies_typical_replies() {
 
 /// Runs the live state machine with the flow the file gives: what the service asks.
 fn screen(answers: &[ConvAnswer]) -> (Conversation, Vec<String>) {
-    let flow = content().screen_flow();
+    let flow = &ScreenFlow::from_screener(content().screener());
     let medium = Event::CitizenMessage {
         level: Level::Medium,
         message_level: Level::Medium,
@@ -692,7 +694,7 @@ fn the_screener_file_drives_the_live_flow() {
     assert_ne!(edited, screener);
     std::fs::write(dir.path().join("screener.toml"), edited).unwrap();
     let c = Content::load(dir.path()).unwrap();
-    let flow = c.screen_flow();
+    let flow = ScreenFlow::from_screener(c.screener());
     assert_eq!(
         flow.second_unclear,
         ieum::conversation::SecondUnclear::HandOff

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use common::{Ws, free_port, send, serve_child};
 use futures::StreamExt;
+use ieum::conversation::EventBody;
 use ieum::ids::ConversationId;
 use ieum::store::{Store, StoreOptions};
-use ieum::transcript::{self, EventBody, Keyring};
+use ieum::transcript::{self, Keyring};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::Mutex;

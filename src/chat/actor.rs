@@ -20,15 +20,17 @@ use tokio::time::Instant;
 
 use super::frames::{CounselorFrame, ServerFrame};
 use super::{Lang, Reply, Responder};
+use crate::conversation::plan::{CitizenWords, Context, Effect, plan};
 use crate::conversation::{
-    Answer, BotMessage, Event, IdlePolicy, KEEP_TALKING, KEEP_WAITING, State, step,
+    Answer, ConversationMeta, Event, EventBody, IdlePolicy, KEEP_TALKING, KEEP_WAITING, Position,
+    ScreenFlow, State, StoredEvent, Summary, TriageNote,
 };
 use crate::crypto::Key;
-use crate::ids::{ConversationId, Token, hashes_equal};
-use crate::queue::{ClaimError, Position, QueueHandle, RaisedLine, Summary, TransferRefused};
+use crate::ids::{ConversationId, Token, hashes_equal, now_ms};
+use crate::queue::{ClaimError, QueueHandle, TransferRefused};
 use crate::store::{Store, StoreError, Write};
-use crate::transcript::{self, ConversationMeta, EventBody, StoredEvent, TriageNote, now_ms};
-use crate::triage::{Action as TriageAction, Level, Span, TriageEngine};
+use crate::transcript;
+use crate::triage::{Action as TriageAction, Level, TriageEngine};
 
 /// What every conversation actor needs. Cheap handles only.
 pub struct ChatDeps {
@@ -36,6 +38,8 @@ pub struct ChatDeps {
     pub engine: Arc<TriageEngine>,
     /// The bot's words.
     pub responder: Arc<dyn Responder>,
+    /// The screener, as the file gives it.
+    pub flow: ScreenFlow,
     /// The store.
     pub store: Store,
     /// The counselor queue.
@@ -311,23 +315,12 @@ impl Actor {
     pub(super) fn new_conversation(deps: Arc<ChatDeps>, lang: Lang) -> Actor {
         let token = Token::random();
         let now = now_ms();
-        let meta = ConversationMeta {
-            id: ConversationId::random(),
-            created_at: now,
-            updated_at: now,
-            lang: lang.as_str().into(),
-            conversation: Default::default(),
-            risk: Default::default(),
-            last_seq: 0,
-            token_hash: crate::hex::encode(&token.hash()),
-            counselor: None,
-            counselors: Vec::new(),
-            enqueued_at: None,
-            closed_at: None,
-            outcome: None,
-            summary: Arc::default(),
-            summary_sealed: Arc::default(),
-        };
+        let meta = ConversationMeta::new(
+            ConversationId::random(),
+            lang.as_str(),
+            now,
+            crate::hex::encode(&token.hash()),
+        );
         let (key, key_write) = deps.keyring.create(meta.id);
         Actor::with_meta(deps, meta, false, Some(token), key, Some(key_write))
     }
@@ -385,29 +378,9 @@ impl Actor {
     /// counselor who held it.
     pub(super) async fn restore_side_effects(&mut self) {
         match &self.meta.conversation.state {
-            State::Queued { urgent, .. } => {
-                let waited = self
-                    .meta
-                    .enqueued_at
-                    .map(|t| Duration::from_millis(now_ms().saturating_sub(t)))
-                    .unwrap_or_default();
-                let urgent = *urgent;
-                let position_tx = self.position_sender();
-                self.deps
-                    .queue
-                    .enqueue(
-                        self.meta.id,
-                        self.meta.risk.level,
-                        urgent,
-                        Summary::clone(&self.meta.summary),
-                        waited,
-                        position_tx,
-                        // An offer to a colleague does not outlive a restart: their console
-                        // reconnects, and everyone may take it.
-                        None,
-                    )
-                    .await;
-            }
+            // An offer to a colleague does not outlive a restart: their console reconnects,
+            // and everyone may take it.
+            State::Queued { urgent, .. } => self.enqueue(*urgent, None).await,
             State::WithCounselor { counselor } => {
                 self.deps.queue.assign(self.meta.id, counselor).await;
             }
@@ -457,7 +430,7 @@ impl Actor {
                     if matches!(self.meta.conversation.state, State::Closed { .. }) {
                         return;
                     }
-                    let _ = Box::pin(self.apply(Event::IdleTimeout, None, "")).await;
+                    let _ = Box::pin(self.apply(Event::IdleTimeout, None)).await;
                     self.last_activity = Instant::now();
                 }
             }
@@ -482,19 +455,19 @@ impl Actor {
             }
             Cmd::RequestHuman => {
                 self.last_activity = Instant::now();
-                if let Err(e) = self.apply(Event::RequestHuman, None, "").await {
+                if let Err(e) = self.apply(Event::RequestHuman, None).await {
                     self.citizen_error(e, None);
                 }
             }
             Cmd::Close => {
                 self.last_activity = Instant::now();
-                if let Err(e) = self.apply(Event::CitizenClose, None, "").await {
+                if let Err(e) = self.apply(Event::CitizenClose, None).await {
                     self.citizen_error(e, None);
                 }
             }
             Cmd::Rating(v) => {
                 self.last_activity = Instant::now();
-                if let Err(e) = self.apply(Event::Rating(v), None, "").await {
+                if let Err(e) = self.apply(Event::Rating(v), None).await {
                     self.citizen_error(e, None);
                 }
             }
@@ -619,9 +592,9 @@ impl Actor {
         self.deps
             .metrics
             .message_triaged(started.elapsed().as_nanos() as u64);
-        let before = self.meta.risk.level;
+        let before = self.meta.level();
         let mut risk = self.meta.risk.clone();
-        let level = engine.escalate(&mut risk, &assessment);
+        let level = engine.escalate(&mut risk, before, &assessment);
         // A rise of the conversation level acts at the conversation level; otherwise the
         // message's own level decides what the bot does.
         let acting = if level > before {
@@ -669,7 +642,7 @@ impl Actor {
             note,
             risk,
         };
-        if let Err(e) = self.apply(event, Some(citizen), &text).await {
+        if let Err(e) = self.apply(event, Some(citizen)).await {
             self.citizen_error(e, Some(id));
         }
     }
@@ -696,7 +669,7 @@ impl Actor {
                 let joined = Event::CounselorJoined {
                     counselor: counselor.clone(),
                 };
-                if let Err(e) = self.apply(joined, None, "").await {
+                if let Err(e) = self.apply(joined, None).await {
                     // Not stored: it waits again, where it was.
                     self.deps.queue.release(self.meta.id, &counselor).await;
                     self.restore_side_effects().await;
@@ -717,7 +690,7 @@ impl Actor {
         .map_err(|_| ChatError::NotSaved)?;
         let _ = out.try_send(CounselorFrame::Claimed {
             conversation_id: self.meta.id,
-            level: self.meta.risk.level,
+            level: self.meta.level(),
             events,
         });
         self.counselor = Some(out);
@@ -775,20 +748,14 @@ impl Actor {
         self.apply_with(
             event,
             None,
-            "",
             Some(EventBody::Transferred {
                 from: counselor.clone(),
                 to: to.clone(),
             }),
         )
         .await?;
-        // It waits in the queue again (reserved for the colleague, who claims it to join).
-        self.deps.queue.release(self.meta.id, &counselor).await;
-        if let Some(out) = self.counselor.take() {
-            let _ = out.try_send(CounselorFrame::Released {
-                conversation_id: self.meta.id,
-            });
-        }
+        // It waits in the queue again (reserved for the colleague, who claims it to join);
+        // the plan released it from this counselor.
         Ok(())
     }
 
@@ -801,231 +768,84 @@ impl Actor {
             return Err(ChatError::NotYours);
         }
         self.meta.outcome = Some(outcome);
-        self.apply(Event::CounselorClose, None, "").await?;
-        self.deps.queue.release(self.meta.id, &counselor).await;
-        if let Some(out) = self.counselor.take() {
-            let _ = out.try_send(CounselorFrame::Released {
-                conversation_id: self.meta.id,
-            });
-        }
-        Ok(())
+        self.apply(Event::CounselorClose, None).await
     }
 
     async fn apply(
         &mut self,
         event: Event,
         citizen: Option<CitizenWords>,
-        text: &str,
     ) -> Result<(), ChatError> {
-        self.apply_with(event, citizen, text, None).await
+        self.apply_with(event, citizen, None).await
     }
 
-    /// Runs the state machine, stores the result, then sends and enqueues.
+    /// Plans the event (pure: `conversation::plan`), stores what it says, then carries out
+    /// its effects: the queue, the counselor's socket.
     async fn apply_with(
         &mut self,
         event: Event,
         citizen: Option<CitizenWords>,
-        text: &str,
         extra: Option<EventBody>,
     ) -> Result<(), ChatError> {
-        let old_state = self.meta.conversation.state.clone();
-        let (next, actions) = step(
-            self.deps.responder.screen_flow(),
-            self.meta.conversation.clone(),
-            event,
-        );
-        // A holding line says truthfully whether anyone is online.
-        let online = if actions
-            .iter()
-            .any(|a| matches!(a, crate::conversation::Action::Bot(BotMessage::Holding)))
-        {
-            self.deps.queue.counselors_online().await
-        } else {
-            0
+        let ctx = Context {
+            flow: &self.deps.flow,
+            words: &*self.deps.responder,
+            now: now_ms(),
+            counselors_online: self.deps.queue.stats().counselors_online,
+            place: self.last_position.as_ref(),
         };
-        let requeued = actions.iter().any(|a| {
-            matches!(
-                a,
-                crate::conversation::Action::Bot(BotMessage::CounselorChanging)
-            )
-        });
-        let lang = self.lang();
-        let now = now_ms();
-        let mut meta = self.meta.clone();
-        let mut seq = meta.last_seq;
-        let mut events = Vec::new();
-        let mut ack = None;
-        let mut push = |body: EventBody, events: &mut Vec<StoredEvent>| {
-            seq += 1;
-            events.push(StoredEvent { seq, at: now, body });
-        };
-        if let Some(c) = citizen {
-            push(
-                EventBody::Citizen {
-                    id: c.id.clone(),
-                    text: c.text.clone(),
-                    triage: c.note.clone(),
-                },
-                &mut events,
-            );
-            ack = Some((c.id, events.last().map_or(0, |e: &StoredEvent| e.seq)));
-            if update_summary(&mut meta.summary, &c.text, &c.note, meta.risk.level) {
-                meta.seal_summary(&self.key);
-            }
-            meta.risk = c.risk;
-        }
-        if let Some(body) = extra {
-            push(body, &mut events);
-        }
-        // The state change comes first: what the bot says next is said in the new state
-        // (a holding line is said while queued, "the counselor is changing" after they
-        // left).
-        if next.state.name() != old_state.name() {
-            push(
-                EventBody::State {
-                    from: old_state.name().into(),
-                    to: next.state.name().into(),
-                    level: next.level.max(meta.risk.level),
-                },
-                &mut events,
-            );
-        }
-        let mut enqueue = None;
-        let mut dequeue = false;
-        let responder = &self.deps.responder;
-        for action in actions {
-            use crate::conversation::Action as A;
-            match action {
-                A::Bot(msg) => {
-                    let level = next.level.max(meta.risk.level);
-                    let r = match msg {
-                        // Before the first place is known (at the handoff, or after a
-                        // counselor change) the line gives none.
-                        BotMessage::Holding => responder.holding(
-                            lang,
-                            next.turn,
-                            online,
-                            self.last_position
-                                .as_ref()
-                                .filter(|_| matches!(old_state, State::Queued { .. }) && !requeued),
-                        ),
-                        _ => responder.bot(&msg, text, lang, next.turn, level),
-                    };
-                    push(
-                        EventBody::Bot {
-                            text: r.text,
-                            resources: r.resources,
-                            quick_replies: r.quick_replies,
-                        },
-                        &mut events,
-                    );
-                }
-                A::Enqueue {
-                    level,
-                    urgent,
-                    reserved_for,
-                } => {
-                    push(EventBody::Queued { level, urgent }, &mut events);
-                    // Back in the queue after a counselor: the waiting time is kept.
-                    meta.enqueued_at.get_or_insert(now);
-                    enqueue = Some((urgent, reserved_for));
-                }
-                A::Escalated { .. } => {
-                    if let State::Queued { urgent, .. } = next.state {
-                        enqueue = Some((urgent, None));
-                    }
-                }
-                A::SafetyResources { level } => {
-                    let r = responder.safety_resources(level, lang);
-                    push(
-                        EventBody::Safety {
-                            text: r.text,
-                            resources: r.resources,
-                        },
-                        &mut events,
-                    );
-                }
-                A::ForwardToCounselor => {}
-                A::CounselorJoined { counselor } => {
-                    let waited_secs = meta
-                        .enqueued_at
-                        .map(|t| now.saturating_sub(t) / 1000)
-                        .unwrap_or(0);
-                    if !meta.counselors.contains(&counselor) {
-                        meta.counselors.push(counselor.clone());
-                    }
-                    meta.counselor = Some(counselor.clone());
-                    push(
-                        EventBody::CounselorJoined {
-                            counselor,
-                            waited_secs,
-                        },
-                        &mut events,
-                    );
-                }
-                A::Dequeue => dequeue = true,
-                A::Closed { by } => {
-                    meta.closed_at = Some(now);
-                    meta.counselor = None;
-                    push(
-                        EventBody::Closed {
-                            by,
-                            outcome: meta.outcome.clone(),
-                        },
-                        &mut events,
-                    );
-                }
-                A::Rated(value) => push(EventBody::Rating { value }, &mut events),
-            }
-        }
-        if events.is_empty() {
-            self.meta.conversation = next;
+        let plan = plan(&self.meta, event, citizen, extra, &ctx);
+        if plan.events.is_empty() {
+            self.meta = plan.record;
             return Ok(());
         }
-        if let State::Queued { .. } = next.state {
-            meta.counselor = None;
+        let mut record = plan.record;
+        if plan.summary_changed {
+            record.seal_summary(&self.key);
         }
-        // The screener can raise the level beyond what triage saw: keep one truth.
-        meta.risk.level = meta.risk.level.max(next.level);
-        meta.conversation = next;
-        meta.last_seq = seq;
-        meta.updated_at = now;
-        self.commit(meta, events, ack).await?;
-        if requeued {
-            // The citizen hears their new place, even if it is the same number as before.
-            self.last_position = None;
-        }
-        if let Some((urgent, reserved_for)) = enqueue {
-            let position_tx = self.position_sender();
-            self.deps
-                .queue
-                .enqueue(
-                    self.meta.id,
-                    self.meta.risk.level,
+        self.commit(record, plan.events, plan.ack).await?;
+        for effect in plan.effects {
+            match effect {
+                Effect::Enqueue {
                     urgent,
-                    Summary::clone(&self.meta.summary),
-                    Duration::from_millis(
-                        now_ms().saturating_sub(self.meta.enqueued_at.unwrap_or(now)),
-                    ),
-                    position_tx,
                     reserved_for,
-                )
-                .await;
-        }
-        if dequeue {
-            self.deps.queue.remove(self.meta.id).await;
-        }
-        if let (State::Closed { .. }, State::WithCounselor { counselor }) =
-            (&self.meta.conversation.state, &old_state)
-        {
-            self.deps.queue.release(self.meta.id, counselor).await;
-            if let Some(out) = self.counselor.take() {
-                let _ = out.try_send(CounselorFrame::Released {
-                    conversation_id: self.meta.id,
-                });
+                } => self.enqueue(urgent, reserved_for).await,
+                Effect::Dequeue => self.deps.queue.remove(self.meta.id).await,
+                Effect::Release { counselor } => {
+                    self.deps.queue.release(self.meta.id, &counselor).await;
+                    if let Some(out) = self.counselor.take() {
+                        let _ = out.try_send(CounselorFrame::Released {
+                            conversation_id: self.meta.id,
+                        });
+                    }
+                }
+                Effect::ForgetPlace => self.last_position = None,
             }
         }
         Ok(())
+    }
+
+    /// Puts the conversation in the queue (or updates it there) at its level, with the
+    /// time it has waited so far.
+    async fn enqueue(&mut self, urgent: bool, reserved_for: Option<String>) {
+        let waited = self
+            .meta
+            .enqueued_at
+            .map(|t| Duration::from_millis(now_ms().saturating_sub(t)))
+            .unwrap_or_default();
+        let position_tx = self.position_sender();
+        self.deps
+            .queue
+            .enqueue(
+                self.meta.id,
+                self.meta.level(),
+                urgent,
+                Summary::clone(&self.meta.summary),
+                waited,
+                position_tx,
+                reserved_for,
+            )
+            .await;
     }
 
     /// Stores the events, and the meta if more than its progress changed, in one batch;
@@ -1138,156 +958,6 @@ impl Actor {
     }
 }
 
-struct CitizenWords {
-    id: String,
-    text: String,
-    note: TriageNote,
-    risk: crate::triage::ConversationRisk,
-}
-
-/// Keeps what counselors see before claiming: the first three lines (cut to 200
-/// characters) and every rule that fired. Returns whether anything changed (the sealed
-/// copy is redone only then, not on every message).
-/// The longest line a summary keeps, in characters.
-const SUMMARY_LINE: usize = 200;
-
-fn clipped(text: &str, spans: &[Span]) -> (String, Vec<Span>) {
-    let line: String = text.chars().take(SUMMARY_LINE).collect();
-    let spans = spans
-        .iter()
-        .filter(|(s, _)| *s < SUMMARY_LINE)
-        .map(|&(s, e)| (s, e.min(SUMMARY_LINE)))
-        .collect();
-    (line, spans)
-}
-
-/// Adds what a counselor needs to see to the queue card: the message, if it raised the
-/// conversation's level (`before` → `note.conversation_level`), and the first three lines.
-fn update_summary(shared: &mut Arc<Summary>, text: &str, note: &TriageNote, before: Level) -> bool {
-    let add_line = shared.first_lines.len() < 3;
-    let raised = note.level > before && note.level > Level::None;
-    let mut new_rules: Vec<&str> = Vec::new();
-    for r in &note.rules {
-        if !shared.rules.iter().any(|x| **x == *r.id) && !new_rules.contains(&&*r.id) {
-            new_rules.push(&r.id);
-        }
-    }
-    if !add_line && !raised && new_rules.is_empty() {
-        return false;
-    }
-    // Copied only here, when it changes.
-    let summary = Arc::make_mut(shared);
-    if add_line {
-        let (line, spans) = clipped(text, &note.spans);
-        summary.first_lines.push(line);
-        summary.spans.push(spans);
-    }
-    if raised {
-        let (line, spans) = clipped(text, &note.spans);
-        summary.raised.push(RaisedLine {
-            text: line,
-            level: note.level,
-            spans,
-        });
-    }
-    summary
-        .rules
-        .extend(new_rules.into_iter().map(str::to_owned));
-    true
-}
-
 fn log_store_error(e: &StoreError) {
     tracing::error!(code = e.code(), error = %e, "store refused a conversation write; not acknowledged");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::triage::{Category, Level, RuleHit};
-
-    fn note(rules: &[&str]) -> TriageNote {
-        TriageNote {
-            level: Level::None,
-            conversation_level: Level::None,
-            intent: None,
-            rules: rules
-                .iter()
-                .map(|id| RuleHit {
-                    id: (*id).into(),
-                    category: Category::Ideation,
-                    level: Level::Low,
-                    lowered: false,
-                    spans: vec![(0, 1)],
-                    lowered_by: None,
-                    parts: Vec::new(),
-                    typo: false,
-                })
-                .collect(),
-            spans: vec![(0, 1)],
-            ruleset: "t".into(),
-        }
-    }
-
-    /// The summary keeps the first three lines and every rule once; a message that adds
-    /// nothing leaves it, and its shared copy, untouched.
-    #[test]
-    fn the_summary_changes_only_when_a_line_or_rule_is_new() {
-        let mut s: Arc<Summary> = Arc::default();
-        for (i, line) in ["하나", "둘", "셋"].iter().enumerate() {
-            assert!(
-                update_summary(&mut s, line, &note(&[]), Level::None),
-                "line {i}"
-            );
-        }
-        let before = Arc::clone(&s);
-        assert!(!update_summary(&mut s, "넷", &note(&[]), Level::None));
-        assert!(Arc::ptr_eq(&before, &s), "not copied");
-        assert!(update_summary(
-            &mut s,
-            "다섯",
-            &note(&["lonely", "lonely"]),
-            Level::None
-        ));
-        assert!(!update_summary(
-            &mut s,
-            "여섯",
-            &note(&["lonely"]),
-            Level::None
-        ));
-        assert!(update_summary(
-            &mut s,
-            "일곱",
-            &note(&["lonely", "plan"]),
-            Level::None
-        ));
-        assert_eq!(s.first_lines, ["하나", "둘", "셋"]);
-        assert_eq!(s.rules, ["lonely", "plan"]);
-        assert_eq!(before.rules.len(), 0, "the old copy is unchanged");
-    }
-
-    /// A line that raises the level is kept, with the words that fired, even after the
-    /// first three lines are full; one that does not raise it is not.
-    #[test]
-    fn the_summary_keeps_the_lines_that_raised_the_level() {
-        let mut s: Arc<Summary> = Arc::default();
-        for line in ["하나", "둘", "셋"] {
-            update_summary(&mut s, line, &note(&[]), Level::None);
-        }
-        let mut risky = note(&[]);
-        risky.level = Level::High;
-        risky.spans = vec![(0, 2)];
-        assert!(update_summary(&mut s, "죽고 싶어요", &risky, Level::Low));
-        assert_eq!(
-            s.raised,
-            [RaisedLine {
-                text: "죽고 싶어요".into(),
-                level: Level::High,
-                spans: vec![(0, 2)],
-            }]
-        );
-        // The same level again raises nothing.
-        assert!(!update_summary(&mut s, "죽고 싶어요", &risky, Level::High));
-        assert_eq!(s.raised.len(), 1);
-        assert_eq!(s.first_lines, ["하나", "둘", "셋"]);
-    }
 }

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use crate::conversation::Closer;
+use crate::conversation::{EventBody, StoredEvent};
 use crate::ids::ConversationId;
 use crate::queue::{Colleague, QueueEntry};
-use crate::transcript::{EventBody, StoredEvent};
 use crate::triage::Level;
 
 use super::Reply;

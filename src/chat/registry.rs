@@ -13,11 +13,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Lang;
 use super::actor::{Actor, ChatDeps, ConvHandle};
+use crate::conversation::ConversationMeta;
 use crate::conversation::State;
 use crate::crypto::Key;
 use crate::ids::ConversationId;
 use crate::store::StoreError;
-use crate::transcript::{self, ConversationMeta};
+use crate::transcript;
 
 /// Commands queued per conversation actor.
 const ACTOR_CHANNEL: usize = 32;

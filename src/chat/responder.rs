@@ -3,8 +3,8 @@
 
 use super::{Card, QuickReply, Reply, Responder};
 use crate::content::{self, Content, Lang};
+use crate::conversation::Position;
 use crate::conversation::{Answer, BotMessage};
-use crate::queue::Position;
 use crate::triage::Level;
 
 fn convert(r: content::Reply) -> Reply {
@@ -136,10 +136,6 @@ impl Responder for Content {
 
     fn counselor_changing(&self, lang: Lang, turn: u32) -> Reply {
         convert(Content::counselor_changing(self, lang, turn))
-    }
-
-    fn screen_flow(&self) -> &crate::conversation::ScreenFlow {
-        Content::screen_flow(self)
     }
 
     fn screener_answer(&self, text: &str) -> Answer {

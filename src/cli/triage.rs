@@ -36,6 +36,7 @@ pub(super) fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut risk = ConversationRisk::default();
+    let mut level = crate::triage::Level::None;
     let mut bad_lines = 0usize;
     for (n, line) in stdin.split(b'\n').enumerate() {
         let mut line = line?;
@@ -54,7 +55,8 @@ pub(super) fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         };
         let a = engine.assess(text);
         let shown = if args.conversation {
-            engine.escalate(&mut risk, &a)
+            level = engine.escalate(&mut risk, level, &a);
+            level
         } else {
             a.level
         };

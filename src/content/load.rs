@@ -833,7 +833,6 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         wait_choice,
         offline,
         offline_resources: q.offline_resources,
-        screen_flow: screener.flow(),
         screener,
         pharmacy,
         catalog,
@@ -969,8 +968,8 @@ fn load_screener(src: &Source) -> Result<Screener, LoadError> {
         }
     }
     let second_unclear = match f.second_unclear.as_deref() {
-        None | Some("continue") => crate::conversation::SecondUnclear::Continue,
-        Some("handoff") => crate::conversation::SecondUnclear::HandOff,
+        None | Some("continue") => super::SecondUnclear::Continue,
+        Some("handoff") => super::SecondUnclear::HandOff,
         Some(other) => {
             return Err(ctx.file_err(format!(
                 "second_unclear = {other:?}: `continue` (read it as a no and go on) or `handoff`"

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use load::DATA_FILES;
-pub use screener::{Answer, Question, Screener};
+pub use screener::{Answer, Question, Screener, SecondUnclear};
 
 use crate::triage::{ExampleFailure, Level, LoadError};
 use load::At;
@@ -471,8 +471,6 @@ pub struct Content {
     offline: [Vec<String>; 2],
     offline_resources: Vec<String>,
     screener: Screener,
-    /// The screener as the state machine runs it (built once from `screener`).
-    screen_flow: crate::conversation::ScreenFlow,
     pharmacy: Pharmacy,
     catalog: Catalog,
     atlas: Atlas,
@@ -753,11 +751,6 @@ impl Content {
             resources: self.resolve(&self.waiting_resources),
             quick_replies: Vec::new(),
         }
-    }
-
-    /// The screener as the conversation state machine runs it.
-    pub fn screen_flow(&self) -> &crate::conversation::ScreenFlow {
-        &self.screen_flow
     }
 
     /// The risk screener.

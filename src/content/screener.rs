@@ -1,9 +1,9 @@
 //! The risk screener, one question at a time, modelled on the C-SSRS screener
 //! (`intents/screener.toml`).
 //!
-//! The file is the screener: [`Screener::flow`] turns its questions, `yes_next`/`no_next`,
-//! `yes_level`, `no_handoff` and `second_unclear` into the [`ScreenFlow`] that the
-//! conversation state machine runs, and [`Screener::classify`] reads each reply as yes, no
+//! The file is the screener: `ScreenFlow::from_screener` (in `crate::conversation`) turns
+//! its questions, `yes_next`/`no_next`, `yes_level`, `no_handoff` and `second_unclear` into
+//! the `ScreenFlow` that the conversation state machine runs, and [`Screener::classify`] reads each reply as yes, no
 //! or unclear. Editing the file changes what people are asked, not only the tests:
 //!
 //! * an unclear answer asks the same question once more (after [`Screener::unclear`]);
@@ -12,12 +12,10 @@
 //! * a no goes to `no_next`, or hands off at `no_handoff`; with neither, the screener is
 //!   over ([`Screener::done`]) and the bot offers a counselor.
 //!
-//! [`ScreenFlow`]: crate::conversation::ScreenFlow
-//!
 //! The level only ever rises: a "no" never lowers it and never ends the check early (after
 //! "no" to `thoughts`, the question about past behaviour is still asked).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Lang;
 use super::matcher::{Matcher, Text};
@@ -86,10 +84,21 @@ pub(crate) struct AnswerClass {
     pub line: usize,
 }
 
+/// What a second unclear answer to the same question does (`second_unclear` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondUnclear {
+    /// Read it as a "no" and go on (the screener then offers a counselor more firmly).
+    #[default]
+    Continue,
+    /// Hand off: a counselor asks in person.
+    HandOff,
+}
+
 /// The loaded screener: questions in order, answer classes, and its own messages.
 #[derive(Debug, Clone)]
 pub struct Screener {
-    pub(crate) second_unclear: crate::conversation::SecondUnclear,
+    pub(crate) second_unclear: SecondUnclear,
     pub(crate) file: std::path::PathBuf,
     pub(crate) questions: Vec<Question>,
     pub(crate) answers: Vec<AnswerClass>,
@@ -163,33 +172,8 @@ impl Screener {
         }
     }
 
-    /// The flow the conversation state machine runs (`crate::conversation::step` takes it
-    /// as data): there is no other copy of the screener's logic.
-    pub fn flow(&self) -> crate::conversation::ScreenFlow {
-        use crate::conversation::{FlowQuestion, ScreenFlow, Then};
-        let then = |next: &Option<String>| match next {
-            Some(id) => Then::Ask(id.clone()),
-            None => Then::Done,
-        };
-        ScreenFlow {
-            questions: self
-                .questions
-                .iter()
-                .map(|q| FlowQuestion {
-                    id: q.id.clone(),
-                    yes: if q.yes_level >= Level::High {
-                        Then::HandOff(q.yes_level)
-                    } else {
-                        then(&q.yes_next)
-                    },
-                    no: match q.no_handoff {
-                        Some(level) => Then::HandOff(level),
-                        None => then(&q.no_next),
-                    },
-                    yes_level: q.yes_level,
-                })
-                .collect(),
-            second_unclear: self.second_unclear,
-        }
+    /// What a second unclear answer does.
+    pub fn second_unclear(&self) -> SecondUnclear {
+        self.second_unclear
     }
 }

@@ -79,11 +79,12 @@ pub struct PartHit {
     pub span: Span,
 }
 
-/// Conversation-level risk: plain data, kept with the conversation's state.
+/// What triage remembers of a conversation beyond its level: plain data, kept in the
+/// conversation's record. The level itself is kept once, by the conversation (the state
+/// machine's [`Conversation::level`](crate::conversation::Conversation)), because the
+/// screener can raise it too; [`TriageEngine::escalate`] takes it and returns the new one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationRisk {
-    /// The conversation's level: the maximum over its messages, raised by escalations.
-    pub level: Level,
     /// How many messages reached each level, indexed by [`Level::index`].
     pub counts: [u32; 5],
     /// Ids of the escalations that have fired.
@@ -870,21 +871,22 @@ impl TriageEngine {
         None
     }
 
-    /// Folds one message's assessment into the conversation's risk: the maximum over its
-    /// messages, raised by the escalations of the rules file. Returns the new level.
-    pub fn escalate(&self, risk: &mut ConversationRisk, a: &Assessment) -> Level {
+    /// Folds one message's assessment into the conversation's risk: the conversation's
+    /// `level` (never lowered) raised to the message's, then by the escalations of the rules
+    /// file (repeated messages at or above a level). Returns the new level.
+    pub fn escalate(&self, risk: &mut ConversationRisk, level: Level, a: &Assessment) -> Level {
         risk.counts[a.level.index()] += 1;
-        risk.level = risk.level.max(a.level);
+        let mut level = level.max(a.level);
         for e in &self.set.escalations {
             let at_or_above: u32 = risk.counts[e.at_least.index()..].iter().sum();
-            if at_or_above >= e.count && risk.level < e.raise_to {
-                risk.level = e.raise_to;
+            if at_or_above >= e.count && level < e.raise_to {
+                level = e.raise_to;
                 if !risk.escalations.contains(&e.id) {
                     risk.escalations.push(e.id.clone());
                 }
             }
         }
-        risk.level
+        level
     }
 
     /// Runs every example, lowered example and counter-example of every rule and intent.
@@ -1150,20 +1152,22 @@ counter_examples = ["안녕"]
     fn conversation_risk_is_the_max_and_repeats_escalate() {
         let e = engine();
         let mut risk = ConversationRisk::default();
-        assert_eq!(
-            e.escalate(&mut risk, &e.assess("사라지고 싶다")),
-            Level::Medium
-        );
-        assert_eq!(e.escalate(&mut risk, &e.assess("안녕")), Level::Medium);
-        assert_eq!(
-            e.escalate(&mut risk, &e.assess("사라지고 싶어")),
-            Level::Medium
-        );
-        assert_eq!(
-            e.escalate(&mut risk, &e.assess("다 사라지고 싶어")),
-            Level::High
-        );
+        let mut level = Level::None;
+        for (text, expect) in [
+            ("사라지고 싶다", Level::Medium),
+            ("안녕", Level::Medium),
+            ("사라지고 싶어", Level::Medium),
+            ("다 사라지고 싶어", Level::High),
+        ] {
+            level = e.escalate(&mut risk, level, &e.assess(text));
+            assert_eq!(level, expect, "{text}");
+        }
         assert_eq!(risk.escalations, vec!["three-medium"]);
+        // Never lowered: a level the conversation already has (the screener's) stays.
+        assert_eq!(
+            e.escalate(&mut risk, Level::Imminent, &e.assess("안녕")),
+            Level::Imminent
+        );
     }
 
     #[test]

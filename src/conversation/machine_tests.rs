@@ -8,10 +8,8 @@ fn flow() -> &'static ScreenFlow {
     static FLOW: std::sync::OnceLock<ScreenFlow> = std::sync::OnceLock::new();
     FLOW.get_or_init(|| {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
-        crate::content::Content::load(&dir)
-            .expect("shipped content loads")
-            .screen_flow()
-            .clone()
+        let content = crate::content::Content::load(&dir).expect("shipped content loads");
+        ScreenFlow::from_screener(content.screener())
     })
 }
 
