@@ -5,34 +5,28 @@
 //! which port it got (bind to port 0), and [`App::run_until_stopped`] serves until the
 //! shutdown signal, then drains and flushes the store.
 //!
-//! Sockets: the listener is bound through `TcpSocket` with a backlog of 4096 (tokio's
-//! default of 128 overflowed when 200 clients connected at once, and dropped SYNs are only
-//! retried after a second — a reconnect storm after a restart needs the room), and every
-//! accepted socket gets `TCP_NODELAY` (an `ack` followed by a `bot` frame otherwise waits
-//! on Nagle plus delayed ACK for tens of milliseconds). See `shared/MEASURED.md`.
+//! What faces the web (state, routes, the accept loop, sessions) is `crate::http`'s; this
+//! module only boots it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::audit::AuditLog;
 use crate::chat::{ChatDeps, Registry, Responder};
 use crate::conversation::IdlePolicy;
-use crate::gateway::GatewayConfig;
+use crate::http::serve::{ConnLimits, bind, serve};
+use crate::http::ws::GatewayConfig;
+use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::queue::{QueueConfig, QueueHandle};
 use crate::store::{Store, StoreOptions};
 use crate::transcript::Keyring;
-use crate::triage::{Level, TriageEngine};
+use crate::triage::TriageEngine;
 
 /// Everything `ieum serve` can be told.
 #[derive(Debug, Clone)]
@@ -86,33 +80,6 @@ impl Settings {
             backend: None,
         }
     }
-}
-
-/// State shared by every handler: cheap handles only, no locks.
-#[derive(Clone)]
-pub struct AppState {
-    /// Conversation id → live conversation actor.
-    pub registry: Registry,
-    /// Citizen connection permits (the cap).
-    pub citizens: Arc<Semaphore>,
-    /// Gateway settings.
-    pub gateway: Arc<GatewayConfig>,
-    /// Service counters.
-    pub metrics: Arc<Metrics>,
-    /// Turns true when the server shuts down (sockets close with 1001).
-    pub shutdown: watch::Receiver<bool>,
-    /// The compiled triage engine (immutable).
-    pub engine: Arc<TriageEngine>,
-    /// The durable store.
-    pub store: Store,
-    /// The counselor queue.
-    pub queue: QueueHandle,
-    /// The audit log.
-    pub audit: AuditLog,
-    /// Conversation keys.
-    pub keyring: Keyring,
-    /// What the bot says (canned snippets and resources for the staff pages).
-    pub content: Arc<crate::content::Content>,
 }
 
 /// A built, bound, not yet serving application.
@@ -293,84 +260,6 @@ impl App {
     }
 }
 
-/// TCP-level limits of the accept loop.
-struct ConnLimits {
-    /// Open connections at most (citizens, staff and slow clients together); past it new
-    /// sockets are closed at once, so file descriptors never run out.
-    max_connections: usize,
-    /// A client must send its whole request head within this time (slowloris).
-    header_timeout: std::time::Duration,
-}
-
-/// The accept loop: one task per connection, `TCP_NODELAY`, a header-read timeout, a cap on
-/// open connections, and graceful shutdown (stop accepting, let requests in flight finish
-/// for up to 10 s; websocket sessions close themselves with 1001 on the same signal).
-///
-/// Not `axum::serve`: it sets no timer, so hyper's header-read timeout never fires and a
-/// slow or partial handshake would hold its socket forever.
-async fn serve(
-    listener: TcpListener,
-    router: Router,
-    signal: impl std::future::Future<Output = ()>,
-    limits: ConnLimits,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use tower::ServiceExt;
-
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(64 * 1024);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut signal = std::pin::pin!(signal);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut signal => break,
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let router = router.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(remote));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
-            tracing::warn!("connections still open after 10 s; stopping anyway");
-        }
-    }
-}
-
 /// Runs retention at start and then hourly until shutdown.
 async fn retention_task(
     state: AppState,
@@ -390,131 +279,6 @@ async fn retention_task(
             _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
         }
     }
-}
-
-/// The routes. Exists on its own so tests can drive it without a socket.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/ws/chat", get(crate::gateway::chat_ws))
-        .route("/ws/counselor", get(crate::gateway::counselor_ws))
-        .merge(crate::api::routes())
-        .merge(crate::web::routes())
-        .with_state(state)
-}
-
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let body = serde_json::json!({
-        "status": "ok",
-        "ruleset": state.engine.version(),
-    });
-    (StatusCode::OK, axum::Json(body))
-}
-
-/// Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(4096);
-    state.metrics.render(&mut out);
-    let s = state.store.stats();
-    let _ = writeln!(
-        out,
-        "# HELP ieum_store_writes_total Durable writes acknowledged."
-    );
-    let _ = writeln!(out, "# TYPE ieum_store_writes_total counter");
-    let _ = writeln!(out, "ieum_store_writes_total {}", s.writes);
-    let _ = writeln!(
-        out,
-        "# HELP ieum_store_write_errors_total Writes refused (never acknowledged)."
-    );
-    let _ = writeln!(out, "# TYPE ieum_store_write_errors_total counter");
-    let _ = writeln!(out, "ieum_store_write_errors_total {}", s.write_errors);
-    let _ = writeln!(
-        out,
-        "# HELP ieum_store_flushes_total Store flushes (one per commit group)."
-    );
-    let _ = writeln!(out, "# TYPE ieum_store_flushes_total counter");
-    let _ = writeln!(out, "ieum_store_flushes_total {}", s.flushes);
-    let _ = writeln!(out, "# HELP ieum_store_flush_seconds Flush latency.");
-    let _ = writeln!(out, "# TYPE ieum_store_flush_seconds histogram");
-    let mut cumulative = 0u64;
-    for (i, bound) in s.flush_latency.bounds_us().iter().enumerate() {
-        cumulative += s.flush_latency.counts.get(i).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "ieum_store_flush_seconds_bucket{{le=\"{}\"}} {cumulative}",
-            *bound as f64 / 1e6
-        );
-    }
-    let _ = writeln!(
-        out,
-        "ieum_store_flush_seconds_bucket{{le=\"+Inf\"}} {}",
-        s.flush_latency.count()
-    );
-    let _ = writeln!(
-        out,
-        "ieum_store_flush_seconds_sum {}",
-        s.flush_latency.sum_us as f64 / 1e6
-    );
-    let _ = writeln!(
-        out,
-        "ieum_store_flush_seconds_count {}",
-        s.flush_latency.count()
-    );
-
-    let q = state.queue.stats();
-    let _ = writeln!(
-        out,
-        "# HELP ieum_queue_waiting Conversations waiting for a counselor."
-    );
-    let _ = writeln!(out, "# TYPE ieum_queue_waiting gauge");
-    for l in Level::ALL {
-        let _ = writeln!(
-            out,
-            "ieum_queue_waiting{{level=\"{l}\"}} {}",
-            q.waiting[l.index()]
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ieum_queue_longest_wait_seconds Longest current wait."
-    );
-    let _ = writeln!(out, "# TYPE ieum_queue_longest_wait_seconds gauge");
-    for l in Level::ALL {
-        let _ = writeln!(
-            out,
-            "ieum_queue_longest_wait_seconds{{level=\"{l}\"}} {}",
-            q.longest_wait_secs[l.index()]
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ieum_queue_wait_breaches_total Waits past the level's target."
-    );
-    let _ = writeln!(out, "# TYPE ieum_queue_wait_breaches_total counter");
-    for l in Level::ALL {
-        let _ = writeln!(
-            out,
-            "ieum_queue_wait_breaches_total{{level=\"{l}\"}} {}",
-            q.breaches[l.index()]
-        );
-    }
-    let _ = writeln!(out, "# HELP ieum_counselors_online Counselors connected.");
-    let _ = writeln!(out, "# TYPE ieum_counselors_online gauge");
-    let _ = writeln!(out, "ieum_counselors_online {}", q.counselors_online);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
 }
 
 async fn terminate_signal() {

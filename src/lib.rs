@@ -11,25 +11,23 @@
 //! | text normalization | [`triage::normalize`] | pure; how Korean is really typed |
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
 //! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
-//! | staff HTTP API | [`api`] | login, transcripts, queue, audit; role checks; safe errors |
-//! | booting, routes, metrics, shutdown | [`app`] | `App::build` for `main` and tests alike |
 //! | what the bot says | [`content`] | replies, resources, screener, 마음약방, districts; pure after load |
-//! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
-//! | conversation state machine | [`conversation`] | pure `step(state, event)` |
+//! | a conversation | [`conversation`] | its record and events, the pure state machine and `plan` |
+//! | live conversations | [`chat`] | one actor per conversation (the I/O shell around `plan`) |
 //! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
-//! | wire protocol | [`gateway::protocol`] | total decoder, stable error codes |
-//! | ids and secrets | [`ids`] | 128-bit ids, 256-bit tokens stored only as hashes |
-//! | transcripts (events + meta) | [`transcript`] | append-only events, meta in the same batch |
+//! | transcripts | [`transcript`] | encoding, sealing, reading, the keyring, export |
+//! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
 //! | staff accounts, sessions | [`auth`] | argon2id, tokens stored as hashes |
 //! | audit log | [`audit`] | actor; append-only, hash-chained, recorded before serving |
-//! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
-//! | web pages (widget, console, supervisor) | [`web`] | static assets embedded in the binary; staff content endpoints |
+//! | ids, secrets, the clock | [`ids`] | 128-bit ids, 256-bit tokens stored only as hashes |
+//! | everything web-facing | [`http`] | state, accept loop, ops endpoints, staff API, pages, websocket sessions |
+//! | booting | [`app`] | `App::build` for `main` and tests alike; only boots |
+//! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //!
-//! Arrows point inward: the CLI and the gateway use the core (triage, conversation) and
-//! the actors (queue, store); the core
-//! imports nothing of theirs and does no I/O after loading.
+//! Arrows point inward and never circle (`tests/architecture.rs` checks): the CLI and
+//! `app` use `http`, which uses the actors (`chat`, `queue`, `audit`, `store`), which use
+//! the core (`conversation`, `content`, `triage`); the core does no I/O after loading.
 
-pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -38,8 +36,8 @@ pub mod cli;
 pub mod content;
 pub mod conversation;
 pub mod crypto;
-pub mod gateway;
 pub mod hex;
+pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod queue;
@@ -48,7 +46,6 @@ pub mod retention;
 pub mod store;
 pub mod transcript;
 pub mod triage;
-pub mod web;
 
 /// Paths of the shipped data files, relative to the working directory.
 pub mod defaults {

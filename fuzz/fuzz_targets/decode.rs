@@ -2,7 +2,7 @@
 //! and an error message never echoes the input.
 #![no_main]
 
-use ieum::gateway::protocol::{CitizenFrame, CounselorFrame, MAX_MESSAGE_CHARS};
+use ieum::http::ws::protocol::{CitizenFrame, CounselorFrame, MAX_MESSAGE_CHARS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

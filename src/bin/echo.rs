@@ -31,7 +31,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use futures::{SinkExt, StreamExt};
-use ieum::gateway::{
+use ieum::http::ws::{
     MAX_FRAME_BYTES, MAX_WRITE_BUFFER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 use tokio::net::TcpSocket;

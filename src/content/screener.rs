@@ -3,8 +3,8 @@
 //!
 //! The file is the screener: `ScreenFlow::from_screener` (in `crate::conversation`) turns
 //! its questions, `yes_next`/`no_next`, `yes_level`, `no_handoff` and `second_unclear` into
-//! the `ScreenFlow` that the conversation state machine runs, and [`Screener::classify`] reads each reply as yes, no
-//! or unclear. Editing the file changes what people are asked, not only the tests:
+//! the `ScreenFlow` that the conversation state machine runs, and [`Screener::classify`]
+//! reads each reply as yes, no or unclear. Editing the file changes what people are asked, not only the tests:
 //!
 //! * an unclear answer asks the same question once more (after [`Screener::unclear`]);
 //!   a second one follows `second_unclear` (`continue`: read as a no; `handoff`);

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use ieum::app::{App, AppState, Settings};
+use ieum::app::{App, Settings};
 use ieum::auth::Role;
+use ieum::http::AppState;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;

@@ -26,10 +26,10 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 
-use crate::api::staff_session;
-use crate::app::AppState;
 use crate::auth::Role;
 use crate::chat::{Lang, ServerFrame};
+use crate::http::AppState;
+use crate::http::api::staff_session;
 
 /// Largest frame or message accepted (a citizen message is at most 2,000 characters).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -140,7 +140,7 @@ pub async fn counselor_ws(
         Err(e) => return e.into_response(),
     };
     if session.role != Role::Counselor {
-        return crate::api::ApiError::Forbidden.into_response();
+        return crate::http::api::ApiError::Forbidden.into_response();
     }
     tune(ws).on_upgrade(move |socket: WebSocket| async move {
         let (sink, stream) = socket.split();

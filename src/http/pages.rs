@@ -25,8 +25,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::api::{ApiError, Staff};
-use crate::app::AppState;
+use super::api::{ApiError, Staff};
+use crate::http::AppState;
 
 /// One embedded file.
 struct Asset {
@@ -39,43 +39,43 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 const INDEX: Asset = Asset {
-    body: include_bytes!("../web/index.html"),
+    body: include_bytes!("../../web/index.html"),
     content_type: HTML,
 };
 const CONSOLE: Asset = Asset {
-    body: include_bytes!("../web/console.html"),
+    body: include_bytes!("../../web/console.html"),
     content_type: HTML,
 };
 const SUPERVISOR: Asset = Asset {
-    body: include_bytes!("../web/supervisor.html"),
+    body: include_bytes!("../../web/supervisor.html"),
     content_type: HTML,
 };
 const WIDGET_JS: Asset = Asset {
-    body: include_bytes!("../web/widget.js"),
+    body: include_bytes!("../../web/widget.js"),
     content_type: JS,
 };
 const WIDGET_CSS: Asset = Asset {
-    body: include_bytes!("../web/widget.css"),
+    body: include_bytes!("../../web/widget.css"),
     content_type: CSS,
 };
 const STAFF_CSS: Asset = Asset {
-    body: include_bytes!("../web/staff.css"),
+    body: include_bytes!("../../web/staff.css"),
     content_type: CSS,
 };
 const STAFF_JS: Asset = Asset {
-    body: include_bytes!("../web/staff.js"),
+    body: include_bytes!("../../web/staff.js"),
     content_type: JS,
 };
 const CONSOLE_JS: Asset = Asset {
-    body: include_bytes!("../web/console.js"),
+    body: include_bytes!("../../web/console.js"),
     content_type: JS,
 };
 const SUPERVISOR_JS: Asset = Asset {
-    body: include_bytes!("../web/supervisor.js"),
+    body: include_bytes!("../../web/supervisor.js"),
     content_type: JS,
 };
 const DEMO_CSS: Asset = Asset {
-    body: include_bytes!("../web/demo.css"),
+    body: include_bytes!("../../web/demo.css"),
     content_type: CSS,
 };
 

@@ -24,10 +24,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::{self, AuthError, Role, SESSION_TTL_MS, Session};
 use crate::conversation::ConversationMeta;
+use crate::http::AppState;
 use crate::ids::{ConversationId, Token};
 use crate::store::StoreError;
 use crate::transcript;

@@ -384,3 +384,134 @@ fn classify(e: &axum::Error) -> (u16, &'static str) {
         (1002, "protocol error")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A session fed through channels, as a socket would feed it: no network, the real
+    //! actors (registry, conversation, queue, an in-memory store).
+
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use futures::channel::mpsc as fmpsc;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::chat::ChatDeps;
+    use crate::conversation::{IdlePolicy, ScreenFlow};
+    use crate::queue::{QueueConfig, QueueHandle};
+    use crate::store::{MemoryBackend, Store};
+    use crate::transcript::Keyring;
+
+    async fn session() -> (
+        fmpsc::Sender<Result<Message, axum::Error>>,
+        fmpsc::Receiver<Message>,
+        watch::Sender<bool>,
+    ) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let engine = Arc::new(
+            TriageEngine::load(&root.join("escalation-rules.toml"), &root.join("intents")).unwrap(),
+        );
+        let content = Arc::new(crate::content::Content::load(&root.join("intents")).unwrap());
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let queue = QueueHandle::spawn(QueueConfig::new(engine.rule_set().levels));
+        let registry = Registry::spawn(Arc::new(ChatDeps {
+            engine: Arc::clone(&engine),
+            responder: content.clone(),
+            flow: ScreenFlow::from_screener(content.screener()),
+            store: store.clone(),
+            queue,
+            idle: IdlePolicy::default(),
+            metrics: Arc::default(),
+            keyring: Keyring::new(crate::crypto::Key::random(), store),
+        }));
+        let (stop, shutdown) = watch::channel(false);
+        let (to_session, from_client) = fmpsc::channel(16);
+        let (to_client, from_session) = fmpsc::channel(64);
+        tokio::spawn(run(
+            to_client,
+            from_client,
+            CitizenCtx {
+                registry,
+                engine,
+                lang: Lang::Ko,
+                resume: false,
+                limits: Limits::default(),
+                shutdown,
+            },
+        ));
+        (to_session, from_session, stop)
+    }
+
+    async fn frame(rx: &mut fmpsc::Receiver<Message>) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), rx.next())
+                .await
+                .expect("a frame")
+                .expect("session open");
+            if let Message::Text(t) = m {
+                return serde_json::from_str(t.as_str()).unwrap();
+            }
+        }
+    }
+
+    fn say(text: &str, id: &str) -> Result<Message, axum::Error> {
+        Ok(Message::Text(
+            serde_json::json!({"type": "message", "id": id, "text": text})
+                .to_string()
+                .into(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_session_welcomes_acks_after_storing_and_answers() {
+        let (mut tx, mut rx, _stop) = session().await;
+        let welcome = frame(&mut rx).await;
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["resumed"], false);
+        tx.send(say("요즘 너무 외로워요", "c1")).await.unwrap();
+        assert_eq!(
+            frame(&mut rx).await,
+            serde_json::json!({"type": "ack", "id": "c1", "seq": 1})
+        );
+        let bot = frame(&mut rx).await;
+        assert_eq!(bot["type"], "bot");
+        assert!(bot["seq"].as_u64().unwrap() > 1);
+        // Risk: the safety words with 109, then the queue.
+        tx.send(say("죽고 싶어요", "c2")).await.unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let f = frame(&mut rx).await;
+            let done = f["type"] == "queue";
+            seen.push(f);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(seen[0]["type"], "ack");
+        assert!(
+            seen.iter()
+                .any(|f| f["type"] == "bot" && f["text"].as_str().unwrap().contains("109"))
+        );
+        // A frame that is not JSON gets a stable error code, and the session goes on.
+        tx.send(Ok(Message::Text("{".into()))).await.unwrap();
+        let e = frame(&mut rx).await;
+        assert_eq!(e["type"], "error");
+        assert!(e["code"].as_str().is_some_and(|c| !c.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_the_session_with_going_away() {
+        let (_tx, mut rx, stop) = session().await;
+        assert_eq!(frame(&mut rx).await["type"], "welcome");
+        stop.send_replace(true);
+        let close = loop {
+            match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
+                Ok(Some(Message::Close(c))) => break c,
+                Ok(Some(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        };
+        assert_eq!(close.map(|c| c.code), Some(close::GOING_AWAY));
+    }
+}
