@@ -239,7 +239,7 @@ test('the story: citizen → triage → counselor → reply → supervisor repla
   await say(second.page, '유서를 써 놨어요');
   await kp.locator('#alert').waitFor({ state: 'visible' });
   const urgentTop = kp.locator('#queue > li').first();
-  await urgentTop.locator('.badge.level-imminent').waitFor();
+  await urgentTop.locator('.q-top .badge.level-imminent').waitFor();
   assert.match(await urgentTop.locator('.rules').textContent(), /farewell/);
   assert.ok(await kp.evaluate(() => window.__ieumBeeps || 0) >= 1, 'a Web Audio beep');
 
