@@ -482,34 +482,36 @@ test('on a phone, waiting for a counselor: the log keeps half the screen, 109 an
   const { page, context, errors } = await newPage({ width: 360, height: 740 });
   await openWidget(page);
   await waitInQueue(page);
-  // Nobody is online: the holding line says so, offers two replies, and its numbers are links.
+  // Nobody is online: the holding line says so (and offers two replies, checked below).
   const holding = page.locator('.msg.bot', { hasText: '상담사 선생님이 없어요' }).last();
-  await holding.locator('.bubble a[href="tel:109"]').first().waitFor();
-  assert.equal(await holding.locator('.bubble a[href="tel:15770199"]').textContent(), '1577-0199');
-  assert.equal(await holding.locator('.bubble a[href="tel:119"]').count(), 1);
-  await page.locator('.quick').getByRole('button', { name: '그대로 기다릴게요' }).waitFor();
+  await holding.waitFor();
+  await page.locator('.quick .qr').first().waitFor({ timeout: 2000 }).catch(() => {});
   await settle(page);
 
   const tall = await phoneLayout(page);
   t.diagnostic(`360×740 waiting: log ${tall.log}px of ${tall.visible}px`);
-  assertPhoneLayout(tall, '360×740');
-  // The queue status is one line; its longer text is one tap away, numbers as links.
-  const status = await page.locator('.queue .queue-pos').boundingBox();
-  assert.ok(status.height <= 34, `the queue status is one line (${status.height}px)`);
-  assert.equal(await page.locator('.queue-text').isVisible(), false, 'the longer queue text starts folded');
   await shot(page, 'widget-phone-queue');
-
   // The soft keyboard opens (the visible height shrinks to 420).
   await page.getByLabel('메시지 입력').focus();
   await page.setViewportSize({ width: 360, height: 420 });
   await settle(page);
   const short = await phoneLayout(page);
   t.diagnostic(`360×420 waiting: log ${short.log}px of ${short.visible}px`);
-  assertPhoneLayout(short, '360×420');
   await shot(page, 'widget-phone-keyboard');
+  assertPhoneLayout(tall, '360×740');
+  assertPhoneLayout(short, '360×420');
 
-  // Keyboard closed again: the longer queue text opens, its numbers are links.
+  // Keyboard closed again. The holding line's numbers are links; its two replies are there.
   await page.setViewportSize({ width: 360, height: 740 });
+  await holding.locator('.bubble a[href="tel:109"]').first().waitFor({ timeout: 2000 });
+  assert.equal(await holding.locator('.bubble a[href="tel:15770199"]').textContent(), '1577-0199');
+  assert.equal(await holding.locator('.bubble a[href="tel:119"]').count(), 1);
+  await page.locator('.quick').getByRole('button', { name: '그대로 기다릴게요' }).waitFor({ timeout: 2000 });
+  await page.locator('.quick').getByRole('button', { name: '그동안 이야기할래요' }).waitFor({ timeout: 2000 });
+  // The queue status is one line; its longer text is one tap away, numbers as links.
+  const status = await page.locator('.queue .queue-pos').boundingBox();
+  assert.ok(status.height <= 34, `the queue status is one line (${status.height}px)`);
+  assert.equal(await page.locator('.queue-text').isVisible(), false, 'the longer queue text starts folded');
   await page.locator('.queue summary').click();
   await page.locator('.queue-text a[href="tel:109"]').waitFor();
   assert.equal(await page.locator('.queue-text a[href="tel:15770199"]').count(), 1);
@@ -728,8 +730,11 @@ test('console: a claim moves the focus into the conversation; numbers a counselo
   }
 });
 
-/** axe-core on the page as it is: no critical or serious violation. */
-async function axeCheck(t, page, what) {
+/**
+ * axe-core on the page as it is: the critical and serious violations, one line each with
+ * the rule, its help and the targets ('' when none). Every violation goes to the log.
+ */
+async function axeSerious(t, page, what) {
   if (!(await page.evaluate(() => !!window.axe))) await page.addScriptTag({ path: AXE });
   const violations = await page.evaluate(async () => {
     const r = await window.axe.run(document, { resultTypes: ['violations'] });
@@ -739,16 +744,16 @@ async function axeCheck(t, page, what) {
   });
   const all = violations.map((v) => `${v.id} [${v.impact}] ${v.targets.length}`).join(', ');
   t.diagnostic(`axe ${what}: ${all || 'no violations'}`);
-  const bad = violations.filter((v) => v.impact === 'critical' || v.impact === 'serious');
-  assert.deepEqual(bad.map((v) => v.id), [], `axe ${what}:\n` +
-    bad.map((v) => `  ${v.id} [${v.impact}] ${v.help}: ${v.targets.join(' ')}`).join('\n'));
+  return violations.filter((v) => v.impact === 'critical' || v.impact === 'serious')
+    .map((v) => `${what}: ${v.id} [${v.impact}] ${v.help}: ${v.targets.join(' ')}`).join('\n');
 }
 
 test('axe: no critical or serious violations on any page', { timeout: 120_000 }, async (t) => {
   const csp = { bypassCSP: true }; // axe goes in as a script tag
   const failures = [];
   const check = async (page, what) => {
-    try { await axeCheck(t, page, what); } catch (e) { failures.push(e.message); }
+    const bad = await axeSerious(t, page, what);
+    if (bad) failures.push(bad);
   };
 
   // The widget, closed (desktop and phone) and open with a conversation in it.
@@ -765,13 +770,23 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
   const citizen = await queuedCitizen(csp);
   const cp = citizen.page;
   await check(cp, '/ (widget open, waiting, 360×740)');
-  await cp.locator('.queue summary').click();
-  await check(cp, '/ (widget open, queue text open, 360×740)');
+  // (Steps through parts that other tests require are skipped when missing, so that this
+  // test reports every page's violations either way.)
+  if (await cp.locator('.queue summary').count()) {
+    await cp.locator('.queue summary').click();
+    await check(cp, '/ (widget open, queue text open, 360×740)');
+  }
   await cp.setViewportSize({ width: 360, height: 420 });
-  await cp.getByRole('button', { name: /메뉴/ }).click();
-  await cp.locator('.actions').getByRole('button', { name: '상담사와 이야기하기' }).waitFor();
-  await check(cp, '/ (widget compact with its menu open, 360×420)');
-  await cp.keyboard.press('Escape');
+  await settle(cp);
+  const menu = cp.getByRole('button', { name: /메뉴/ });
+  if (await menu.isVisible()) {
+    await menu.click();
+    await cp.locator('.actions').getByRole('button', { name: '상담사와 이야기하기' }).waitFor();
+    await check(cp, '/ (widget compact with its menu open, 360×420)');
+    await cp.keyboard.press('Escape');
+  } else {
+    await check(cp, '/ (widget, 360×420)');
+  }
   await cp.setViewportSize({ width: 360, height: 740 });
   await cp.getByRole('button', { name: '채팅 창 닫기 (대화는 유지돼요)' }).click();
   await check(cp, '/ (widget closed, 360×740)');
@@ -788,7 +803,7 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
   await cp.locator('.msg.counselor').waitFor({ state: 'attached' });
   await check(kp, '/console (a claimed conversation)');
   await cp.getByRole('button', { name: /이음 채팅 열기/ }).click();
-  await cp.locator('.msg.counselor .bubble a[href="tel:109"]').first().waitFor();
+  await cp.locator('.msg.counselor .bubble').waitFor();
   await check(cp, '/ (widget open, with a counselor, 360×740)');
 
   // The supervisor pages.
@@ -813,5 +828,5 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
     assert.deepEqual(p.errors, []);
     await p.context.close();
   }
-  assert.deepEqual(failures, []);
+  assert.ok(failures.length === 0, `axe found critical or serious violations:\n${failures.join('\n')}`);
 });
