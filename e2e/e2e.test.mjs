@@ -17,7 +17,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.resolve(ROOT, process.env.IEUM_BIN || 'target/debug/ieum');
@@ -121,8 +124,9 @@ after(async () => {
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function newPage(viewport) {
-  const context = await browser.newContext({ viewport, locale: 'ko-KR', timezoneId: 'Asia/Seoul' });
+/** `opts` go to the context (e.g. bypassCSP: true, for injecting axe-core). */
+async function newPage(viewport, opts = {}) {
+  const context = await browser.newContext({ viewport, locale: 'ko-KR', timezoneId: 'Asia/Seoul', ...opts });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP);
   const errors = [];
@@ -239,7 +243,7 @@ test('the story: citizen → triage → counselor → reply → supervisor repla
   await say(second.page, '유서를 써 놨어요');
   await kp.locator('#alert').waitFor({ state: 'visible' });
   const urgentTop = kp.locator('#queue > li').first();
-  await urgentTop.locator('.badge.level-imminent').waitFor();
+  await urgentTop.locator('.q-top .badge.level-imminent').waitFor();
   assert.match(await urgentTop.locator('.rules').textContent(), /farewell/);
   assert.ok(await kp.evaluate(() => window.__ieumBeeps || 0) >= 1, 'a Web Audio beep');
 
@@ -410,4 +414,419 @@ test('errors in plain words, the text kept; English one tap away; end and forget
   assert.equal(await page.locator('li.msg').count(), 0);
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+// ---- the widget on a phone, and accessibility ----
+
+/** Two animation frames: layout, resize observers and scrolling have run. */
+async function settle(page) {
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+}
+
+/**
+ * Where things are on the visible screen (the visual viewport): the log's visible height,
+ * the newest item, the message box, and the 109 / 119 tel: links outside the log.
+ */
+async function phoneLayout(page) {
+  return page.evaluate(() => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    const vv = window.visualViewport;
+    const top = vv.offsetTop;
+    const bottom = vv.offsetTop + vv.height;
+    const log = root.querySelector('[role="log"]');
+    const lr = log.getBoundingClientRect();
+    const items = log.querySelectorAll('li.msg, li.notice');
+    const newest = items[items.length - 1];
+    const nr = newest.getBoundingClientRect();
+    const inView = (r) => r.width > 0 && r.height > 0 && r.top >= top - 0.5 && r.bottom <= bottom + 0.5 &&
+      r.left >= -0.5 && r.right <= window.innerWidth + 0.5;
+    const reach = (n) => {
+      const links = Array.from(root.querySelectorAll(`a[href="tel:${n}"]`)).filter((a) => !log.contains(a));
+      return links.some((a) => {
+        const r = a.getBoundingClientRect();
+        if (!inView(r)) return false;
+        const hit = root.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return !!hit && (hit === a || a.contains(hit));
+      });
+    };
+    const input = root.getElementById('ieum-input').getBoundingClientRect();
+    return {
+      visible: vv.height,
+      log: Math.max(0, Math.min(lr.bottom, bottom) - Math.max(lr.top, top)),
+      newestTopShown: nr.top >= lr.top - 1 && nr.top < lr.bottom,
+      newestFits: nr.height <= lr.height,
+      newestBottomShown: nr.bottom <= lr.bottom + 1,
+      inputInView: inView(input),
+      tel109: reach('109'),
+      tel119: reach('119'),
+    };
+  });
+}
+
+function assertPhoneLayout(l, what) {
+  assert.ok(l.log >= l.visible / 2, `${what}: the log is ${l.log}px of ${l.visible}px visible (at least half)`);
+  assert.ok(l.tel109, `${what}: a tel:109 link outside the log is on screen and tappable`);
+  assert.ok(l.tel119, `${what}: a tel:119 link outside the log is on screen and tappable`);
+  assert.ok(l.inputInView, `${what}: the message box is on screen`);
+  assert.ok(l.newestTopShown, `${what}: the newest item is in view (its top)`);
+  if (l.newestFits) assert.ok(l.newestBottomShown, `${what}: the newest item fits and is shown whole`);
+}
+
+/** Asks for a counselor from the actions and waits for the queue status. */
+async function waitInQueue(page) {
+  await page.locator('.actions').getByRole('button', { name: '상담사와 이야기하기' }).click();
+  await page.locator('.queue .queue-pos').waitFor();
+}
+
+test('on a phone, waiting for a counselor: the log keeps half the screen, 109 and 119 in reach', { timeout: 60_000 }, async (t) => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 });
+  await openWidget(page);
+  await waitInQueue(page);
+  // Nobody is online: the holding line says so (and offers two replies, checked below).
+  const holding = page.locator('.msg.bot', { hasText: '상담사 선생님이 없어요' }).last();
+  await holding.waitFor();
+  await page.locator('.quick .qr').first().waitFor({ timeout: 2000 }).catch(() => {});
+  await settle(page);
+
+  const tall = await phoneLayout(page);
+  t.diagnostic(`360×740 waiting: log ${tall.log}px of ${tall.visible}px`);
+  await shot(page, 'widget-phone-queue');
+  // The soft keyboard opens (the visible height shrinks to 420).
+  await page.getByLabel('메시지 입력').focus();
+  await page.setViewportSize({ width: 360, height: 420 });
+  await settle(page);
+  const short = await phoneLayout(page);
+  t.diagnostic(`360×420 waiting: log ${short.log}px of ${short.visible}px`);
+  await shot(page, 'widget-phone-keyboard');
+  assertPhoneLayout(tall, '360×740');
+  assertPhoneLayout(short, '360×420');
+
+  // Keyboard closed again. The holding line's numbers are links; its two replies are there.
+  await page.setViewportSize({ width: 360, height: 740 });
+  await holding.locator('.bubble a[href="tel:109"]').first().waitFor({ timeout: 2000 });
+  assert.equal(await holding.locator('.bubble a[href="tel:15770199"]').textContent(), '1577-0199');
+  assert.equal(await holding.locator('.bubble a[href="tel:119"]').count(), 1);
+  await page.locator('.quick').getByRole('button', { name: '그대로 기다릴게요' }).waitFor({ timeout: 2000 });
+  await page.locator('.quick').getByRole('button', { name: '그동안 이야기할래요' }).waitFor({ timeout: 2000 });
+  // The queue status is one line; its longer text is one tap away, numbers as links.
+  const status = await page.locator('.queue .queue-pos').boundingBox();
+  assert.ok(status.height <= 34, `the queue status is one line (${status.height}px)`);
+  assert.equal(await page.locator('.queue-text').isVisible(), false, 'the longer queue text starts folded');
+  await page.locator('.queue summary').click();
+  await page.locator('.queue-text a[href="tel:109"]').waitFor();
+  assert.equal(await page.locator('.queue-text a[href="tel:15770199"]').count(), 1);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('on Android the keyboard shrinks only the visual viewport: the panel follows it', { timeout: 60_000 }, async (t) => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 });
+  // A stand-in for window.visualViewport whose height and offset the test sets, as an
+  // Android keyboard would (the layout viewport keeps its 740 px).
+  await context.addInitScript(() => {
+    const real = window.visualViewport;
+    const fake = new EventTarget();
+    let kb = null;
+    for (const k of ['width', 'offsetLeft', 'pageLeft', 'pageTop', 'scale']) {
+      Object.defineProperty(fake, k, { get: () => real[k] });
+    }
+    Object.defineProperty(fake, 'height', { get: () => (kb ? kb.height : real.height) });
+    Object.defineProperty(fake, 'offsetTop', { get: () => (kb ? kb.top : real.offsetTop) });
+    Object.defineProperty(window, 'visualViewport', { value: fake, configurable: true });
+    window.__keyboard = (height, top) => {
+      kb = height == null ? null : { height, top };
+      fake.dispatchEvent(new Event('resize'));
+    };
+  });
+  await openWidget(page);
+  await waitInQueue(page);
+  await page.getByLabel('메시지 입력').focus();
+  for (const offset of [0, 120]) {
+    await page.evaluate((o) => window.__keyboard(420, o), offset);
+    await settle(page);
+    assert.equal(await page.evaluate(() => window.innerHeight), 740, 'the layout viewport did not shrink');
+    const l = await phoneLayout(page);
+    t.diagnostic(`visual viewport 420 at ${offset}: log ${l.log}px of ${l.visible}px`);
+    assertPhoneLayout(l, `visual viewport 420px at offset ${offset}`);
+    const box = await page.locator('#ieum-panel').boundingBox();
+    assert.ok(Math.abs(box.y - offset) < 1 && Math.abs(box.height - 420) < 1,
+      `the panel covers the visible area: ${JSON.stringify(box)}`);
+  }
+  await page.evaluate(() => window.__keyboard(null));
+  await settle(page);
+  const box = await page.locator('#ieum-panel').boundingBox();
+  assert.ok(Math.abs(box.height - 740) < 1, `keyboard closed: the panel is full height again (${box.height})`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the greeting is read from its first line on open; hours in Korean', { timeout: 60_000 }, async () => {
+  for (const viewport of [{ width: 360, height: 740 }, { width: 360, height: 420 }, { width: 1280, height: 800 }]) {
+    const { page, context, errors } = await newPage(viewport);
+    await openWidget(page);
+    await page.locator('.quick .qr').first().waitFor();
+    await settle(page);
+    const g = await page.evaluate(() => {
+      const root = document.getElementById('ieum-widget').shadowRoot;
+      const log = root.querySelector('[role="log"]').getBoundingClientRect();
+      const greet = root.querySelector('.greeting').getBoundingClientRect();
+      return { logTop: log.top, logBottom: log.bottom, top: greet.top };
+    });
+    const what = `${viewport.width}×${viewport.height}`;
+    assert.ok(g.top >= g.logTop - 1 && g.top < g.logBottom, `${what}: the greeting's first line is in view ${JSON.stringify(g)}`);
+    // Resource cards give the hours in the language of the page.
+    assert.match(await page.locator('.greeting .card-hours').first().textContent(), /^운영: 24시간$/);
+    if (viewport.width === 360 && viewport.height === 740) {
+      await page.getByRole('button', { name: 'Switch to English' }).click();
+      await page.locator('.greeting .card-hours', { hasText: 'Hours: 24h' }).first().waitFor();
+    }
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+});
+
+test('a quick reply keeps the focus in the conversation', { timeout: 60_000 }, async () => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 });
+  await openWidget(page);
+  await page.locator('.quick').getByRole('button', { name: '요즘 외로워요' }).click();
+  await allSaved(page, 1);
+  const focus = await page.evaluate(() => {
+    const host = document.getElementById('ieum-widget');
+    const a = host.shadowRoot.activeElement;
+    return { page: document.activeElement.id || document.activeElement.tagName, inner: a ? a.id || a.className : null };
+  });
+  assert.deepEqual(focus, { page: 'ieum-widget', inner: 'ieum-input' }, 'the focus is in the message box');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('full-screen on a phone, Tab stays in the chat; Escape returns to the launcher', { timeout: 60_000 }, async () => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 });
+  await openWidget(page);
+  await page.locator('.quick .qr').first().waitFor();
+  const where = () => page.evaluate(() => {
+    const host = document.getElementById('ieum-widget');
+    const a = host.shadowRoot.activeElement;
+    const panel = host.shadowRoot.getElementById('ieum-panel');
+    return {
+      inPanel: document.activeElement === host && !!a && panel.contains(a),
+      name: document.activeElement === host ? (a && (a.id || a.className || a.tagName)) : document.activeElement.tagName + ' ' + document.activeElement.textContent.slice(0, 20),
+    };
+  });
+  for (const key of ['Tab', 'Shift+Tab']) {
+    const seen = [];
+    for (let i = 0; i < 30; i++) {
+      await page.keyboard.press(key);
+      const w = await where();
+      assert.ok(w.inPanel, `${key} ×${i + 1}: the focus left the chat panel for ${w.name} (after ${seen.join(' → ')})`);
+      seen.push(w.name);
+    }
+    assert.ok(seen.filter((n) => n === 'ieum-input').length >= 2, `${key} cycles through the panel: ${seen.join(' → ')}`);
+  }
+  await page.keyboard.press('Escape');
+  await page.locator('#ieum-panel').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.getElementById('ieum-widget').shadowRoot.activeElement.className), 'launcher');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('too long: the reason stays beside the text until it is short enough', { timeout: 60_000 }, async () => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 });
+  await openWidget(page);
+  const box = page.getByLabel('메시지 입력');
+  const described = () => page.evaluate(() => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    const input = root.getElementById('ieum-input');
+    return (input.getAttribute('aria-describedby') || '').split(/\s+/)
+      .map((id) => root.getElementById(id))
+      .filter((n) => n && n.getClientRects().length > 0)
+      .map((n) => n.textContent).join(' ');
+  });
+  await box.fill('가'.repeat(2001));
+  await box.press('Enter');
+  // Refused: the text stays in the box, the reason next to it (and read with it).
+  await page.waitForTimeout(1500); // time enough for any answer from the server
+  assert.equal(await box.inputValue(), '가'.repeat(2001));
+  assert.equal(await page.locator('li.me').count(), 0, 'nothing was sent');
+  assert.match(await described(), /2,000자까지 보낼 수 있어요/);
+  await page.getByText('2,000자까지 보낼 수 있어요').waitFor({ state: 'visible' });
+  // Still there while the text is too long; gone once it is short enough.
+  await box.press('End');
+  await box.type('나');
+  assert.match(await described(), /2,000자까지/);
+  await box.press('Backspace');
+  await box.press('Backspace');
+  assert.equal((await box.inputValue()).length, 2000);
+  assert.doesNotMatch(await described(), /2,000자까지/);
+  assert.equal(await page.getByText('2,000자까지 보낼 수 있어요').count(), 0);
+  // Exactly 2,000 characters go through.
+  await box.press('Enter');
+  await allSaved(page, 1);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/** A citizen at 360×740 who said something risky and waits for a counselor. */
+async function queuedCitizen(opts) {
+  const citizen = await newPage({ width: 360, height: 740 }, opts);
+  await openWidget(citizen.page);
+  await say(citizen.page, '요즘 너무 힘들어서 죽고 싶어요');
+  await citizen.page.locator('.queue .queue-pos').waitFor();
+  citizen.conv = (await citizen.page.evaluate(() => window.IeumWidget.state())).conversationId;
+  return citizen;
+}
+
+/** kim claims `conv` with the keyboard (Enter on its claim button); returns the panel. */
+async function claimByKeyboard(kp, conv) {
+  const claim = kp.locator(`#queue > li[data-id="${conv}"]`).getByRole('button', { name: /맡기/ });
+  await claim.focus();
+  await kp.keyboard.press('Enter');
+  const panel = kp.locator(`#panel-${conv}`);
+  await panel.waitFor({ state: 'visible' });
+  return panel;
+}
+
+async function closeConversation(panel) {
+  await panel.getByLabel('종료 결과').selectOption('resolved');
+  await panel.getByRole('button', { name: '대화 종료' }).click();
+  await panel.locator('.conv-ended').waitFor({ state: 'visible' });
+}
+
+test('console: a claim moves the focus into the conversation; numbers a counselor sends are links', { timeout: 90_000 }, async () => {
+  const citizen = await queuedCitizen();
+  const cp = citizen.page;
+  const counselor = await newPage({ width: 1280, height: 1000 });
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'kim');
+  const panel = await claimByKeyboard(kp, citizen.conv);
+  await kp.waitForFunction((id) => document.activeElement === document.querySelector(`#panel-${id} .reply-text`),
+    citizen.conv, { timeout: 3000 }).catch(() => {});
+  const focused = await kp.evaluate(() => {
+    const a = document.activeElement;
+    return a.tagName + (a.id ? '#' + a.id : '') + (a.className ? '.' + a.className : '');
+  });
+  assert.equal(focused, `TEXTAREA#reply-text-${citizen.conv}.reply-text`, 'the focus is in the reply box of the claimed conversation');
+
+  // A resource inserted as text, in Korean, and more numbers (and things that are not).
+  await panel.locator('select.res').selectOption('suicide_prevention_109');
+  await panel.locator('.res-insert').click();
+  const inserted = await panel.getByLabel('답장').inputValue();
+  assert.match(inserted, /109 ☎ 109 · 24시간/, 'the hours in Korean');
+  await panel.getByLabel('답장').fill(inserted +
+    '\n서울시자살예방센터 02-984-6777, 정신건강위기상담 1577-0199도 있어요. (2,000자까지, 3번째, 2024년, 10분, 1명, 100%)');
+  await panel.getByLabel('답장').press('Enter');
+  const bubble = cp.locator('.msg.counselor .bubble', { hasText: '02-984-6777' });
+  await bubble.waitFor();
+  const links = await bubble.locator('a').evaluateAll((as) => as.map((a) => [a.textContent, a.getAttribute('href')]));
+  assert.deepEqual(links, [
+    ['109', 'tel:109'], ['109', 'tel:109'], ['02-984-6777', 'tel:029846777'], ['1577-0199', 'tel:15770199'],
+  ]);
+  assert.match(await bubble.textContent(), /2,000자까지, 3번째, 2024년, 10분, 1명, 100%/);
+
+  await closeConversation(panel);
+  for (const p of [citizen, counselor]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
+});
+
+/**
+ * axe-core on the page as it is: the critical and serious violations, one line each with
+ * the rule, its help and the targets ('' when none). Every violation goes to the log.
+ */
+async function axeSerious(t, page, what) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => JSON.stringify(n.target)),
+    }));
+  });
+  const all = violations.map((v) => `${v.id} [${v.impact}] ${v.targets.length}`).join(', ');
+  t.diagnostic(`axe ${what}: ${all || 'no violations'}`);
+  return violations.filter((v) => v.impact === 'critical' || v.impact === 'serious')
+    .map((v) => `${what}: ${v.id} [${v.impact}] ${v.help}: ${v.targets.join(' ')}`).join('\n');
+}
+
+test('axe: no critical or serious violations on any page', { timeout: 120_000 }, async (t) => {
+  const csp = { bypassCSP: true }; // axe goes in as a script tag
+  const failures = [];
+  const check = async (page, what) => {
+    const bad = await axeSerious(t, page, what);
+    if (bad) failures.push(bad);
+  };
+
+  // The widget, closed (desktop and phone) and open with a conversation in it.
+  const desk = await newPage({ width: 1280, height: 800 }, csp);
+  await desk.page.goto(base + '/');
+  await desk.page.getByRole('button', { name: /이음 채팅 열기/ }).waitFor();
+  await check(desk.page, '/ (widget closed, 1280×800)');
+  await openWidget(desk.page);
+  await say(desk.page, '요즘 잠이 잘 안 와요');
+  await allSaved(desk.page, 1);
+  await desk.page.locator('.msg.bot:not(.greeting)').first().waitFor();
+  await check(desk.page, '/ (widget open, 1280×800)');
+
+  const citizen = await queuedCitizen(csp);
+  const cp = citizen.page;
+  await check(cp, '/ (widget open, waiting, 360×740)');
+  // (Steps through parts that other tests require are skipped when missing, so that this
+  // test reports every page's violations either way.)
+  if (await cp.locator('.queue summary').count()) {
+    await cp.locator('.queue summary').click();
+    await check(cp, '/ (widget open, queue text open, 360×740)');
+  }
+  await cp.setViewportSize({ width: 360, height: 420 });
+  await settle(cp);
+  const menu = cp.getByRole('button', { name: /메뉴/ });
+  if (await menu.isVisible()) {
+    await menu.click();
+    await cp.locator('.actions').getByRole('button', { name: '상담사와 이야기하기' }).waitFor();
+    await check(cp, '/ (widget compact with its menu open, 360×420)');
+    await cp.keyboard.press('Escape');
+  } else {
+    await check(cp, '/ (widget, 360×420)');
+  }
+  await cp.setViewportSize({ width: 360, height: 740 });
+  await cp.getByRole('button', { name: '채팅 창 닫기 (대화는 유지돼요)' }).click();
+  await check(cp, '/ (widget closed, 360×740)');
+
+  // The console: logged in, with a claimed conversation.
+  const counselor = await newPage({ width: 1280, height: 1000 }, csp);
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'kim');
+  await check(kp, '/console (queue)');
+  const panel = await claimByKeyboard(kp, citizen.conv);
+  await panel.getByLabel('답장').fill('안녕하세요, 상담사예요. 자살예방상담전화 109 ☎ 109 · 24시간');
+  await panel.getByLabel('답장').press('Enter');
+  await panel.locator('.ev-counselor').waitFor();
+  await cp.locator('.msg.counselor').waitFor({ state: 'attached' });
+  await check(kp, '/console (a claimed conversation)');
+  await cp.getByRole('button', { name: /이음 채팅 열기/ }).click();
+  await cp.locator('.msg.counselor .bubble').waitFor();
+  await check(cp, '/ (widget open, with a counselor, 360×740)');
+
+  // The supervisor pages.
+  const sup = await newPage({ width: 1280, height: 900 }, csp);
+  const sp = sup.page;
+  await staffLogin(sp, '/supervisor', 'boss');
+  const row = sp.locator(`#conv-table tr[data-id="${citizen.conv}"]`);
+  await row.waitFor();
+  await check(sp, '/supervisor (conversations)');
+  await row.getByRole('button', { name: /다시 보기/ }).click();
+  await sp.locator('#timeline .ev-citizen').first().waitFor();
+  await check(sp, '/supervisor (replay)');
+  await sp.getByRole('button', { name: '실시간 현황' }).click();
+  await sp.locator('#level-table tbody tr').first().waitFor();
+  await check(sp, '/supervisor (live board)');
+  await sp.getByRole('button', { name: '감사 기록' }).click();
+  await sp.locator('#audit-table tbody tr').first().waitFor();
+  await check(sp, '/supervisor (audit log)');
+
+  await closeConversation(panel);
+  for (const p of [desk, citizen, counselor, sup]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
+  assert.ok(failures.length === 0, `axe found critical or serious violations:\n${failures.join('\n')}`);
 });

@@ -19,7 +19,7 @@
       urgent: '긴급', count: function (n) { return '(' + n + ')'; },
       alert: function (lvl) { return '⚠ 긴급 대화가 들어왔어요 (' + lvl + '). 대기열 맨 위를 확인하세요.'; },
       dismiss: '알림 닫기',
-      reply: '답장', send: '보내기', replyPh: '답장을 적으세요 (Enter: 보내기, Shift+Enter: 줄바꿈)',
+      reply: '답장', send: '보내기', transcript: '대화 기록 (화살표 키로 스크롤)', replyPh: '답장을 적으세요 (Enter: 보내기, Shift+Enter: 줄바꿈)',
       canned: '상용 문구', insert: '넣기', resources: '기관 안내',
       transferTo: '넘길 상담사', transfer: '넘기기', requeue: '대기열로 돌려보내기',
       noColleague: '지금 넘길 수 있는 동료 상담사가 없어요.',
@@ -47,7 +47,7 @@
       urgent: 'urgent', count: function (n) { return '(' + n + ')'; },
       alert: function (lvl) { return '⚠ An urgent conversation arrived (' + lvl + '). Check the top of the queue.'; },
       dismiss: 'Dismiss',
-      reply: 'Reply', send: 'Send', replyPh: 'Write a reply (Enter: send, Shift+Enter: new line)',
+      reply: 'Reply', send: 'Send', transcript: 'Transcript (scroll with the arrow keys)', replyPh: 'Write a reply (Enter: send, Shift+Enter: new line)',
       canned: 'Canned response', insert: 'Insert', resources: 'Resource',
       transferTo: 'Pass to colleague', transfer: 'Transfer', requeue: 'Back to the queue',
       noColleague: 'No colleague is online to take it right now.',
@@ -78,6 +78,7 @@
   var resources = [];
   var colleagues = [];
   var me = null;
+  var claiming = null; // the conversation this counselor just asked to claim (focus goes there)
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -163,6 +164,11 @@
         break;
       case 'error':
         toast((t('errors') || {})[f.code] || f.message || t('error'), true);
+        if (claiming && f.conversation_id === claiming) {
+          // The claim failed and its card may be gone: keep the focus on the queue.
+          claiming = null;
+          if (focusLost()) focusQueue();
+        }
         break;
       default:
         break;
@@ -175,8 +181,20 @@
     return entry.breached || (entry.wait_target_secs != null && waited(entry) > entry.wait_target_secs);
   }
 
+  function focusLost() { return !document.activeElement || document.activeElement === document.body; }
+  function focusQueue() {
+    var first = $('queue').querySelector('.claim');
+    if (first) { first.focus(); return; }
+    var h = $('queue-title');
+    h.tabIndex = -1;
+    h.focus();
+  }
+
   function renderQueue() {
     var list = $('queue');
+    // The list is drawn afresh: a focused claim button keeps its focus (same conversation).
+    var had = document.activeElement;
+    var focusId = had && had.classList && had.classList.contains('claim') && list.contains(had) ? had.closest('li').dataset.id : null;
     list.textContent = '';
     $('queue-count').textContent = t('count')(queue.length);
     $('queue-empty').hidden = queue.length > 0;
@@ -226,14 +244,19 @@
       }
       var claim = el('button', 'claim', t('claim'));
       claim.type = 'button';
-      claim.addEventListener('click', function () { send({ type: 'claim', conversation_id: e.conversation_id }); });
+      claim.addEventListener('click', function () {
+        if (send({ type: 'claim', conversation_id: e.conversation_id })) claiming = e.conversation_id;
+      });
       li.appendChild(claim);
       li._entry = e;
       li._wait = w;
       li._breach = br;
       li._claim = claim;
       list.appendChild(li);
+      if (focusId === e.conversation_id) claim.focus();
     });
+    // The focused card left the queue (claimed by me or someone else).
+    if (focusId && focusLost() && claiming !== focusId) focusQueue();
     tick();
   }
 
@@ -302,6 +325,12 @@
     relabelTab(c);
     activate(id);
     $('no-tabs').hidden = true;
+    if (claiming === id) {
+      // Claimed by this counselor just now: straight to the reply box (the claim button
+      // is gone with the queue card). Reopened tabs after a reconnect take no focus.
+      claiming = null;
+      c.panel.querySelector('.reply-text').focus();
+    }
   }
 
   function relabelTab(c) {
@@ -332,7 +361,8 @@
     q('.close-conv').textContent = t('closeConv');
     Array.prototype.forEach.call(q('.outcome').options, function (o) { o.textContent = S.outcomeName(o.value); });
     q('.conv-id').textContent = c.id;
-    q('.transcript').setAttribute('aria-label', S.levelName(c.level) + ' ' + c.id.slice(0, 8));
+    q('.transcript-log').setAttribute('aria-label', S.levelName(c.level) + ' ' + c.id.slice(0, 8));
+    q('.transcript').setAttribute('aria-label', t('transcript'));
     var ended = q('.conv-ended');
     ended.textContent = t('ended');
     fillTools();
@@ -423,9 +453,11 @@
       var r = resources.filter(function (x) { return x.id === id; })[0];
       if (!r) return;
       var en = S.lang() === 'en';
+      // The hours in the language the counselor writes in (hours_ko in Korean).
+      var hours = en ? (r.hours || r.hours_ko) : (r.hours_ko || r.hours);
       var text = (en ? r.name_en : r.name_ko) + (r.phone ? ' ☎ ' + r.phone : '') +
         (r.then_press ? (en ? ' (then press ' + r.then_press + ')' : ' (연결 후 ' + r.then_press + '번)') : '') +
-        (r.hours ? ' · ' + r.hours : '') + (r.url ? ' · ' + r.url : '');
+        (hours ? ' · ' + hours : '') + (r.url ? ' · ' + r.url : '');
       insertText(c, text);
     });
     q('.transfer').addEventListener('click', function () {

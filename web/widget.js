@@ -29,19 +29,23 @@
   // ---- UI strings (Korean by default, English one tap away) ----
   var STR = {
     ko: {
-      open: '이음 채팅 열기 · 24시간 대화',
+      open: '이야기 나누기 · 이음 채팅 열기, 24시간',
       launcher: '이야기 나누기',
       title: '이음 · 24시간 마음 대화',
       subtitle: '외롭거나 힘들 때, 언제든 이야기해 주세요.',
       langToggle: 'English',
       langToggleLabel: 'Switch to English',
       minimize: '채팅 창 닫기 (대화는 유지돼요)',
-      emergency: '위급하면 지금 바로 전화하세요',
-      call109: '109 자살예방상담 (24시간)',
+      emergency: '위급하면 전화',
+      call109: '109 자살예방',
+      call109Label: '109 자살예방 상담전화 (24시간) 전화 걸기',
       call119: '119 응급',
+      call119Label: '119 응급 전화 걸기',
+      menu: '메뉴: 상담사 연결, 대화 종료',
       log: '대화 내용',
       inputLabel: '메시지 입력',
       placeholder: '여기에 적어 주세요 (Enter: 보내기, Shift+Enter: 줄바꿈)',
+      placeholderShort: '여기에 적어 주세요',
       send: '보내기',
       human: '상담사와 이야기하기',
       humanSent: '상담사 연결을 요청했어요.',
@@ -59,6 +63,7 @@
       retry: '다시 보내기',
       edit: '고쳐 쓰기',
       tooLong: '메시지가 너무 길어요. 2,000자까지 보낼 수 있어요. 나눠서 보내 주세요. 적은 글은 입력창에 그대로 있어요.',
+      queueMore: '자세히',
       empty: '빈 메시지는 보낼 수 없어요.',
       notSaved: '이 메시지를 저장하지 못했어요. 글은 그대로 있으니 "다시 보내기"를 눌러 주세요.',
       rateLimited: '메시지를 너무 빨리 보내고 있어요. 잠시 후 다시 보내 주세요. 위급하면 109 또는 119로 전화하세요.',
@@ -88,19 +93,23 @@
       charsOver: function (n) { return n + '자 초과'; }
     },
     en: {
-      open: 'Open ieum chat · 24 hours',
+      open: 'Talk to us · open the ieum chat, 24 hours',
       launcher: 'Talk to us',
       title: 'ieum · 24-hour chat',
       subtitle: 'Lonely or struggling? Talk to us any time.',
       langToggle: '한국어',
       langToggleLabel: '한국어로 바꾸기',
       minimize: 'Close the chat window (the chat is kept)',
-      emergency: 'In danger? Call now',
-      call109: '109 Suicide prevention (24h)',
+      emergency: 'Crisis:',
+      call109: '109 Suicide prevention',
+      call109Label: '109 Suicide prevention line (24h): call',
       call119: '119 Emergency',
+      call119Label: '119 Emergency: call',
+      menu: 'Menu: counselor, end the chat',
       log: 'Conversation',
       inputLabel: 'Your message',
       placeholder: 'Type here (Enter: send, Shift+Enter: new line)',
+      placeholderShort: 'Type here',
       send: 'Send',
       human: 'Talk to a counselor',
       humanSent: 'You asked for a counselor.',
@@ -117,7 +126,8 @@
       saved: 'Saved',
       retry: 'Send again',
       edit: 'Edit',
-      tooLong: 'This message is too long: up to 2,000 characters. Please split it. Your text is back in the box.',
+      tooLong: 'This message is too long: up to 2,000 characters. Please split it. Your text is still in the box.',
+      queueMore: 'More',
       empty: 'An empty message cannot be sent.',
       notSaved: 'We could not save this message. Your text is kept: press "Send again".',
       rateLimited: 'You are sending messages too fast; please wait a moment. In a crisis call 109 or 119.',
@@ -244,8 +254,14 @@
   langBtn.type = 'button';
   var minBtn = el('button', 'min', '×');
   minBtn.type = 'button';
+  // On a short screen the actions (counselor, end) fold into this menu.
+  var menuBtn = el('button', 'menu', '⋯');
+  menuBtn.type = 'button';
+  menuBtn.setAttribute('aria-controls', 'ieum-actions');
+  menuBtn.setAttribute('aria-expanded', 'false');
   head.appendChild(titles);
   head.appendChild(langBtn);
+  head.appendChild(menuBtn);
   head.appendChild(minBtn);
   panel.appendChild(head);
 
@@ -267,11 +283,14 @@
   banner.hidden = true;
   panel.appendChild(banner);
 
-  var log = el('ol', 'log');
-  log.setAttribute('role', 'log');
-  log.setAttribute('aria-live', 'polite');
-  log.tabIndex = 0;
-  panel.appendChild(log);
+  // The log (role=log, the scrolling box) holds a list of messages.
+  var logBox = el('div', 'log');
+  logBox.setAttribute('role', 'log');
+  logBox.setAttribute('aria-live', 'polite');
+  logBox.tabIndex = 0;
+  var log = el('ol', 'log-list');
+  logBox.appendChild(log);
+  panel.appendChild(logBox);
 
   var queueBox = el('div', 'queue');
   queueBox.setAttribute('role', 'status');
@@ -296,6 +315,11 @@
   var counter = el('span', 'counter');
   counter.id = 'ieum-counter';
   counter.setAttribute('aria-live', 'polite');
+  // Why the text was not sent (too long): stays until the text is short enough.
+  var inputErr = el('p', 'input-err');
+  inputErr.id = 'ieum-input-err';
+  inputErr.setAttribute('role', 'alert');
+  inputErr.hidden = true;
   input.setAttribute('aria-describedby', 'ieum-counter');
   var sendBtn = el('button', 'send');
   sendBtn.type = 'submit';
@@ -303,9 +327,11 @@
   form.appendChild(input);
   form.appendChild(sendBtn);
   form.appendChild(counter);
+  form.appendChild(inputErr);
   panel.appendChild(form);
 
   var actions = el('div', 'actions');
+  actions.id = 'ieum-actions';
   var humanBtn = el('button', 'human');
   humanBtn.type = 'button';
   var endBtn = el('button', 'end');
@@ -328,12 +354,15 @@
     langBtn.setAttribute('aria-label', t('langToggleLabel'));
     langBtn.setAttribute('lang', st.lang === 'ko' ? 'en' : 'ko');
     minBtn.setAttribute('aria-label', t('minimize'));
+    menuBtn.setAttribute('aria-label', t('menu'));
     stripText.textContent = t('emergency');
     a109.textContent = t('call109');
+    a109.setAttribute('aria-label', t('call109Label'));
     a119.textContent = t('call119');
-    log.setAttribute('aria-label', t('log'));
+    a119.setAttribute('aria-label', t('call119Label'));
+    logBox.setAttribute('aria-label', t('log'));
     inputLabel.textContent = t('inputLabel');
-    input.placeholder = t('placeholder');
+    setPlaceholder();
     sendBtn.textContent = t('send');
     humanBtn.textContent = t('human');
     endBtn.textContent = t('end');
@@ -342,15 +371,82 @@
     renderQueue();
     refreshStatuses();
     updateCounter();
+    if (inputErr.dataset.key) showInputError(inputErr.dataset.key);
     if (banner.dataset.key) showBanner(banner.dataset.key);
   }
 
   // ---- rendering ----
-  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+  // Keeping the newest item in view. `follow` is 'newest' (show the newest item: its
+  // bottom, or its top when it is taller than the log, so a long greeting is read from
+  // its first line), 'bottom' (the person scrolled to the end) or null (the person
+  // scrolled up to read: leave them there until something new arrives).
+  var follow = 'newest';
+  var lastScrollSet = -1;
+  function keepNewest() {
+    if (!follow) return;
+    var h = logBox.clientHeight;
+    if (!h) return; // hidden: done when it shows (the resize observer)
+    var target = logBox.scrollHeight - h;
+    var last = log.lastElementChild;
+    if (follow === 'newest' && last && last.offsetHeight + 20 > h) {
+      target = logBox.scrollTop + last.getBoundingClientRect().top - logBox.getBoundingClientRect().top - 8;
+    }
+    logBox.scrollTop = Math.max(0, target);
+    lastScrollSet = logBox.scrollTop;
+  }
+  function scrollDown() { follow = 'newest'; keepNewest(); }
+  logBox.addEventListener('scroll', function () {
+    if (logBox.scrollTop === lastScrollSet) return; // ours
+    lastScrollSet = -1;
+    var box = logBox.getBoundingClientRect();
+    var last = log.lastElementChild;
+    if (logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4) follow = 'bottom';
+    else if (last && last.getBoundingClientRect().top >= box.top - 2 && last.getBoundingClientRect().top < box.bottom) follow = 'newest';
+    else follow = null;
+  });
+  if (window.ResizeObserver) {
+    // The log changes size when the panel opens, a banner, the queue box or quick replies
+    // come or go, or the screen (keyboard) changes; an item grows (a status line).
+    var ro = new ResizeObserver(function () { keepNewest(); });
+    ro.observe(logBox);
+    ro.observe(log);
+  }
 
   function codePoints(s) { return Array.from(s).length; }
 
   function telHref(phone) { return 'tel:' + String(phone).replace(/[^0-9+]/g, ''); }
+
+  // Korean phone numbers in message text: the service numbers (109, 112, 119, 120, 129,
+  // 132, ...), 13xx (1350, 1366, 1388, ...), 15xx–18xx-xxxx and 0x(x)-xxx(x)-xxxx; not a
+  // number that is part of a longer one, a URL or a decimal, and not a count or a date
+  // ("2,000자", "3번째", "2024년", "10분", "1명", "100%", "120만", "제119조").
+  var PHONE = /(^|[^0-9A-Za-z.,:\/@#_+\-])(0\d{1,2}[-. ]\d{3,4}[-. ]\d{4}|1[5-8]\d\d-?\d{4}|13\d\d|1(?:0[79]|1[0-47-9]|2[0-35-9]|3[12]|82))(?![0-9]|[.,:\-][0-9]|자|번째|년|분|명|초|일|월|원|개|살|세|층|호|회|건|점|배|%|％|위|등|차|장|시간|주|만|천|억|조|항|쪽|kg|km|cm)/g;
+
+  /** `text` as DOM nodes, every phone number a tel: link (never innerHTML). */
+  function linkify(text) {
+    var frag = document.createDocumentFragment();
+    text = String(text == null ? '' : text);
+    var at = 0;
+    var m;
+    PHONE.lastIndex = 0;
+    while ((m = PHONE.exec(text))) {
+      var start = m.index + m[1].length;
+      if (start > at) frag.appendChild(document.createTextNode(text.slice(at, start)));
+      var a = el('a', 'tel-inline', m[2]);
+      a.href = telHref(m[2]);
+      frag.appendChild(a);
+      at = start + m[2].length;
+      PHONE.lastIndex = at;
+    }
+    if (at < text.length) frag.appendChild(document.createTextNode(text.slice(at)));
+    return frag;
+  }
+  function linked(tag, cls, text) {
+    var e = el(tag, cls);
+    e.appendChild(linkify(text));
+    return e;
+  }
 
   function resourceCard(r) {
     var card = el('div', 'card' + (r.emergency ? ' card-emergency' : ''));
@@ -364,7 +460,8 @@
       a.setAttribute('aria-label', t('callLabel')(name, r.phone) + (r.then_press ? ', ' + t('thenPress')(r.then_press) : ''));
       card.appendChild(a);
     }
-    if (r.hours) card.appendChild(el('span', 'card-hours', t('hours') + ': ' + r.hours));
+    var hours = st.lang === 'en' ? (r.hours || r.hours_ko) : (r.hours_ko || r.hours);
+    if (hours) card.appendChild(linked('span', 'card-hours', t('hours') + ': ' + hours));
     if (r.url && /^https?:\/\//.test(r.url)) {
       var u = el('a', 'card-url', t('website'));
       u.href = r.url;
@@ -379,7 +476,7 @@
     var li = el('li', 'msg ' + kind);
     if (seq != null) li.dataset.seq = String(seq);
     if (who) li.appendChild(el('span', 'who', who));
-    if (text) li.appendChild(el('div', 'bubble', text));
+    if (text) li.appendChild(linked('div', 'bubble', text));
     if (resources && resources.length) {
       var cards = el('div', 'cards');
       resources.forEach(function (r) { if (r && r.verified !== false) cards.appendChild(resourceCard(r)); });
@@ -402,7 +499,11 @@
     (list || []).forEach(function (q) {
       var b = el('button', 'qr', q.label);
       b.type = 'button';
-      b.addEventListener('click', function () { submitText(q.text); });
+      b.addEventListener('click', function () {
+        submitText(q.text);
+        // The button is gone with the replies: keep the focus in the conversation.
+        input.focus();
+      });
       quick.appendChild(b);
     });
   }
@@ -433,7 +534,7 @@
       : connected ? t('sending') : t('waitingNet');
     if (label) status.appendChild(el('span', 'state', label));
     if (state === 'failed') {
-      status.appendChild(el('span', 'err', errText || t('genericErr')));
+      status.appendChild(linked('span', 'err', errText || t('genericErr')));
       var p = findPending(li.dataset.id);
       if (p) {
         var retryB = el('button', 'retry', t('retry'));
@@ -478,9 +579,20 @@
       var m = Math.ceil(queueInfo.expected_wait_secs / 60);
       line += ' · ' + (queueInfo.expected_wait_secs < 60 ? t('queueSoon') : t('queueWait')(m));
     }
-    queueBox.appendChild(el('strong', 'queue-pos', line));
-    if (queueInfo.text) queueBox.appendChild(el('p', 'queue-text', queueInfo.text));
+    // One line of status; the longer text folds away (collapsed unless opened).
+    var pos = el('strong', 'queue-pos', line);
+    if (!queueInfo.text) { queueBox.appendChild(pos); return; }
+    var more = el('details', 'queue-more');
+    more.open = queueOpen;
+    more.addEventListener('toggle', function () { queueOpen = more.open; });
+    var sum = el('summary', 'queue-sum');
+    sum.appendChild(pos);
+    sum.appendChild(el('span', 'queue-toggle', t('queueMore')));
+    more.appendChild(sum);
+    more.appendChild(linked('p', 'queue-text', queueInfo.text));
+    queueBox.appendChild(more);
   }
+  var queueOpen = false;
 
   function renderRating() {
     rating.textContent = '';
@@ -510,7 +622,8 @@
   var bannerTimer = null;
   function showBanner(key, text) {
     banner.dataset.key = key;
-    banner.textContent = text || t(key);
+    banner.textContent = '';
+    banner.appendChild(linkify(text || t(key)));
     banner.hidden = false;
   }
   function hideBanner() {
@@ -525,9 +638,27 @@
     else if (n > MAX_CHARS - 200) counter.textContent = t('charsLeft')(MAX_CHARS - n);
     else counter.textContent = '';
     counter.classList.toggle('over', n > MAX_CHARS);
+    if (n <= MAX_CHARS && inputErr.dataset.key === 'tooLong') hideInputError();
+  }
+
+  // The explanation beside the box, until the text is short enough.
+  function showInputError(key) {
+    inputErr.dataset.key = key;
+    inputErr.textContent = t(key);
+    inputErr.hidden = false;
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', 'ieum-counter ieum-input-err');
+  }
+  function hideInputError() {
+    delete inputErr.dataset.key;
+    inputErr.hidden = true;
+    inputErr.textContent = '';
+    input.removeAttribute('aria-invalid');
+    input.setAttribute('aria-describedby', 'ieum-counter');
   }
 
   function setEndedUi(ended) {
+    panel.classList.toggle('ended', ended);
     form.hidden = ended;
     humanBtn.hidden = ended;
     endBtn.hidden = ended && !st.conversationId;
@@ -675,6 +806,7 @@
     seen = {};
     lastSeq = 0;
     queueInfo = null;
+    queueOpen = false;
     renderQueue();
     setQuickReplies([]);
   }
@@ -741,6 +873,7 @@
         existing.dataset.seq = String(f.seq);
         setStatus(existing, 'saved');
         if (mine) dropPending(f.id);
+        setQuickReplies([]); // replies offered before it were answered
         break;
       }
       case 'bot':
@@ -753,8 +886,9 @@
         addItem('bot safety', t('bot'), f.text, f.seq, f.resources);
         break;
       case 'queue':
+        // Keeps the quick replies: the holding line just before it offers some (keep
+        // waiting / talk meanwhile); the next bot line or message replaces them.
         queueInfo = f;
-        setQuickReplies([]);
         renderQueue();
         break;
       case 'counselor_joined':
@@ -798,8 +932,9 @@
       persist();
       setStatus(myBubble(p), 'failed', errorText(f.code, f.message));
       if (f.code === 'message_too_long' && !input.value) {
-        // Keep the text: put it back where it can be shortened.
+        // Keep the text: put it back where it can be shortened, with the reason beside it.
         editBack(f.id);
+        showInputError('tooLong');
       }
       return;
     }
@@ -816,6 +951,76 @@
     }
   }
 
+  // ---- the screen ----
+  // On a phone the panel is full-screen. It follows the visual viewport: when the soft
+  // keyboard opens (on Android the layout viewport keeps its height), the panel takes the
+  // visible height and offset, and turns compact when that is short. A pinch-zoom is left
+  // alone (the person wants things bigger, not squeezed back into view).
+  var COMPACT_BELOW = 560;
+  var phoneMq = window.matchMedia ? window.matchMedia('(max-width: 480px)') : null;
+  function fullScreen() { return !!(phoneMq && phoneMq.matches); }
+  function fitViewport() {
+    var vv = window.visualViewport;
+    var full = fullScreen();
+    var h;
+    if (full && vv && vv.height > 0 && Math.abs((vv.scale || 1) - 1) < 0.01) {
+      panel.style.top = Math.max(0, vv.offsetTop) + 'px';
+      panel.style.bottom = 'auto';
+      panel.style.height = vv.height + 'px';
+      h = vv.height;
+    } else {
+      panel.style.top = '';
+      panel.style.bottom = '';
+      panel.style.height = '';
+      h = full ? window.innerHeight : Math.min(680, window.innerHeight - 40);
+    }
+    wrap.classList.toggle('compact', h < COMPACT_BELOW);
+    setPlaceholder();
+    if (full) panel.setAttribute('aria-modal', 'true');
+    else panel.removeAttribute('aria-modal');
+    if (!wrap.classList.contains('compact')) setMenu(false);
+    keepNewest();
+  }
+  if (window.visualViewport) {
+    window.visualViewport.addEventListener('resize', fitViewport);
+    window.visualViewport.addEventListener('scroll', fitViewport);
+  }
+  window.addEventListener('resize', fitViewport);
+
+  // Full-screen, the panel is modal: Tab and Shift+Tab stay inside it.
+  function focusables() {
+    return Array.prototype.filter.call(
+      panel.querySelectorAll('a[href], button, textarea, input, select, summary, [tabindex]'),
+      function (n) {
+        return !n.disabled && n.tabIndex >= 0 && n.getClientRects().length > 0;
+      });
+  }
+  function trapTab(e) {
+    if (!fullScreen() || panel.hidden) return;
+    var list = focusables();
+    if (!list.length) return;
+    var first = list[0];
+    var last = list[list.length - 1];
+    var at = root.activeElement;
+    if (e.shiftKey && (at === first || list.indexOf(at) < 0)) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (at === last || list.indexOf(at) < 0)) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+
+  // A phone's keyboard has no Shift+Enter to explain, and a one-line box no room.
+  function setPlaceholder() {
+    input.placeholder = t(fullScreen() || wrap.classList.contains('compact') ? 'placeholderShort' : 'placeholder');
+  }
+
+  function setMenu(open) {
+    actions.classList.toggle('open', open);
+    menuBtn.setAttribute('aria-expanded', open ? 'true' : 'false');
+  }
+
   // ---- actions ----
   function openPanel() {
     st.open = true;
@@ -823,12 +1028,14 @@
     panel.hidden = false;
     launcher.setAttribute('aria-expanded', 'true');
     launcher.hidden = true;
+    fitViewport();
     ensureConnected();
     setTimeout(function () { (form.hidden ? newBtn : input).focus(); }, 0);
   }
   function closePanel() {
     st.open = false;
     persist();
+    setMenu(false);
     panel.hidden = true;
     launcher.hidden = false;
     launcher.setAttribute('aria-expanded', 'false');
@@ -879,7 +1086,25 @@
 
   launcher.addEventListener('click', openPanel);
   minBtn.addEventListener('click', closePanel);
-  panel.addEventListener('keydown', function (e) { if (e.key === 'Escape') closePanel(); });
+  panel.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') {
+      if (actions.classList.contains('open')) { setMenu(false); menuBtn.focus(); } else closePanel();
+    } else if (e.key === 'Tab') {
+      trapTab(e);
+    }
+  });
+  panel.addEventListener('click', function (e) {
+    // A tap elsewhere closes the menu.
+    if (actions.classList.contains('open') && !actions.contains(e.target) && !menuBtn.contains(e.target)) setMenu(false);
+  });
+  menuBtn.addEventListener('click', function () {
+    var open = !actions.classList.contains('open');
+    setMenu(open);
+    if (open) {
+      var first = focusables().filter(function (n) { return actions.contains(n); })[0];
+      if (first) first.focus();
+    }
+  });
   langBtn.addEventListener('click', function () {
     st.lang = st.lang === 'ko' ? 'en' : 'ko';
     persist();
@@ -891,16 +1116,28 @@
     }
   });
   humanBtn.addEventListener('click', function () {
+    if (actions.classList.contains('open')) { setMenu(false); input.focus(); }
     if (st.closed || stopped) startNew();
     wantHuman = true;
     ensureConnected();
     if (connected) askHuman();
   });
-  endBtn.addEventListener('click', endAndForget);
+  endBtn.addEventListener('click', function () {
+    var wasMenu = actions.classList.contains('open');
+    setMenu(false);
+    endAndForget();
+    if (!stopped && wasMenu) menuBtn.focus(); // not ended: back where the person was
+  });
   newBtn.addEventListener('click', function () { startNew(); input.focus(); });
   form.addEventListener('submit', function (e) {
     e.preventDefault();
-    if (submitText(input.value)) { input.value = ''; updateCounter(); }
+    if (codePoints(input.value) > MAX_CHARS) {
+      // Refused here (the server would refuse it too): the text stays, with the reason.
+      showInputError('tooLong');
+    } else if (submitText(input.value)) {
+      input.value = '';
+      updateCounter();
+    }
     input.focus();
   });
   input.addEventListener('keydown', function (e) {
