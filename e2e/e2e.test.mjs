@@ -140,8 +140,8 @@ async function newPage(viewport, opts = {}) {
 
 async function staffLogin(page, pathName, user) {
   await page.goto(base + pathName);
-  await page.getByLabel('아이디').fill(user);
-  await page.getByLabel('비밀번호').fill(PASSWORD);
+  await page.getByLabel('아이디', { exact: true }).fill(user);
+  await page.getByLabel('비밀번호', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: '로그인' }).click();
   await page.locator('#app').waitFor({ state: 'visible' });
 }
@@ -822,6 +822,18 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
   await sp.getByRole('button', { name: '감사 기록' }).click();
   await sp.locator('#audit-table tbody tr').first().waitFor();
   await check(sp, '/supervisor (audit log)');
+  // Staff, while the service runs: add a counselor, then disable them.
+  await sp.getByRole('button', { name: '직원' }).click();
+  await sp.locator('#s-name').fill('park');
+  await sp.locator('#s-pass').fill('a long password 3');
+  await sp.locator('#staff-form button[type=submit]').click();
+  const parkRow = sp.locator('#staff-table tbody tr', { hasText: 'park' });
+  await parkRow.getByText('사용 중', { exact: true }).waitFor();
+  await check(sp, '/supervisor (staff)');
+  await parkRow.getByRole('button', { name: '사용 중지: park' }).click();
+  await parkRow.getByText('사용 중지됨').waitFor();
+  const parkLogin = await sp.request.post(base + '/api/login', { data: { username: 'park', password: 'a long password 3' } });
+  assert.equal(parkLogin.status(), 401, 'a disabled counselor cannot log in');
 
   await closeConversation(panel);
   for (const p of [desk, citizen, counselor, sup]) {

@@ -173,6 +173,7 @@ impl App {
             idle: settings.idle,
             metrics: Arc::clone(&metrics),
             keyring: keyring.clone(),
+            audit: audit.clone(),
         }));
         let restored = registry
             .restore(&store, &keyring)

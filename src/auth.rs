@@ -53,9 +53,23 @@ pub struct StaffAccount {
     pub password_hash: String,
     /// Created, Unix ms.
     pub created_at: u64,
+    /// Disabled accounts cannot log in; disabling ends their sessions.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
-/// A logged-in staff member.
+/// A staff account as shown to supervisors (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffSummary {
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Created, Unix ms.
+    pub created_at: u64,
+    /// Disabled.
+    pub disabled: bool,
+}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Login name.
@@ -78,6 +92,9 @@ pub enum AuthError {
     /// The account exists already.
     #[error("an account with this username exists already")]
     Exists,
+    /// No such account.
+    #[error("no such account")]
+    NoSuchAccount,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -145,6 +162,7 @@ pub async fn add_staff(
         role,
         password_hash: hash,
         created_at: now_ms(),
+        disabled: false,
     };
     store
         .write(vec![Write::put(
@@ -165,6 +183,51 @@ pub async fn staff(store: &Store, username: &str) -> Result<Option<StaffAccount>
         .get(Tree::Staff, username.as_bytes())
         .await?
         .and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Every staff account, by username (without password hashes).
+///
+/// # Errors
+/// Store errors.
+pub async fn list_staff(store: &Store) -> Result<Vec<StaffSummary>, AuthError> {
+    Ok(store
+        .scan_prefix(Tree::Staff, b"")
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice::<StaffAccount>(&v).ok())
+        .map(|a| StaffSummary {
+            username: a.username,
+            role: a.role,
+            created_at: a.created_at,
+            disabled: a.disabled,
+        })
+        .collect())
+}
+
+/// Disables (or enables again) an account. Disabling ends its open sessions in the same
+/// write: the next request with one of them is 401.
+///
+/// # Errors
+/// [`AuthError::NoSuchAccount`]; store errors.
+pub async fn set_disabled(store: &Store, username: &str, disabled: bool) -> Result<(), AuthError> {
+    let mut account = staff(store, username)
+        .await?
+        .ok_or(AuthError::NoSuchAccount)?;
+    account.disabled = disabled;
+    let mut writes = vec![Write::put(
+        Tree::Staff,
+        username.as_bytes().to_vec(),
+        serde_json::to_vec(&account).expect("account serializes"),
+    )];
+    if disabled {
+        for (k, v) in store.scan_prefix(Tree::Sessions, b"").await? {
+            if serde_json::from_slice::<Session>(&v).is_ok_and(|s| s.username == username) {
+                writes.push(Write::remove(Tree::Sessions, k));
+            }
+        }
+    }
+    store.write(writes).await?;
+    Ok(())
 }
 
 /// Checks a password and opens a session.
@@ -188,7 +251,7 @@ pub async fn login(
         .await
         .unwrap_or(false);
     let account = match (ok, account) {
-        (true, Some(a)) => a,
+        (true, Some(a)) if !a.disabled => a,
         _ => return Err(AuthError::BadCredentials),
     };
     let token = Token::random();

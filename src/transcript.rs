@@ -230,7 +230,8 @@ fn open_record(key: &Key, k: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, St
 }
 
 /// A transcript as CSV: `seq,at,type,who,text,level,rules` (RFC 4180 quoting). `at` is
-/// Unix milliseconds.
+/// Unix milliseconds. It starts with a UTF-8 byte-order mark: without it Excel reads the
+/// file as the local code page and shows Korean as mojibake.
 pub fn to_csv(events: &[StoredEvent]) -> String {
     fn field(s: &str) -> String {
         if s.contains([',', '"', '\n', '\r']) {
@@ -239,7 +240,7 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
             s.to_owned()
         }
     }
-    let mut out = String::from("seq,at,type,who,text,level,rules\r\n");
+    let mut out = String::from("\u{feff}seq,at,type,who,text,level,rules\r\n");
     for e in events {
         let v = serde_json::to_value(e).unwrap_or_default();
         let ty = v["type"].as_str().unwrap_or("").to_owned();

@@ -464,6 +464,60 @@ fn district_reply_routes_through_certain_numbers() {
     assert!(ask.text.contains("어느 구"), "{}", ask.text);
 }
 
+/// Each district answers for itself: its own verified agency where the content lists one
+/// (with the resource card), else plain words that the city line routes it.
+#[test]
+fn each_district_answers_with_its_own_agency_or_says_the_city_line_routes_it() {
+    let c = content();
+    let mut texts = HashSet::new();
+    for d in c.districts() {
+        for lang in [Lang::Ko, Lang::En] {
+            let r = c.reply(Some("district"), &d.examples[0], lang, 0);
+            let name = if lang == Lang::Ko {
+                &d.name_ko
+            } else {
+                &d.name_en
+            };
+            assert!(r.text.contains(name.as_str()), "{}: {}", d.id, r.text);
+            let ids: Vec<String> = r
+                .resources
+                .iter()
+                .map(|card| {
+                    serde_json::to_value(card).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            if d.agencies.is_empty() {
+                let plain = if lang == Lang::Ko {
+                    "아직 확인하지 못했어요"
+                } else {
+                    "not yet verified"
+                };
+                assert!(r.text.contains(plain), "{}: {}", d.id, r.text);
+            } else {
+                for a in &d.agencies {
+                    assert!(ids.contains(a), "{}: card {a} missing: {ids:?}", d.id);
+                }
+                assert!(!r.text.contains("아직 확인하지 못했어요"), "{}", r.text);
+            }
+            texts.insert(r.text);
+        }
+    }
+    assert_eq!(
+        texts.len(),
+        50,
+        "25 districts × 2 languages, each its own answer"
+    );
+    let jongno = c.reply(Some("district"), "종로 살아요", Lang::Ko, 0);
+    assert!(
+        jongno.text.contains("서울청년기지개센터"),
+        "{}",
+        jongno.text
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Screener.
 

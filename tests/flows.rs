@@ -464,3 +464,33 @@ async fn flow7_the_service_runs_the_screener_in_the_file() {
         app.stop().await;
     }
 }
+
+/// A claim shows the whole transcript and the live board shows first lines: both are
+/// audited like other reads, before they are served.
+#[tokio::test]
+async fn a_claim_and_the_live_board_are_audited() {
+    let app = spawn().await;
+    let boss = app.login("boss").await;
+    let (mut c, conv) = open(&app).await;
+    say_and_answer(&mut c, "c1", "죽고 싶어요", SECOND).await;
+    let kim = app.login("kim").await;
+    let mut k = app.counselor(&kim).await;
+    send(&mut k, json!({"type": "claim", "conversation_id": conv})).await;
+    about(&mut k, &conv, "claimed").await;
+    queue(&app, &boss).await;
+    let (_, audit) = app.get_json("/api/audit", &boss).await;
+    let records = audit["records"].as_array().unwrap();
+    let claim = records
+        .iter()
+        .find(|r| r["action"] == "claim")
+        .unwrap_or_else(|| panic!("no claim record: {records:?}"));
+    assert_eq!(claim["actor"], "kim");
+    assert_eq!(claim["conversation_id"], conv.as_str());
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "read_queue" && r["actor"] == "boss"),
+        "{records:?}"
+    );
+    app.stop().await;
+}

@@ -82,6 +82,12 @@ async fn identifying_numbers_are_redacted_where_they_must_be() {
             !body.contains("9876-5432") && !body.contains("help.me@") && !body.contains("1234567")
         );
         assert!(body.contains("[전화번호]"), "{format}: {body}");
+        // Excel reads a CSV as the local code page unless it starts with a UTF-8 BOM.
+        assert_eq!(
+            body.starts_with('\u{feff}'),
+            format == "csv",
+            "{format}: a BOM on CSV only"
+        );
     }
     let (_, audit) = app.get_json("/api/audit", &boss).await;
     let exports = audit["records"]

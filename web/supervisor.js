@@ -34,7 +34,13 @@
       updated: function (s) { return ' · ' + s + ' 갱신'; },
       auditTitle: '감사 기록', auditHint: '직원의 모든 열람과 로그인이 해시 사슬로 기록돼요. 이 화면을 연 것도 기록됩니다.',
       colAt: '시각', colActor: '직원', colRole: '역할', colAction: '동작', colRemote: '주소', colHash: '해시',
-      loadFailed: '불러오지 못했어요.', none: '—'
+      loadFailed: '불러오지 못했어요.', none: '—',
+      navStaff: '직원', staffTitle: '직원',
+      staffHint: '서비스를 멈추지 않고 상담사를 추가하거나 사용 중지할 수 있어요. 사용 중지하면 바로 로그아웃되고 다시 로그인할 수 없어요.',
+      sName: '아이디', sNewName: '새 직원 아이디', sRole: '역할', sPass: '처음 비밀번호 (10자 이상)', sAdd: '추가', sStatus: '상태',
+      roleCounselor: '상담사', roleSupervisor: '관리자', active: '사용 중', disabled: '사용 중지됨',
+      disable: '사용 중지', enable: '다시 사용', added: function (n) { return n + ' 계정을 추가했어요.'; },
+      staffErrors: { exists: '이미 있는 아이디예요.', bad_request: '아이디는 2–32자 영문 소문자·숫자·.·_·-, 비밀번호는 10자 이상이어야 해요.', forbidden: '관리자만 할 수 있어요.' }
     },
     en: {
       skip: 'Skip to content', supTitle: 'ieum supervisor', navLabel: 'Supervisor menu',
@@ -60,7 +66,13 @@
       updated: function (s) { return ' · updated ' + s; },
       auditTitle: 'Audit log', auditHint: 'Every staff read and login is recorded in a hash chain, including opening this page.',
       colAt: 'Time', colActor: 'Staff', colRole: 'Role', colAction: 'Action', colRemote: 'Address', colHash: 'Hash',
-      loadFailed: 'Could not load.', none: '—'
+      loadFailed: 'Could not load.', none: '—',
+      navStaff: 'Staff', staffTitle: 'Staff',
+      staffHint: 'Add or disable counselors without stopping the service. Disabling logs the person out at once and blocks new logins.',
+      sName: 'Username', sNewName: 'New staff username', sRole: 'Role', sPass: 'First password (10+ characters)', sAdd: 'Add', sStatus: 'Status',
+      roleCounselor: 'counselor', roleSupervisor: 'supervisor', active: 'active', disabled: 'disabled',
+      disable: 'Disable', enable: 'Enable', added: function (n) { return 'Added ' + n + '.'; },
+      staffErrors: { exists: 'That username exists already.', bad_request: 'Usernames are 2–32 of a-z, 0-9, . _ -; passwords need 10+ characters.', forbidden: 'Only supervisors can do this.' }
     }
   });
 
@@ -88,7 +100,7 @@
   });
   function show(v) {
     view = v;
-    ['list', 'replay', 'board', 'audit'].forEach(function (x) { $('view-' + x).hidden = x !== v; });
+    ['list', 'replay', 'board', 'audit', 'staff'].forEach(function (x) { $('view-' + x).hidden = x !== v; });
     Array.prototype.forEach.call(document.querySelectorAll('#nav button'), function (b) {
       if (b.dataset.view === v || (v === 'replay' && b.dataset.view === 'list')) b.setAttribute('aria-current', 'page');
       else b.removeAttribute('aria-current');
@@ -98,6 +110,7 @@
     if (v !== 'replay') stop();
     if (v === 'board') { loadBoard(); boardTimer = setInterval(loadBoard, 2000); }
     if (v === 'audit') loadAudit();
+    if (v === 'staff') loadStaff();
     if (v === 'list') loadList();
   }
 
@@ -307,6 +320,47 @@
   }
 
   // ---- audit ----
+  // ---- staff ----
+  $('staff-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var name = $('s-name').value.trim();
+    $('staff-error').textContent = '';
+    S.api('/api/staff', { method: 'POST', body: { username: name, role: $('s-role').value, password: $('s-pass').value } })
+      .then(function () {
+        $('s-name').value = '';
+        $('s-pass').value = '';
+        status(t('added')(name));
+        loadStaff();
+      }, function (err) {
+        $('staff-error').textContent = (t('staffErrors') || {})[err.code] || err.message || t('loadFailed');
+      });
+  });
+
+  function loadStaff() {
+    S.api('/api/staff').then(function (b) {
+      var tb = $('staff-table').querySelector('tbody');
+      tb.textContent = '';
+      (b.staff || []).forEach(function (a) {
+        var tr = el('tr');
+        tr.appendChild(el('td', null, a.username));
+        tr.appendChild(el('td', null, a.role === 'supervisor' ? t('roleSupervisor') : t('roleCounselor')));
+        tr.appendChild(el('td', null, S.fmtTime(a.created_at)));
+        tr.appendChild(el('td', null, a.disabled ? t('disabled') : t('active')));
+        var td = el('td');
+        var b2 = el('button', null, a.disabled ? t('enable') : t('disable'));
+        b2.type = 'button';
+        b2.setAttribute('aria-label', (a.disabled ? t('enable') : t('disable')) + ': ' + a.username);
+        b2.addEventListener('click', function () {
+          S.api('/api/staff/' + encodeURIComponent(a.username) + (a.disabled ? '/enable' : '/disable'), { method: 'POST', body: {} })
+            .then(loadStaff, function (err) { $('staff-error').textContent = err.message || t('loadFailed'); });
+        });
+        td.appendChild(b2);
+        tr.appendChild(td);
+        tb.appendChild(tr);
+      });
+    }, function (e) { status(t('loadFailed') + ' (' + e.code + ')'); });
+  }
+
   function loadAudit() {
     S.api('/api/audit').then(function (b) {
       var tb = $('audit-table').querySelector('tbody');

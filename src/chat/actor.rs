@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::frames::{CounselorFrame, ServerFrame};
 use super::{Lang, Reply, Responder};
+use crate::audit::{AuditEntry, AuditLog};
 use crate::conversation::plan::{CitizenWords, Context, Effect, plan};
 use crate::conversation::{
     Answer, ConversationMeta, Event, EventBody, IdlePolicy, KEEP_TALKING, KEEP_WAITING, Position,
@@ -50,6 +51,8 @@ pub struct ChatDeps {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Conversation keys (encryption at rest).
     pub keyring: transcript::Keyring,
+    /// The audit log (a claim shows the whole transcript: audited like a read).
+    pub audit: AuditLog,
 }
 
 /// Why a conversation command failed. `code()` is stable.
@@ -688,6 +691,22 @@ impl Actor {
         )
         .await
         .map_err(|_| ChatError::NotSaved)?;
+        // The whole transcript is about to be shown: audited first, like every read (no
+        // record, no transcript; the counselor still holds it and may reopen it).
+        self.deps
+            .audit
+            .append(AuditEntry {
+                actor: counselor.clone(),
+                role: "counselor".into(),
+                action: "claim".into(),
+                conversation_id: Some(self.meta.id),
+                remote: None,
+            })
+            .await
+            .map_err(|e| {
+                log_store_error(&e);
+                ChatError::NotSaved
+            })?;
         let _ = out.try_send(CounselorFrame::Claimed {
             conversation_id: self.meta.id,
             level: self.meta.level(),

@@ -1,6 +1,8 @@
 //! `ieum staff add NAME --role counselor|supervisor`: creates a staff account. The password
 //! is read from the first line of stdin (so it never appears in the shell history or the
-//! process list). Run it while the service is stopped: sled allows one process at a time.
+//! process list). It opens the data directory itself, so it is for the first account, with
+//! the service stopped (sled allows one process at a time); while the service runs,
+//! supervisors add and disable staff on the supervisor page (`POST /api/staff`).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::auth::{self, Role};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreError, StoreOptions};
 
 /// `ieum staff ...`
 #[derive(Debug, Args)]
@@ -47,8 +49,21 @@ pub(super) fn run(args: StaffArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         std::fs::create_dir_all(&args.data_dir)?;
-        let store = Store::open_sled(&args.data_dir, StoreOptions::default())
-            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+        let options = StoreOptions::default().lock_wait(std::time::Duration::from_secs(2));
+        let store = match Store::open_sled(&args.data_dir, options) {
+            Ok(store) => store,
+            Err(StoreError::Busy(_)) => anyhow::bail!(
+                "the data directory {} is in use by a running ieum (one process at a time).\n\
+                 While the service runs, a supervisor adds and disables staff on the supervisor \
+                 page (/supervisor, Staff) or with POST /api/staff; or stop the service and run \
+                 this again.",
+                args.data_dir.display()
+            ),
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("opening the store in {}", args.data_dir.display()));
+            }
+        };
         auth::add_staff(&store, &name, role, password).await?;
         store.shutdown().await?;
         eprintln!("added {} `{name}`", role.as_str());

@@ -275,6 +275,10 @@ struct DistrictsFile {
     context_particles: Vec<String>,
     answer_ko: String,
     answer_en: String,
+    agency_ko: String,
+    agency_en: String,
+    no_agency_ko: String,
+    no_agency_en: String,
     resources: Vec<String>,
     district: Vec<DistrictSpec>,
 }
@@ -292,6 +296,8 @@ struct DistrictSpec {
     examples: Vec<String>,
     #[serde(default)]
     counter_examples: Vec<String>,
+    #[serde(default)]
+    agencies: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -746,8 +752,15 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         } else {
             "{name_en}"
         };
-        if !t.contains(key) {
-            return Err(ctx.file_err(format!("`{name}` must name the district with {key}")));
+        if !t.contains(key) || !t.contains("{local}") {
+            return Err(ctx.file_err(format!(
+                "`{name}` must name the district with {key} and hold {{local}} (its own agency, or the plain words that the city line routes it)"
+            )));
+        }
+    }
+    for (name, t) in [("agency_ko", &d.agency_ko), ("agency_en", &d.agency_en)] {
+        if !t.contains("{agency}") {
+            return Err(ctx.file_err(format!("`{name}` must hold {{agency}}")));
         }
     }
     let alt = |xs: &[String]| -> String {
@@ -780,7 +793,10 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
             .iter()
             .map(|r| Regex::new(r).map_err(|e| ctx.err(&x.id, format!("bad name: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        // Only verified resources: a district's own agency is shown with its number.
+        known(&x.agencies, &ctx, Some(&x.id))?;
         districts.push(District {
+            agencies: x.agencies,
             id: x.id.get_ref().clone(),
             name_ko: x.name_ko,
             name_en: x.name_en,
@@ -798,6 +814,8 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
     }
     let atlas = super::Atlas {
         answer: [d.answer_ko, d.answer_en],
+        agency: [d.agency_ko, d.agency_en],
+        no_agency: [d.no_agency_ko, d.no_agency_en],
         resources: d.resources,
         districts,
     };

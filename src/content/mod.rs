@@ -413,6 +413,8 @@ pub struct District {
     pub examples: Vec<String>,
     /// Must not be recognised as this district.
     pub counter_examples: Vec<String>,
+    /// Its own verified agencies (resource ids); empty: the city line (120) routes it.
+    pub agencies: Vec<String>,
     patterns: Vec<regex::Regex>,
     at: At,
 }
@@ -446,6 +448,10 @@ struct Catalog {
 #[derive(Debug, Clone)]
 struct Atlas {
     answer: [String; 2],
+    /// One line per agency of the district's own: `{agency}`.
+    agency: [String; 2],
+    /// What a district without a listed agency says instead.
+    no_agency: [String; 2],
     resources: Vec<String>,
     districts: Vec<District>,
 }
@@ -580,13 +586,46 @@ impl Content {
         let Some(d) = self.district(text) else {
             return self.block_reply(&intent.block, lang, turn);
         };
+        let names = [
+            ("name_ko", d.name_ko.as_str()),
+            ("name_en", d.name_en.as_str()),
+        ];
+        // Its own agencies where the content lists verified ones; otherwise plain words
+        // that the city line routes it (never a guessed number).
+        let local = if d.agencies.is_empty() {
+            render(&self.atlas.no_agency[lang.index()], &names)
+        } else {
+            self.resolve(&d.agencies)
+                .iter()
+                .map(|r| {
+                    let name = if lang == Lang::En {
+                        &r.name_en
+                    } else {
+                        &r.name_ko
+                    };
+                    let purpose = if lang == Lang::En {
+                        &r.purpose_en
+                    } else {
+                        &r.purpose_ko
+                    };
+                    let agency = format!("{name}: {purpose}");
+                    render(
+                        &self.atlas.agency[lang.index()],
+                        &[names[0], names[1], ("agency", agency.as_str())],
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         let text = render(
             &self.atlas.answer[lang.index()],
-            &[("name_ko", &d.name_ko), ("name_en", &d.name_en)],
+            &[names[0], names[1], ("local", local.as_str())],
         );
+        let mut resources = self.resolve(&d.agencies);
+        resources.extend(self.resolve(&self.atlas.resources));
         Reply {
             text,
-            resources: self.resolve(&self.atlas.resources),
+            resources,
             quick_replies: intent.quick_replies(lang),
         }
     }

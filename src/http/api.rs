@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `GET /api/conversations` | those they held | all (audited) |
 //! | `GET /api/conversations/{id}` | those they held (audited) | any (audited) |
-//! | `GET /api/queue` | yes | yes |
+//! | `GET /api/queue` | yes (audited) | yes (audited) |
 //! | `GET /api/audit` | no (403) | yes (audited) |
 //!
 //! A read is audited *before* it is served; if the audit record cannot be stored, the read
@@ -54,6 +54,9 @@ pub enum ApiError {
     /// Wrong username or password.
     #[error("wrong username or password")]
     BadCredentials,
+    /// It exists already.
+    #[error("{0}")]
+    Conflict(String),
     /// Anything else (logged, not sent).
     #[error("something went wrong on our side")]
     Internal(#[source] anyhow::Error),
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "exists"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -96,6 +100,11 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::BadCredentials => ApiError::BadCredentials,
+            AuthError::Invalid(why) => ApiError::BadRequest(why),
+            AuthError::Exists => {
+                ApiError::Conflict("an account with this username exists already".into())
+            }
+            AuthError::NoSuchAccount => ApiError::NotFound,
             other => ApiError::Internal(other.into()),
         }
     }
@@ -154,6 +163,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/export", get(export_conversation))
         .route("/api/queue", get(queue))
         .route("/api/audit", get(audit_log))
+        .route("/api/staff", get(list_staff).post(add_staff))
+        .route("/api/staff/{username}/disable", post(disable_staff))
+        .route("/api/staff/{username}/enable", post(enable_staff))
         .route("/api/events", get(supervisor_events))
 }
 
@@ -401,10 +413,14 @@ async fn export_conversation(
         .into_response())
 }
 
+/// The live queue with each waiting person's first lines: audited before it is served,
+/// like every read (the supervisor's live board reads it every 2 s).
 async fn queue(
     State(state): State<AppState>,
-    Staff(_): Staff,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    record(&state, &s, "read_queue", None, remote).await?;
     let entries = state.queue.snapshot().await;
     let stats = state.queue.stats();
     let levels: Vec<serde_json::Value> = Level::ALL
@@ -424,6 +440,100 @@ async fn queue(
         "levels": levels,
         "counselors_online": stats.counselors_online,
     })))
+}
+
+#[derive(Deserialize)]
+struct NewStaff {
+    username: String,
+    role: Role,
+    password: String,
+}
+
+fn supervisor(s: &Session) -> Result<(), ApiError> {
+    if s.role == Role::Supervisor {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// `GET /api/staff` (supervisors): every account, without password hashes.
+async fn list_staff(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    supervisor(&s)?;
+    record(&state, &s, "list_staff", None, remote).await?;
+    Ok(Json(
+        json!({ "staff": auth::list_staff(&state.store).await? }),
+    ))
+}
+
+/// `POST /api/staff` (supervisors): adds an account while the service runs.
+async fn add_staff(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+    Json(body): Json<NewStaff>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    supervisor(&s)?;
+    auth::add_staff(&state.store, &body.username, body.role, &body.password).await?;
+    record(
+        &state,
+        &s,
+        &format!("add_staff:{}", body.username),
+        None,
+        remote,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"username": body.username, "role": body.role, "disabled": false})),
+    ))
+}
+
+async fn set_disabled(
+    state: &AppState,
+    s: &Session,
+    username: &str,
+    disabled: bool,
+    remote: SocketAddr,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    supervisor(s)?;
+    if disabled && username == s.username {
+        return Err(ApiError::BadRequest(
+            "you cannot disable your own account".into(),
+        ));
+    }
+    auth::set_disabled(&state.store, username, disabled).await?;
+    let action = if disabled {
+        "disable_staff"
+    } else {
+        "enable_staff"
+    };
+    record(state, s, &format!("{action}:{username}"), None, remote).await?;
+    Ok(Json(json!({"username": username, "disabled": disabled})))
+}
+
+/// `POST /api/staff/{username}/disable` (supervisors): no more logins; open sessions end.
+async fn disable_staff(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+    Path(username): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_disabled(&state, &s, &username, true, remote).await
+}
+
+/// `POST /api/staff/{username}/enable` (supervisors).
+async fn enable_staff(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Staff(s): Staff,
+    Path(username): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_disabled(&state, &s, &username, false, remote).await
 }
 
 async fn audit_log(

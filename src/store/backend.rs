@@ -155,6 +155,9 @@ pub enum StoreError {
     /// A bug or misuse in the storage engine or in this module.
     #[error("storage internal error: {0}")]
     Internal(String),
+    /// The data directory is held by another process (sled allows one at a time).
+    #[error("the data directory is in use by another process: {0}")]
+    Busy(String),
 }
 
 impl StoreError {
@@ -166,6 +169,7 @@ impl StoreError {
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::Closed => "store_closed",
             StoreError::Internal(_) => "store_internal",
+            StoreError::Busy(_) => "store_busy",
         }
     }
 }

@@ -61,6 +61,7 @@ pub struct StoreOptions {
     group_commit: GroupCommit,
     queue_capacity: usize,
     max_group: usize,
+    lock_wait: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -69,6 +70,7 @@ impl Default for StoreOptions {
             group_commit: GroupCommit::On,
             queue_capacity: 4096,
             max_group: 1024,
+            lock_wait: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -77,6 +79,14 @@ impl StoreOptions {
     /// Group commit on, a queue of 4,096 requests, at most 1,024 requests per flush.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How long opening sled waits for another holder of the directory to let go (10 s:
+    /// sled's own flusher may hold it briefly after a restart). A command-line tool run
+    /// beside the service waits less, then says plainly that the directory is in use.
+    pub fn lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     /// Sets the [`GroupCommit`] mode.
@@ -147,7 +157,12 @@ impl Store {
     /// # Errors
     /// As [`SledBackend::open`] and [`Store::new`].
     pub fn open_sled(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
-        Self::with_options(Arc::new(SledBackend::open(dir)?), options)
+        let backend = SledBackend::open_waiting(
+            dir,
+            super::sled_backend::DEFAULT_CACHE_BYTES,
+            options.lock_wait,
+        )?;
+        Self::with_options(Arc::new(backend), options)
     }
 
     /// Starts a store over `backend`.

@@ -92,10 +92,23 @@ impl SledBackend {
     /// # Errors
     /// As [`SledBackend::open`].
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_waiting(dir, cache_bytes, std::time::Duration::from_secs(10))
+    }
+
+    /// Like [`SledBackend::open_with_cache`], waiting at most `lock_wait` for another
+    /// holder of the directory's lock to let go ([`StoreError::Busy`] after that).
+    ///
+    /// # Errors
+    /// As [`SledBackend::open`].
+    pub fn open_waiting(
+        dir: &Path,
+        cache_bytes: u64,
+        lock_wait: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         // sled's background flusher can hold the database (and its file lock) for up to
         // one flush interval after the last handle is dropped; a restart in the same
         // process, or a quick restart of the service, must wait for it rather than fail.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + lock_wait;
         let db = loop {
             match sled::Config::new()
                 .path(dir)
@@ -106,6 +119,7 @@ impl SledBackend {
                 Err(e) if is_lock_busy(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
+                Err(e) if is_lock_busy(&e) => return Err(StoreError::Busy(e.to_string())),
                 Err(e) => return Err(from_sled(e)),
             }
         };

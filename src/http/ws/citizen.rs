@@ -423,7 +423,8 @@ mod tests {
             queue,
             idle: IdlePolicy::default(),
             metrics: Arc::default(),
-            keyring: Keyring::new(crate::crypto::Key::random(), store),
+            keyring: Keyring::new(crate::crypto::Key::random(), store.clone()),
+            audit: crate::audit::AuditLog::open(store).await.unwrap(),
         }));
         let (stop, shutdown) = watch::channel(false);
         let (to_session, from_client) = fmpsc::channel(16);

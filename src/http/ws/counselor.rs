@@ -101,6 +101,19 @@ where
                     if matches!(msg, Message::Close(_)) { break; }
                     continue;
                 };
+                // A disabled account stops here, even with its socket still open.
+                if !crate::auth::staff(&ctx.store, &ctx.username)
+                    .await
+                    .is_ok_and(|a| a.is_some_and(|a| !a.disabled))
+                {
+                    let e = err("account_disabled", "this account is disabled".into(), None);
+                    let _ = sink.send(send_text(&e)).await;
+                    let _ = sink.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1008,
+                        reason: "account disabled".into(),
+                    }))).await;
+                    break;
+                }
                 let reply = match In::decode(t.as_str()) {
                     Ok(frame) => handle(&ctx, frame, &out_tx).await,
                     Err(e) => Some(err(e.code(), e.to_string(), None)),
