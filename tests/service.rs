@@ -119,7 +119,8 @@ async fn staff_api_requires_a_session_and_respects_roles() {
         .iter()
         .map(|r| r["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, vec!["login", "login", "read_audit"]);
+    // The queue holds first lines: reading it is audited like any read.
+    assert_eq!(actions, vec!["login", "read_queue", "login", "read_audit"]);
 
     let (status, _, _) = request(p, "POST", "/api/logout", Some(&kim), None).await;
     assert_eq!(status, 204);
