@@ -1228,3 +1228,48 @@ fn a_screener_question_pointing_nowhere_is_an_error() {
     let err = Content::load(&dir).unwrap_err();
     assert_eq!(err.rule.as_deref(), Some("intent"), "{err}");
 }
+
+/// With nobody online, the holding line offers two choices; what each button sends must be
+/// read as that choice (it is only while waiting), in both languages.
+#[test]
+fn the_waiting_choices_lead_to_their_intents() {
+    for lang in [Lang::Ko, Lang::En] {
+        let r = content().holding(lang, 0, 0, None, None);
+        let sent: Vec<&str> = r.quick_replies.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(sent.len(), 2, "{lang:?}");
+        let intents: Vec<Option<String>> = sent
+            .iter()
+            .map(|t| engine().assess(t).intent.map(|i| i.to_string()))
+            .collect();
+        assert_eq!(
+            intents,
+            [
+                Some("keep_waiting".to_owned()),
+                Some("keep_talking_while_waiting".to_owned())
+            ],
+            "{lang:?}: {sent:?}"
+        );
+        // Says plainly that nobody is online, and gives the lines.
+        let phones: Vec<String> = r
+            .resources
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c).unwrap()["phone"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        for n in ["109", "119"] {
+            assert!(phones.iter().any(|p| p == n), "{lang:?}: {phones:?}");
+        }
+    }
+    // With someone online: no choice to make, no promise of "soon".
+    let r = content().holding(Lang::Ko, 0, 2, None, None);
+    assert!(r.quick_replies.is_empty());
+    assert!(
+        r.text.contains("2명") && !r.text.contains("곧 "),
+        "{}",
+        r.text
+    );
+}
