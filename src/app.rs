@@ -127,9 +127,9 @@ impl App {
     ) -> anyhow::Result<App> {
         let engine = TriageEngine::load(&settings.rules, &settings.intents)
             .context("loading the triage rules")?;
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        crate::store::prepare_data_dir(&settings.data_dir).with_context(|| {
             format!(
-                "creating the data directory {}",
+                "preparing the data directory {} (private: 0700, files 0600)",
                 settings.data_dir.display()
             )
         })?;
@@ -153,6 +153,13 @@ impl App {
             .unwrap_or_else(|| settings.data_dir.join("master.key"));
         let master = crate::crypto::load_master_key(settings.master_key.as_deref(), &key_file)
             .context("loading the master key")?;
+        if settings.master_key.is_none() && inside(&key_file, &settings.data_dir) {
+            tracing::warn!(
+                path = %key_file.display(),
+                "the master key is inside the data directory: a copy of the directory is a copy of \
+                 every transcript; keep the key elsewhere (--master-key-file or IEUM_MASTER_KEY)"
+            );
+        }
         let keyring = Keyring::new(master, store.clone());
         let queue = QueueHandle::spawn(QueueConfig::new(engine.rule_set().levels));
         let audit = AuditLog::open(store.clone())
@@ -301,4 +308,11 @@ async fn terminate_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// Whether `path` lies inside `dir` (after resolving both, where they exist).
+fn inside(path: &std::path::Path, dir: &std::path::Path) -> bool {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let file_dir = path.parent().map(canon).unwrap_or_default();
+    file_dir.starts_with(canon(dir))
 }

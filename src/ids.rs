@@ -41,6 +41,11 @@ impl ConversationId {
         &self.0
     }
 
+    /// From raw bytes (a store key); `None` unless exactly 16.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        b.try_into().ok().map(ConversationId)
+    }
+
     /// Parses the 32-hex-digit form.
     pub fn parse(s: &str) -> Option<Self> {
         crate::hex::decode_array::<16>(s).map(ConversationId)

@@ -198,6 +198,10 @@ enum Cmd {
     },
     Snapshot(oneshot::Sender<Vec<QueueEntry>>),
     Load(oneshot::Sender<usize>),
+    HeldBy {
+        counselor: String,
+        reply: oneshot::Sender<Vec<ConversationId>>,
+    },
 }
 
 /// The cheap handle to the queue actor.
@@ -364,7 +368,20 @@ impl QueueHandle {
         rx.await.unwrap_or_default()
     }
 
-    /// How many conversations a counselor holds.
+    /// The conversations `counselor` holds.
+    pub async fn held_by(&self, counselor: &str) -> Vec<ConversationId> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Cmd::HeldBy {
+            counselor: counselor.to_owned(),
+            reply: tx,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// How many counselors are online.
     pub async fn counselors_online(&self) -> usize {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Load(tx)).await.is_err() {
@@ -624,6 +641,10 @@ impl Actor {
                 let now = Instant::now();
                 self.sort();
                 let _ = reply.send(self.entries.iter().map(|e| self.entry(e, now)).collect());
+                false
+            }
+            Cmd::HeldBy { counselor, reply } => {
+                let _ = reply.send(holdings.0.get(&counselor).cloned().unwrap_or_default());
                 false
             }
             Cmd::Load(reply) => {

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use crate::audit::{AuditEntry, AuditLog};
-use crate::conversation::State;
 use crate::ids::now_ms;
 use crate::store::{Store, StoreError, Tree, Write};
 use crate::transcript::{self, Keyring};
@@ -26,34 +25,28 @@ pub async fn purge(
 ) -> Result<usize, StoreError> {
     let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
     let mut purged = 0;
-    for meta in transcript::all_meta(store).await? {
-        let open = matches!(
-            meta.conversation.state,
-            State::Queued { .. } | State::WithCounselor { .. }
-        );
-        let last = meta.closed_at.unwrap_or(meta.updated_at);
-        if open || last >= cutoff {
+    for (id, updated_at) in transcript::record_times(store).await? {
+        // Conversations waiting for or with a counselor are never purged.
+        let waiting = store.get(Tree::Waiting, id.as_bytes()).await?.is_some();
+        if waiting || updated_at >= cutoff {
             continue;
         }
-        // Destroy the key first and on its own: from this flush on, the text is gone even
-        // if the rest of the purge is interrupted.
-        store.write(vec![keyring.destroy(meta.id)]).await?;
-        let mut batch: Vec<Write> = transcript::event_keys(store, meta.id)
+        // Destroy the key first and on its own: from this flush on, the text and the record
+        // (both sealed with it) are gone even if the rest of the purge is interrupted.
+        store.write(vec![keyring.destroy(id)]).await?;
+        let mut batch: Vec<Write> = transcript::event_keys(store, id)
             .await?
             .into_iter()
             .map(|k| Write::remove(Tree::Events, k))
             .collect();
-        batch.push(Write::remove(
-            Tree::Conversations,
-            meta.id.as_bytes().to_vec(),
-        ));
+        batch.push(Write::remove(Tree::Conversations, id.as_bytes().to_vec()));
         store.write(batch).await?;
         audit
             .append(AuditEntry {
                 actor: "system".into(),
                 role: "retention".into(),
                 action: "purge".into(),
-                conversation_id: Some(meta.id),
+                conversation_id: Some(id),
                 remote: None,
             })
             .await?;

@@ -33,43 +33,70 @@ use crate::crypto::Key;
 use crate::ids::ConversationId;
 use crate::store::{KeyValue, Store, StoreError, Tree, Write, event_key};
 
+/// The first byte of a sealed conversation record. A record written before sealing is
+/// plain JSON and starts with `{`.
+const META_SEALED: u8 = 0xC5;
+/// The clear head of a conversation record: the marker and `updated_at` (big-endian), all
+/// retention needs to decide without the conversation's key.
+const META_HEAD_LEN: usize = 1 + 8;
+
 impl ConversationMeta {
-    /// The put that stores this record.
+    /// The put that stores this record, sealed with the conversation's key. Only the
+    /// marker and `updated_at` stay in the clear (retention reads them); everything else
+    /// (state, level, counselors, times, the token hash, the queue card) is sealed, so once
+    /// the key is destroyed no copy of the record can be read.
     ///
     /// # Panics
     /// Never: serializing plain data cannot fail.
-    pub fn write(&self) -> Write {
-        Write::put(
-            Tree::Conversations,
-            self.id.as_bytes().to_vec(),
-            serde_json::to_vec(self).expect("meta serializes"),
-        )
+    pub fn write(&self, key: &Key) -> Write {
+        let mut head = [0u8; META_HEAD_LEN];
+        head[0] = META_SEALED;
+        head[1..].copy_from_slice(&self.updated_at.to_be_bytes());
+        let plain = serde_json::to_vec(self).expect("meta serializes");
+        let mut value = Vec::with_capacity(META_HEAD_LEN + plain.len() + 64);
+        value.extend_from_slice(&head);
+        value.extend_from_slice(&key.seal(&plain, &meta_aad(self.id, &head)));
+        Write::put(Tree::Conversations, self.id.as_bytes().to_vec(), value)
     }
+}
 
-    /// Seals the summary into `summary_sealed` (call after the summary changed).
-    pub fn seal_summary(&mut self, key: &Key) {
-        let summary = serde_json::to_vec(&self.summary).expect("summary serializes");
-        self.summary_sealed = crate::hex::encode(&key.seal(&summary, &summary_aad(self.id))).into();
+fn meta_aad(id: ConversationId, head: &[u8]) -> Vec<u8> {
+    let mut aad = b"conversation/".to_vec();
+    aad.extend_from_slice(id.as_bytes());
+    aad.extend_from_slice(head);
+    aad
+}
+
+/// The write that keeps the [`Tree::Waiting`] index true for this record: present while
+/// the conversation waits for or is with a counselor (what a restart brings back), absent
+/// otherwise.
+pub fn waiting_index(meta: &ConversationMeta) -> Write {
+    let k = meta.id.as_bytes().to_vec();
+    if meta.conversation.state.is_handed_off() {
+        Write::put(Tree::Waiting, k, Vec::new())
+    } else {
+        Write::remove(Tree::Waiting, k)
     }
+}
 
-    /// Opens the sealed summary with the conversation's key.
-    ///
-    /// # Errors
-    /// `Corrupt` if it does not open.
-    pub fn open_summary(&mut self, key: &Key) -> Result<(), StoreError> {
-        if self.summary_sealed.is_empty() {
-            return Ok(());
+/// `updated_at` of a stored conversation record, read from its clear head (or from the
+/// JSON of a record written before sealing): what retention needs, without the key.
+pub fn record_updated_at(bytes: &[u8]) -> Option<u64> {
+    match bytes.first() {
+        Some(&META_SEALED) if bytes.len() >= META_HEAD_LEN => Some(u64::from_be_bytes(
+            bytes[1..META_HEAD_LEN].try_into().expect("8 bytes"),
+        )),
+        Some(b'{') => {
+            #[derive(Deserialize)]
+            struct Times {
+                updated_at: u64,
+                closed_at: Option<u64>,
+            }
+            serde_json::from_slice::<Times>(bytes)
+                .ok()
+                .map(|t| t.closed_at.unwrap_or(0).max(t.updated_at))
         }
-        let plain = key
-            .open(
-                &crate::hex::decode(&self.summary_sealed)
-                    .ok_or_else(|| StoreError::Corrupt("summary: not hex".into()))?,
-                &summary_aad(self.id),
-            )
-            .map_err(|e| StoreError::Corrupt(format!("summary: {e}")))?;
-        self.summary = serde_json::from_slice(&plain)
-            .map_err(|e| StoreError::Corrupt(format!("summary: {e}")))?;
-        Ok(())
+        _ => None,
     }
 }
 
@@ -98,10 +125,11 @@ impl StoredEvent {
 }
 
 /// What changes with every message: how far the transcript goes and the counters the state
-/// machine and triage keep. Written in the clear at the head of every event record (see
-/// [`write_events`]), so a message that changes nothing else writes one record and no
-/// conversation record; [`load_meta`] takes it from the newest record when that is ahead
-/// of the conversation record.
+/// machine and triage keep. Written with every event record (see [`write_events`]): `last_seq`
+/// and `updated_at` in its clear head, the turn and the per-level counts sealed with the
+/// events (they tell how risky a conversation was). So a message that changes nothing else
+/// writes one record and no conversation record; [`load_meta`] takes it from the newest
+/// record when that is ahead of the conversation record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Progress {
     /// The last event's seq.
@@ -114,15 +142,30 @@ pub struct Progress {
     pub counts: [u32; 5],
 }
 
-/// The first byte of a record with a [`Progress`] head. A record without one (written
-/// before heads existed) is a bare sealed value, which starts with the cipher's version
-/// byte, 1.
+/// The first byte of a record with a clear [`Progress`] head (counts included), as written
+/// before the counts were sealed; still read. A record without any head (written before
+/// heads existed) is a bare sealed value, which starts with the cipher's version byte, 1.
 const RECORD_WITH_PROGRESS: u8 = 2;
+/// The first byte of a record whose clear head is only `last_seq` and `updated_at`; the
+/// turn and counts are sealed with the events ([`SealedRecord`]).
+const RECORD_SEALED_PROGRESS: u8 = 3;
+/// The marker, `last_seq`, `updated_at`.
+const HEAD3_LEN: usize = 1 + 8 + 8;
+
+/// What a format-3 record seals.
+#[derive(serde::Serialize, Deserialize)]
+struct SealedRecord<E> {
+    turn: u32,
+    counts: [u32; 5],
+    events: E,
+}
 /// The head: the marker byte, then `last_seq`, `updated_at`, `turn` and the five counts,
 /// big-endian.
 const HEAD_LEN: usize = 1 + 8 + 8 + 4 + 5 * 4;
 
 impl Progress {
+    /// The format-2 head (written before the counts were sealed; tests write old records).
+    #[cfg(test)]
     fn head(&self) -> [u8; HEAD_LEN] {
         let mut h = [0u8; HEAD_LEN];
         h[0] = RECORD_WITH_PROGRESS;
@@ -192,10 +235,10 @@ impl ConversationMeta {
 /// The put that stores the events of one commit as one record, or `None` if there are
 /// none. `events` must be in `seq` order; the record's key is the first event's seq.
 ///
-/// The value is the conversation's [`Progress`] after the commit, in the clear (counters
-/// and times, no words), then the events sealed with the conversation key. The head is
-/// part of the sealed value's associated data, so it cannot be changed unnoticed by anyone
-/// who can open the record.
+/// The value is a clear head (`last_seq` and `updated_at` after the commit: no words, no
+/// risk), then the turn, the per-level counts and the events, sealed with the conversation
+/// key. The head is part of the sealed value's associated data, so it cannot be changed
+/// unnoticed by anyone who can open the record.
 ///
 /// # Panics
 /// Never: serializing plain data cannot fail.
@@ -207,9 +250,17 @@ pub fn write_events(
 ) -> Option<Write> {
     let first = events.first()?;
     let k = event_key(conversation.as_bytes(), first.seq);
-    let plain = serde_json::to_vec(events).expect("events serialize");
-    let head = progress.head();
-    let mut value = Vec::with_capacity(HEAD_LEN + plain.len() + 64);
+    let plain = serde_json::to_vec(&SealedRecord {
+        turn: progress.turn,
+        counts: progress.counts,
+        events,
+    })
+    .expect("events serialize");
+    let mut head = [0u8; HEAD3_LEN];
+    head[0] = RECORD_SEALED_PROGRESS;
+    head[1..9].copy_from_slice(&progress.last_seq.to_be_bytes());
+    head[9..17].copy_from_slice(&progress.updated_at.to_be_bytes());
+    let mut value = Vec::with_capacity(HEAD3_LEN + plain.len() + 64);
     value.extend_from_slice(&head);
     value.extend_from_slice(&key.seal(&plain, &record_aad(&k, &head)));
     Some(Write::put(Tree::Events, k.to_vec(), value))
@@ -219,14 +270,41 @@ fn record_aad(k: &[u8], head: &[u8]) -> Vec<u8> {
     [k, head].concat()
 }
 
-/// Opens a stored record (with or without a [`Progress`] head) and parses its events.
-fn open_record(key: &Key, k: &[u8], value: &[u8]) -> Result<Vec<StoredEvent>, StoreError> {
-    let plain = match Progress::split(value) {
-        Some((_, sealed)) => key.open(sealed, &record_aad(k, &value[..HEAD_LEN])),
-        None => key.open(value, k),
+/// Opens a stored record (of any format) and parses its events, with the [`Progress`] it
+/// carries (none for the oldest format).
+fn open_record(
+    key: &Key,
+    k: &[u8],
+    value: &[u8],
+) -> Result<(Option<Progress>, Vec<StoredEvent>), StoreError> {
+    let corrupt = |e: crate::crypto::CryptoError| StoreError::Corrupt(format!("event: {e}"));
+    match value.first() {
+        Some(&RECORD_SEALED_PROGRESS) if value.len() >= HEAD3_LEN => {
+            let head = &value[..HEAD3_LEN];
+            let plain = key
+                .open(&value[HEAD3_LEN..], &record_aad(k, head))
+                .map_err(corrupt)?;
+            let r: SealedRecord<Vec<StoredEvent>> = serde_json::from_slice(&plain)
+                .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+            let u64_at = |i: usize| u64::from_be_bytes(head[i..i + 8].try_into().expect("8 bytes"));
+            let progress = Progress {
+                last_seq: u64_at(1),
+                updated_at: u64_at(9),
+                turn: r.turn,
+                counts: r.counts,
+            };
+            Ok((Some(progress), r.events))
+        }
+        _ => match Progress::split(value) {
+            Some((progress, sealed)) => {
+                let plain = key
+                    .open(sealed, &record_aad(k, &value[..HEAD_LEN]))
+                    .map_err(corrupt)?;
+                Ok((Some(progress), parse_record(&plain)?))
+            }
+            None => Ok((None, parse_record(&key.open(value, k).map_err(corrupt)?)?)),
+        },
     }
-    .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
-    parse_record(&plain)
 }
 
 /// A transcript as CSV: `seq,at,type,who,text,level,rules` (RFC 4180 quoting). `at` is
@@ -326,58 +404,138 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
     out
 }
 
-/// Reads a conversation's meta record, brought up to date with the [`Progress`] in its
-/// newest event record.
+/// Reads a conversation's record with its key, brought up to date with the [`Progress`] in
+/// its newest event record.
 ///
 /// # Errors
-/// A store error, or `Corrupt` when the record does not parse.
+/// A store error, or `Corrupt` when the record does not open or parse.
 pub async fn load_meta(
     store: &Store,
     id: ConversationId,
+    key: &Key,
 ) -> Result<Option<ConversationMeta>, StoreError> {
     match store.get(Tree::Conversations, id.as_bytes()).await? {
         None => Ok(None),
         Some(bytes) => {
-            let mut meta = parse_meta(&bytes)?;
+            let mut meta = parse_meta(id, &bytes, key)?;
             let newest = store.last_with_prefix(Tree::Events, id.as_bytes()).await?;
-            catch_up(&mut meta, newest.as_ref());
+            catch_up(&mut meta, key, newest.as_ref())?;
             Ok(Some(meta))
         }
     }
 }
 
-/// Every conversation's meta record, each brought up to date as in [`load_meta`].
+/// Every conversation's record whose key still exists, each brought up to date as in
+/// [`load_meta`], with its key.
 ///
 /// # Errors
-/// A store error, or `Corrupt` when a record does not parse.
-pub async fn all_meta(store: &Store) -> Result<Vec<ConversationMeta>, StoreError> {
-    let mut all = store
-        .scan_prefix(Tree::Conversations, &[])
-        .await?
-        .into_iter()
-        .map(|(_, v)| parse_meta(&v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let prefixes = all.iter().map(|m| m.id.as_bytes().to_vec()).collect();
+/// A store error, or `Corrupt` when a record does not open or parse.
+pub async fn all_meta(
+    store: &Store,
+    keyring: &Keyring,
+) -> Result<Vec<(ConversationMeta, Key)>, StoreError> {
+    let mut all = Vec::new();
+    for (k, v) in store.scan_prefix(Tree::Conversations, &[]).await? {
+        let Some(id) = ConversationId::from_bytes(&k) else {
+            continue;
+        };
+        // A conversation whose key was destroyed (retention) is gone, whatever is left.
+        let Some(key) = keyring.key(id).await? else {
+            continue;
+        };
+        all.push((parse_meta(id, &v, &key)?, key));
+    }
+    let prefixes = all.iter().map(|(m, _)| m.id.as_bytes().to_vec()).collect();
     let newest = store.last_with_prefixes(Tree::Events, prefixes).await?;
-    for (meta, record) in all.iter_mut().zip(newest) {
-        catch_up(meta, record.as_ref());
+    for ((meta, key), record) in all.iter_mut().zip(newest) {
+        catch_up(meta, key, record.as_ref())?;
     }
     Ok(all)
 }
 
-fn parse_meta(bytes: &[u8]) -> Result<ConversationMeta, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("conversation record: {e}")))
+/// Every stored conversation's id and when it last changed (its clear head): what
+/// retention needs, without opening anything.
+///
+/// # Errors
+/// A store error.
+pub async fn record_times(store: &Store) -> Result<Vec<(ConversationId, u64)>, StoreError> {
+    let records: Vec<(ConversationId, u64)> = store
+        .scan_prefix(Tree::Conversations, &[])
+        .await?
+        .into_iter()
+        .filter_map(|(k, v)| Some((ConversationId::from_bytes(&k)?, record_updated_at(&v)?)))
+        .collect();
+    // Messages that changed only the progress wrote an event record alone: its clear head
+    // has the later time.
+    let prefixes = records
+        .iter()
+        .map(|(id, _)| id.as_bytes().to_vec())
+        .collect();
+    let newest = store.last_with_prefixes(Tree::Events, prefixes).await?;
+    Ok(records
+        .into_iter()
+        .zip(newest)
+        .map(|((id, t), newest)| {
+            let t2 = newest
+                .and_then(|(_, v)| event_record_updated_at(&v))
+                .unwrap_or(0);
+            (id, t.max(t2))
+        })
+        .collect())
+}
+
+/// `updated_at` from an event record's clear head.
+fn event_record_updated_at(v: &[u8]) -> Option<u64> {
+    match v.first() {
+        Some(&RECORD_SEALED_PROGRESS) if v.len() >= HEAD3_LEN => {
+            Some(u64::from_be_bytes(v[9..17].try_into().expect("8 bytes")))
+        }
+        _ => Progress::split(v).map(|(p, _)| p.updated_at),
+    }
+}
+
+fn parse_meta(id: ConversationId, bytes: &[u8], key: &Key) -> Result<ConversationMeta, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("conversation record: {e}"));
+    let plain;
+    let json: &[u8] = match bytes.first() {
+        Some(&META_SEALED) if bytes.len() >= META_HEAD_LEN => {
+            plain = key
+                .open(
+                    &bytes[META_HEAD_LEN..],
+                    &meta_aad(id, &bytes[..META_HEAD_LEN]),
+                )
+                .map_err(|e| corrupt(e.to_string()))?;
+            &plain
+        }
+        // Written before records were sealed.
+        _ => bytes,
+    };
+    serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))
 }
 
 /// Takes the progress from a conversation's newest event record when it is ahead of the
 /// conversation record (the messages since were written as event records alone).
-fn catch_up(meta: &mut ConversationMeta, newest: Option<&KeyValue>) {
-    if let Some((p, _)) = newest.and_then(|(_, v)| Progress::split(v)) {
-        if p.last_seq > meta.last_seq {
+fn catch_up(
+    meta: &mut ConversationMeta,
+    key: &Key,
+    newest: Option<&KeyValue>,
+) -> Result<(), StoreError> {
+    let Some((k, v)) = newest else {
+        return Ok(());
+    };
+    // The clear head says whether it is ahead; only then is it opened.
+    let ahead = match v.first() {
+        Some(&RECORD_SEALED_PROGRESS) if v.len() >= HEAD3_LEN => {
+            u64::from_be_bytes(v[1..9].try_into().expect("8 bytes")) > meta.last_seq
+        }
+        _ => Progress::split(v).is_some_and(|(p, _)| p.last_seq > meta.last_seq),
+    };
+    if ahead {
+        if let (Some(p), _) = open_record(key, k, v)? {
             meta.set_progress(p);
         }
     }
+    Ok(())
 }
 
 /// A conversation's events with `after < seq <= upto`, in order, opened with its key.
@@ -412,7 +570,7 @@ pub async fn events_after(
     let mut events = Vec::new();
     let mut last = after;
     for (k, v) in holding.into_iter().chain(rest) {
-        for e in open_record(key, &k, &v)? {
+        for e in open_record(key, &k, &v)?.1 {
             if e.seq > upto {
                 return Ok(events);
             }
@@ -453,12 +611,6 @@ pub async fn event_keys(store: &Store, id: ConversationId) -> Result<Vec<Vec<u8>
         .into_iter()
         .map(|(k, _)| k)
         .collect())
-}
-
-fn summary_aad(id: ConversationId) -> Vec<u8> {
-    let mut aad = id.as_bytes().to_vec();
-    aad.extend_from_slice(b"/summary");
-    aad
 }
 
 /// Conversation keys: created per conversation, stored wrapped by the master key, destroyed
@@ -528,6 +680,16 @@ mod tests {
         (store, Key::random(), ConversationId::random())
     }
 
+    /// A keyring over `store` and two conversations with their keys stored in it.
+    async fn two(store: &Store) -> (Keyring, [(ConversationId, Key); 2]) {
+        let keyring = Keyring::new(Key::random(), store.clone());
+        let (a, b) = (ConversationId::random(), ConversationId::random());
+        let (ka, wa) = keyring.create(a);
+        let (kb, wb) = keyring.create(b);
+        store.write(vec![wa, wb]).await.unwrap();
+        (keyring, [(a, ka), (b, kb)])
+    }
+
     /// The smallest event, with `at` = `seq`.
     fn rating(seq: u64, value: u8) -> StoredEvent {
         StoredEvent {
@@ -550,34 +712,37 @@ mod tests {
     /// conversation back takes the progress from the newest record.
     #[tokio::test]
     async fn the_newest_record_brings_the_conversation_record_up_to_date() {
-        let (store, key, a) = fixture();
-        let b = ConversationId::random();
+        let (store, _, _) = fixture();
+        let (keyring, [(a, key), (b, kb)]) = two(&store).await;
         let rating = |seq| rating(seq, 1);
         let mut m = meta(a);
         m.lang = "en".into();
         m.set_progress(progress(2));
         let mut batch = vec![
             write_events(a, &key, &[rating(1), rating(2)], progress(2)).unwrap(),
-            m.write(),
-            meta(b).write(),
+            m.write(&key),
+            meta(b).write(&kb),
         ];
         for seq in 3..=6 {
             batch.push(write_events(a, &key, &[rating(seq)], progress(seq)).unwrap());
         }
         store.write(batch).await.unwrap();
-        let back = load_meta(&store, a).await.unwrap().unwrap();
+        let back = load_meta(&store, a, &key).await.unwrap().unwrap();
         assert_eq!(back.progress(), progress(6));
         assert_eq!(back.lang, "en");
         assert_eq!(back.conversation.turn, 6);
         assert_eq!(back.risk.counts[0], 6);
-        let all = all_meta(&store).await.unwrap();
-        let from_all = all.iter().find(|x| x.id == a).unwrap();
+        let all = all_meta(&store, &keyring).await.unwrap();
+        let from_all = &all.iter().find(|x| x.0.id == a).unwrap().0;
         assert_eq!(from_all, &back);
         // b has no records: its own record stands.
         assert_eq!(
-            all.iter().find(|x| x.id == b).unwrap().progress(),
+            all.iter().find(|x| x.0.id == b).unwrap().0.progress(),
             meta(b).progress()
         );
+        // Retention's view: the newest time, without any key.
+        let times = record_times(&store).await.unwrap();
+        assert!(times.contains(&(a, progress(6).updated_at)), "{times:?}");
         assert_eq!(
             events_after(&store, a, &key, 0, back.last_seq)
                 .await
@@ -587,8 +752,14 @@ mod tests {
         );
         // A conversation record ahead of the newest record's head wins.
         m.set_progress(progress(9));
-        store.write(vec![m.write()]).await.unwrap();
-        assert_eq!(load_meta(&store, a).await.unwrap().unwrap().last_seq, 9);
+        store.write(vec![m.write(&key)]).await.unwrap();
+        assert_eq!(
+            load_meta(&store, a, &key).await.unwrap().unwrap().last_seq,
+            9
+        );
+        // A destroyed key: the conversation is gone from every listing.
+        store.write(vec![keyring.destroy(b)]).await.unwrap();
+        assert_eq!(all_meta(&store, &keyring).await.unwrap().len(), 1);
     }
 
     /// The head is in the clear but authenticated: changing it breaks the record's seal.
@@ -600,11 +771,10 @@ mod tests {
         else {
             panic!("one put")
         };
-        assert_eq!(Progress::split(&value).unwrap().0, progress(1));
-        assert!(open_record(&key, &k, &value).is_ok());
-        // Byte 0 too: a record whose marker is changed is read as one without a head, and
-        // does not open either.
-        for i in 0..HEAD_LEN {
+        assert_eq!(open_record(&key, &k, &value).unwrap().0, Some(progress(1)));
+        // Byte 0 too: a record whose marker is changed is read as another format, and does
+        // not open either.
+        for i in 0..HEAD3_LEN {
             let mut bad = value.clone();
             bad[i] ^= 1;
             assert!(open_record(&key, &k, &bad).is_err(), "byte {i}");
@@ -622,7 +792,7 @@ mod tests {
         for change in [
             (|m: &mut ConversationMeta| m.conversation.level = Level::High) as fn(&mut _),
             |m| m.risk.escalations.push("x".into()),
-            |m| m.summary_sealed = "00".into(),
+            |m| Arc::make_mut(&mut m.summary).first_lines.push("x".into()),
             |m| m.token_hash = "ab".into(),
             |m| {
                 m.conversation.state = crate::conversation::State::Queued {
@@ -661,14 +831,14 @@ mod tests {
         else {
             panic!("one put")
         };
-        let back = open_record(&key, &k, &value).unwrap();
+        let back = open_record(&key, &k, &value).unwrap().1;
         assert_eq!(back, vec![bot.clone()]);
         let plain = key
-            .open(&value[HEAD_LEN..], &record_aad(&k, &value[..HEAD_LEN]))
+            .open(&value[HEAD3_LEN..], &record_aad(&k, &value[..HEAD3_LEN]))
             .unwrap();
         // Written raw, the card is a JSON object in the record and in the frame, not a string.
         let record: serde_json::Value = serde_json::from_slice(&plain).unwrap();
-        assert_eq!(record[0]["resources"][0]["phone"], "109");
+        assert_eq!(record["events"][0]["resources"][0]["phone"], "109");
         let frame = crate::chat::ServerFrame::from_stored(bot).unwrap();
         let json: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
         assert_eq!(json["resources"][0], card.value());
@@ -678,9 +848,9 @@ mod tests {
 
     #[tokio::test]
     async fn events_and_meta_round_trip_in_order() {
-        let (store, key, a) = fixture();
-        let b = ConversationId::random();
-        let mut batch = vec![meta(a).write(), meta(b).write()];
+        let (store, _, _) = fixture();
+        let (keyring, [(a, key), (b, kb)]) = two(&store).await;
+        let mut batch = vec![meta(a).write(&key), meta(b).write(&kb)];
         let event = |seq| rating(seq, 1);
         // Conversation a in records of 1 to 4 events; b one event per record, even seqs.
         let mut seq = 1u64;
@@ -691,7 +861,7 @@ mod tests {
             seq += n;
         }
         for seq in (2..=300u64).step_by(2) {
-            batch.push(write_events(b, &key, &[event(seq)], progress(seq)).unwrap());
+            batch.push(write_events(b, &kb, &[event(seq)], progress(seq)).unwrap());
         }
         store.write(batch).await.unwrap();
         let events = events_after(&store, a, &key, 0, u64::MAX).await.unwrap();
@@ -717,7 +887,7 @@ mod tests {
         );
         assert_eq!(tail.first().map(|e| e.seq), Some(257));
         assert_eq!(
-            events_after(&store, b, &key, 0, u64::MAX)
+            events_after(&store, b, &kb, 0, u64::MAX)
                 .await
                 .unwrap()
                 .len(),
@@ -728,10 +898,10 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert_eq!(load_meta(&store, a).await.unwrap().unwrap().id, a);
-        assert_eq!(all_meta(&store).await.unwrap().len(), 2);
+        assert_eq!(load_meta(&store, a, &key).await.unwrap().unwrap().id, a);
+        assert_eq!(all_meta(&store, &keyring).await.unwrap().len(), 2);
         assert!(
-            load_meta(&store, ConversationId::random())
+            load_meta(&store, ConversationId::random(), &key)
                 .await
                 .unwrap()
                 .is_none()
@@ -802,26 +972,68 @@ mod tests {
         assert!(parse_record(b"{\"not\": \"an event\"}").is_err());
     }
 
+    /// The conversation record is sealed: its state, level, counselors, token hash and
+    /// queue card are unreadable without the key; only `updated_at` is in the clear.
     #[tokio::test]
-    async fn the_summary_is_stored_sealed_and_opens_with_the_key() {
+    async fn the_record_is_sealed_and_opens_only_with_its_key() {
         let (store, key, id) = fixture();
         let mut m = meta(id);
         Arc::make_mut(&mut m.summary)
             .first_lines
             .push("비밀스러운첫줄".into());
-        m.seal_summary(&key);
-        store.write(vec![m.write()]).await.unwrap();
+        m.conversation.level = Level::Imminent;
+        m.counselors.push("counselor-zq".into());
+        m.token_hash = "feedfacefeedface".into();
+        m.updated_at = 12345;
+        store.write(vec![m.write(&key)]).await.unwrap();
         let raw = store
             .get(Tree::Conversations, id.as_bytes())
             .await
             .unwrap()
             .unwrap();
-        assert!(!String::from_utf8_lossy(&raw).contains("비밀스러운첫줄"));
-        let mut back = load_meta(&store, id).await.unwrap().unwrap();
-        assert!(back.summary.first_lines.is_empty());
-        back.open_summary(&key).unwrap();
-        assert_eq!(back.summary, m.summary);
-        assert!(back.clone().open_summary(&Key::random()).is_err());
+        let text = String::from_utf8_lossy(&raw);
+        for secret in [
+            "비밀스러운첫줄",
+            "imminent",
+            "counselor-zq",
+            "feedface",
+            "state",
+        ] {
+            assert!(!text.contains(secret), "{secret} in the clear");
+        }
+        assert_eq!(record_updated_at(&raw), Some(12345));
+        let back = load_meta(&store, id, &key).await.unwrap().unwrap();
+        assert_eq!(back, m);
+        assert!(load_meta(&store, id, &Key::random()).await.is_err());
+    }
+
+    /// Records written before sealing (plain JSON conversation records, events with the
+    /// counts in a clear head) still read.
+    #[tokio::test]
+    async fn records_from_before_sealing_still_read() {
+        let (store, key, id) = fixture();
+        let mut m = meta(id);
+        m.set_progress(progress(1));
+        let legacy_meta = serde_json::to_vec(&m).unwrap();
+        let k = event_key(id.as_bytes(), 2);
+        let head = progress(2).head();
+        let plain = serde_json::to_vec(&[rating(2, 4)]).unwrap();
+        let mut value = head.to_vec();
+        value.extend_from_slice(&key.seal(&plain, &record_aad(&k, &head)));
+        store
+            .write(vec![
+                Write::put(Tree::Conversations, id.as_bytes().to_vec(), legacy_meta),
+                Write::put(Tree::Events, k.to_vec(), value),
+            ])
+            .await
+            .unwrap();
+        let back = load_meta(&store, id, &key).await.unwrap().unwrap();
+        assert_eq!(back.progress(), progress(2));
+        assert_eq!(events_after(&store, id, &key, 1, 2).await.unwrap().len(), 1);
+        assert_eq!(
+            record_times(&store).await.unwrap(),
+            vec![(id, progress(2).updated_at)]
+        );
     }
 
     #[test]

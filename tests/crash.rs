@@ -174,7 +174,7 @@ async fn verify(data: &Path, clients: &[Arc<Mutex<Client>>]) -> (usize, usize) {
                 .await
                 .unwrap()
                 .expect("a conversation with acked messages has its key");
-            let meta = transcript::load_meta(&store, id)
+            let meta = transcript::load_meta(&store, id, &key)
                 .await
                 .unwrap()
                 .expect("a conversation with acked messages has its record");

@@ -119,12 +119,42 @@ async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
     )
     .await;
     until(&mut c, "ack").await;
-    send(&mut c, json!({"type": "close"})).await;
+    // It turns high and a counselor holds it: the record now has a level, a counselor and
+    // a token hash, all of which must be as unreadable as the words.
+    send(
+        &mut c,
+        json!({"type": "message", "id": "e2", "text": "죽고 싶어요"}),
+    )
+    .await;
+    until(&mut c, "queue").await;
+    let kim = app.login("kim").await;
+    let mut k = app.counselor(&kim).await;
+    send(&mut k, json!({"type": "claim", "conversation_id": conv})).await;
+    until(&mut k, "claimed").await;
+    send(
+        &mut k,
+        json!({"type": "close", "conversation_id": conv, "outcome": "resolved"}),
+    )
+    .await;
     until(&mut c, "closed").await;
 
-    // Acknowledged means flushed: the words are on disk, but only as ciphertext.
+    // Acknowledged means flushed: the words are on disk, but only as ciphertext; so is
+    // the conversation record (level, counselors, state, token hash).
     let data = app.dir.path().join("data");
-    assert!(!raw_files_contain(&data, "도깨비방망이표식".as_bytes()));
+    let record_fragments: [&[u8]; 5] = [
+        "도깨비방망이표식".as_bytes(),
+        b"\"counselors\"",
+        b"\"token_hash\"",
+        b"\"level\":\"high\"",
+        b"with_counselor",
+    ];
+    for f in record_fragments {
+        assert!(
+            !raw_files_contain(&data, f),
+            "{} in the clear",
+            String::from_utf8_lossy(f)
+        );
+    }
     assert!(data.join("master.key").exists());
 
     let boss = app.login("boss").await;
@@ -158,10 +188,13 @@ async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
         r["action"] == "purge" && r["conversation_id"] == conv.as_str() && r["actor"] == "system"
     }));
     let dir = app.stop().await;
-    assert!(!raw_files_contain(
-        dir.path(),
-        "도깨비방망이표식".as_bytes()
-    ));
+    for f in record_fragments {
+        assert!(
+            !raw_files_contain(dir.path(), f),
+            "{} readable after the purge",
+            String::from_utf8_lossy(f)
+        );
+    }
 }
 
 #[tokio::test]
@@ -281,5 +314,85 @@ async fn supervisors_get_the_live_event_stream_counselors_do_not() {
     let (status, _, _) = request(app.port, "GET", "/api/events", Some(&kim), None).await;
     assert_eq!(status, 403);
     drop(s);
+    app.stop().await;
+}
+
+/// A resident registration number typed any other way (a minus sign U+2212, `_`, `/`,
+/// digits spaced one by one) never reaches the disk, the counselor or a supervisor.
+#[tokio::test]
+async fn resident_numbers_typed_any_way_never_reach_the_disk() {
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    let conv = next(&mut c).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let variants = [
+        "900101−1234567",
+        "900101_1234567",
+        "900101/1234567",
+        "9 0 0 1 0 1 1 2 3 4 5 6 7",
+    ];
+    for (i, v) in variants.iter().enumerate() {
+        send(
+            &mut c,
+            json!({"type": "message", "id": format!("r{i}"), "text": format!("제 번호 {v} 예요")}),
+        )
+        .await;
+        until(&mut c, "ack").await;
+    }
+    let boss = app.login("boss").await;
+    let (_, t) = app
+        .get_json(&format!("/api/conversations/{conv}"), &boss)
+        .await;
+    let texts: Vec<String> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "citizen")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts.len(), variants.len());
+    for text in &texts {
+        assert_eq!(text, "제 번호 [주민등록번호 삭제됨] 예요");
+    }
+    app.stop().await;
+}
+
+/// The data directory and every file in it are private to the service's user.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn().await;
+    let mut c = app.citizen("").await;
+    next(&mut c).await;
+    send(
+        &mut c,
+        json!({"type": "message", "id": "p1", "text": "안녕하세요"}),
+    )
+    .await;
+    until(&mut c, "ack").await;
+    let data = app.dir.path().join("data");
+    let mut stack = vec![data.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+                files += 1;
+            }
+        }
+    }
+    assert!(
+        files >= 3,
+        "the store's files (db, conf) and the key were checked"
+    );
     app.stop().await;
 }

@@ -542,7 +542,7 @@ impl Actor {
                 meta.token_hash = crate::hex::encode(&fresh.hash());
                 self.deps
                     .store
-                    .write(vec![meta.write()])
+                    .write(vec![meta.write(&self.key)])
                     .await
                     .map_err(|_| ChatError::NotSaved)?;
                 self.meta = meta;
@@ -818,11 +818,7 @@ impl Actor {
             self.meta = plan.record;
             return Ok(());
         }
-        let mut record = plan.record;
-        if plan.summary_changed {
-            record.seal_summary(&self.key);
-        }
-        self.commit(record, plan.events, plan.ack).await?;
+        self.commit(plan.record, plan.events, plan.ack).await?;
         for effect in plan.effects {
             match effect {
                 Effect::Enqueue {
@@ -882,7 +878,8 @@ impl Actor {
         // Most messages change only the progress (seq, time, turn, counts), which the
         // event record's head carries: then the conversation record is not rewritten.
         if !self.persisted || self.meta.differs_beyond_progress(&meta) {
-            batch.push(meta.write());
+            batch.push(meta.write(&self.key));
+            batch.push(transcript::waiting_index(&meta));
         }
         if let Some(k) = &self.key_write {
             batch.push(k.clone());

@@ -14,10 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::Lang;
 use super::actor::{Actor, ChatDeps, ConvHandle};
 use crate::conversation::ConversationMeta;
-use crate::conversation::State;
 use crate::crypto::Key;
 use crate::ids::ConversationId;
-use crate::store::StoreError;
+use crate::store::{StoreError, Tree, Write};
 use crate::transcript;
 
 /// Commands queued per conversation actor.
@@ -80,7 +79,9 @@ impl Registry {
     }
 
     /// Brings back every stored conversation that was waiting or with a counselor, oldest
-    /// wait first. Returns how many.
+    /// wait first. Returns how many. Reads only those (the [`Tree::Waiting`] index), so a
+    /// restart does not grow with the number of conversations ever stored; a data directory
+    /// from before the index gets it built once, here.
     ///
     /// # Errors
     /// Store errors.
@@ -89,25 +90,25 @@ impl Registry {
         store: &crate::store::Store,
         keyring: &transcript::Keyring,
     ) -> Result<usize, StoreError> {
-        let mut open: Vec<ConversationMeta> = transcript::all_meta(store)
-            .await?
-            .into_iter()
-            .filter(|m| {
-                matches!(
-                    m.conversation.state,
-                    State::Queued { .. } | State::WithCounselor { .. }
-                )
-            })
-            .collect();
-        open.sort_by_key(|m| m.enqueued_at.unwrap_or(m.created_at));
-        let n = open.len();
-        for mut meta in open {
-            // A conversation whose key was destroyed (retention) stays gone.
-            let Some(key) = keyring.key(meta.id).await? else {
+        build_waiting_index(store, keyring).await?;
+        let mut open: Vec<(ConversationMeta, Key)> = Vec::new();
+        for (k, _) in store.scan_prefix(Tree::Waiting, &[]).await? {
+            let Some(id) = ConversationId::from_bytes(&k) else {
                 continue;
             };
-            meta.open_summary(&key)?;
-            let meta = (meta, key);
+            // A conversation whose key was destroyed (retention) stays gone.
+            let Some(key) = keyring.key(id).await? else {
+                continue;
+            };
+            if let Some(meta) = transcript::load_meta(store, id, &key).await? {
+                if meta.conversation.state.is_handed_off() {
+                    open.push((meta, key));
+                }
+            }
+        }
+        open.sort_by_key(|(m, _)| m.enqueued_at.unwrap_or(m.created_at));
+        let n = open.len();
+        for meta in open {
             let (tx, rx) = oneshot::channel();
             if self
                 .tx
@@ -120,6 +121,32 @@ impl Registry {
         }
         Ok(n)
     }
+}
+
+/// The key in [`Tree::Meta`] that says the [`Tree::Waiting`] index is complete.
+const WAITING_INDEX_BUILT: &[u8] = b"waiting_index_v1";
+
+/// Builds the waiting index once for a data directory written before it existed (one full
+/// scan, then never again).
+async fn build_waiting_index(
+    store: &crate::store::Store,
+    keyring: &transcript::Keyring,
+) -> Result<(), StoreError> {
+    if store.get(Tree::Meta, WAITING_INDEX_BUILT).await?.is_some() {
+        return Ok(());
+    }
+    let mut batch: Vec<Write> = transcript::all_meta(store, keyring)
+        .await?
+        .iter()
+        .filter(|(m, _)| m.conversation.state.is_handed_off())
+        .map(|(m, _)| transcript::waiting_index(m))
+        .collect();
+    batch.push(Write::put(
+        Tree::Meta,
+        WAITING_INDEX_BUILT.to_vec(),
+        b"1".to_vec(),
+    ));
+    store.write(batch).await
 }
 
 async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<Cmd>) {
@@ -150,12 +177,10 @@ async fn run(deps: Arc<ChatDeps>, mut rx: mpsc::Receiver<Cmd>, me: mpsc::Sender<
                     let _ = reply.send(Some(h.clone()));
                     continue;
                 }
-                let loaded = match transcript::load_meta(&deps.store, id).await {
-                    Ok(Some(mut meta)) => match deps.keyring.key(id).await {
-                        Ok(Some(key)) => meta.open_summary(&key).map(|()| Some((meta, key))),
-                        Ok(None) => Ok(None),
-                        Err(e) => Err(e),
-                    },
+                let loaded = match deps.keyring.key(id).await {
+                    Ok(Some(key)) => transcript::load_meta(&deps.store, id, &key)
+                        .await
+                        .map(|m| m.map(|m| (m, key))),
                     Ok(None) => Ok(None),
                     Err(e) => Err(e),
                 };

@@ -48,7 +48,7 @@ pub(super) fn run(args: StaffArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        std::fs::create_dir_all(&args.data_dir)?;
+        crate::store::prepare_data_dir(&args.data_dir)?;
         let options = StoreOptions::default().lock_wait(std::time::Duration::from_secs(2));
         let store = match Store::open_sled(&args.data_dir, options) {
             Ok(store) => store,

@@ -179,7 +179,7 @@ impl State {
         }
     }
 
-    /// Whether a human has been asked for: from here on the bot never answers.
+    /// Whether the conversation waits for or is with a counselor.
     pub fn is_handed_off(&self) -> bool {
         matches!(self, State::Queued { .. } | State::WithCounselor { .. })
     }

@@ -149,16 +149,10 @@ pub struct ConversationMeta {
     /// The counselor's outcome code.
     pub outcome: Option<String>,
     /// What counselors see before claiming (restored into the queue after a restart).
-    /// Holds the citizen's first lines, so it is stored sealed (`summary_sealed`) and is
-    /// empty after a load until [`ConversationMeta::open_summary`].
-    ///
-    /// Shared (`Arc`), as is the sealed form: the actor copies the record for every message
-    /// and changes the summary only for the first few.
-    #[serde(skip)]
-    pub summary: Arc<Summary>,
-    /// The sealed summary, hex.
+    /// Shared (`Arc`): the actor copies the record for every message and changes the
+    /// summary only for the first few. Sealed with the rest of the record.
     #[serde(default)]
-    pub summary_sealed: Arc<str>,
+    pub summary: Arc<Summary>,
 }
 
 impl ConversationMeta {
@@ -178,7 +172,6 @@ impl ConversationMeta {
             closed_at: None,
             outcome: None,
             summary: Arc::default(),
-            summary_sealed: Arc::from(""),
         }
     }
 

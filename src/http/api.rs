@@ -271,7 +271,8 @@ async fn readable_meta(
     id: &str,
 ) -> Result<ConversationMeta, ApiError> {
     let id = ConversationId::parse(id).ok_or(ApiError::NotFound)?;
-    let meta = transcript::load_meta(&state.store, id)
+    let key = state.keyring.key(id).await?.ok_or(ApiError::NotFound)?;
+    let meta = transcript::load_meta(&state.store, id, &key)
         .await?
         .ok_or(ApiError::NotFound)?;
     if !may_read(s, &meta) {
@@ -333,7 +334,11 @@ async fn list_conversations(
     if s.role == Role::Supervisor {
         record(&state, &s, "list_conversations", None, remote).await?;
     }
-    let mut all = transcript::all_meta(&state.store).await?;
+    let mut all: Vec<ConversationMeta> = transcript::all_meta(&state.store, &state.keyring)
+        .await?
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
     all.retain(|m| {
         may_read(&s, m)
             && q.from.is_none_or(|f| m.created_at >= f)

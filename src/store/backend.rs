@@ -46,6 +46,9 @@ trees! {
     Sessions => "sessions",
     /// The append-only audit log of staff actions.
     Audit => "audit",
+    /// The conversations waiting for or with a counselor (key: id; no value): what a
+    /// restart brings back, without reading every conversation ever stored.
+    Waiting => "waiting",
     /// Schema version and other bookkeeping.
     Meta => "meta",
     /// Encryption key material (wrapped), by key id.
@@ -65,10 +68,11 @@ trees! {
 ///   so the record never claims events that are not there (readers stop at its
 ///   `last_seq`), and a purge removes the record last, so an interrupted purge is found and
 ///   finished on the next run.
-pub const APPLY_ORDER: [Tree; 7] = [
+pub const APPLY_ORDER: [Tree; 8] = [
     Tree::Keys,
     Tree::Events,
     Tree::Conversations,
+    Tree::Waiting,
     Tree::Staff,
     Tree::Sessions,
     Tree::Audit,

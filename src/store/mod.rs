@@ -26,11 +26,13 @@
 //! * [`handle`] — [`Store`], group commit, backpressure, shutdown.
 //! * [`keys`] — key layouts and why big-endian.
 //! * [`stats`] — counters and the flush-latency histogram for metrics.
+//! * [`private`] — the data directory `0700`, its files `0600`.
 
 pub mod backend;
 pub mod handle;
 pub mod keys;
 pub mod memory;
+pub mod private;
 pub mod sled_backend;
 pub mod stats;
 
@@ -38,6 +40,7 @@ pub use backend::{APPLY_ORDER, Backend, KeyValue, StoreError, Tree, Write};
 pub use handle::{GroupCommit, Store, StoreOptions};
 pub use keys::{CONVERSATION_ID_LEN, EVENT_KEY_LEN, decode_event_key, event_key};
 pub use memory::MemoryBackend;
+pub use private::prepare_data_dir;
 pub use sled_backend::SledBackend;
 pub use stats::{FLUSH_BUCKETS_US, LatencyHistogram, StoreStats};
 

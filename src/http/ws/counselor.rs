@@ -21,7 +21,6 @@ use super::protocol::CounselorFrame as In;
 use crate::chat::Registry;
 use crate::chat::actor::ChatError;
 use crate::chat::frames::CounselorFrame as Out;
-use crate::conversation::State;
 use crate::ids::ConversationId;
 use crate::queue::{CounselorPush, QueueHandle};
 use crate::store::Store;
@@ -66,13 +65,8 @@ where
     let (push_tx, mut push_rx) = mpsc::channel::<CounselorPush>(64);
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(256);
 
-    let held: Vec<ConversationId> = crate::transcript::all_meta(&ctx.store)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| matches!(&m.conversation.state, State::WithCounselor { counselor } if *counselor == ctx.username))
-        .map(|m| m.id)
-        .collect();
+    // The queue knows who holds what (restored at boot from the waiting index).
+    let held: Vec<ConversationId> = ctx.queue.held_by(&ctx.username).await;
     if sink
         .send(send_text(&Out::Hello {
             username: ctx.username.clone(),
