@@ -102,7 +102,12 @@ fn build(data: &Path, n: usize, waiting: usize) {
                 counts: [0, 1, 0, 0, 0],
             };
             batch.push(key_write);
-            batch.extend(transcript::write_events(id, &key, &events(1, now), progress));
+            batch.extend(transcript::write_events(
+                id,
+                &key,
+                &events(1, now),
+                progress,
+            ));
             batch.push(meta.write(&key));
             batch.push(transcript::waiting_index(&meta));
             if batch.len() >= 2_000 {
@@ -113,7 +118,12 @@ fn build(data: &Path, n: usize, waiting: usize) {
         store.close().await.unwrap();
     });
     // Let sled's flusher let go of the directory.
-    std::thread::sleep(Duration::from_millis(std::env::var("IEUM_RESTART_SETTLE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500)));
+    std::thread::sleep(Duration::from_millis(
+        std::env::var("IEUM_RESTART_SETTLE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500),
+    ));
 }
 
 /// One restart: build the app (everything before serving), write `traffic` message records
@@ -180,8 +190,15 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..runs {
         let (took, waiting) = restart(&data, traffic);
-        assert_eq!(waiting, 20, "the waiting conversations are back in the queue");
-        println!("restart: run {}: {:.0} ms", times.len() + 1, took.as_secs_f64() * 1e3);
+        assert_eq!(
+            waiting, 20,
+            "the waiting conversations are back in the queue"
+        );
+        println!(
+            "restart: run {}: {:.0} ms",
+            times.len() + 1,
+            took.as_secs_f64() * 1e3
+        );
         times.push(took);
         std::thread::sleep(Duration::from_millis(300));
     }

@@ -51,6 +51,8 @@ pub struct Settings {
     pub retention: std::time::Duration,
     /// Use this storage backend instead of sled in `data_dir` (tests inject failures).
     pub backend: Option<BackendOverride>,
+    /// Staff login throttling.
+    pub login_policy: crate::auth::LoginPolicy,
 }
 
 /// A storage backend handed to [`App::build`] instead of sled.
@@ -78,6 +80,7 @@ impl Settings {
             master_key_file: None,
             retention: std::time::Duration::from_secs(180 * 24 * 60 * 60),
             backend: None,
+            login_policy: crate::auth::LoginPolicy::default(),
         }
     }
 }
@@ -202,6 +205,7 @@ impl App {
                 queue,
                 audit,
                 keyring,
+                logins: crate::auth::LoginGuard::new(settings.login_policy),
                 content,
             },
             shutdown,
@@ -245,8 +249,14 @@ impl App {
             self_retention,
             shutdown.subscribe(),
         ));
+        let max_connections = state
+            .gateway
+            .max_connections
+            .unwrap_or(state.gateway.max_citizens + 2_000);
         let state_limits = ConnLimits {
-            max_connections: state.gateway.max_citizens + 2_000,
+            max_connections,
+            per_address: state.gateway.max_per_address,
+            headroom: state.gateway.connection_headroom.min(max_connections / 2),
             header_timeout: state.gateway.header_timeout,
         };
         let router = router(state);

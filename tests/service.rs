@@ -120,7 +120,11 @@ async fn staff_api_requires_a_session_and_respects_roles() {
         .map(|r| r["action"].as_str().unwrap())
         .collect();
     // The queue holds first lines: reading it is audited like any read.
-    assert_eq!(actions, vec!["login", "read_queue", "login", "read_audit"]);
+    // The wrong password above is audited too.
+    assert_eq!(
+        actions,
+        vec!["login_failed", "login", "read_queue", "login", "read_audit"]
+    );
 
     let (status, _, _) = request(p, "POST", "/api/logout", Some(&kim), None).await;
     assert_eq!(status, 204);

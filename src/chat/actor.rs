@@ -91,6 +91,10 @@ pub enum ChatError {
     /// A colleague passed it to someone else, who has not taken it yet.
     #[error("this conversation was passed to a colleague, who is taking it over")]
     Reserved,
+    /// A rating when none is asked for (before a counselor closed the conversation, or a
+    /// second one).
+    #[error("a rating (1 to 5) is asked for once, after a counselor closes the conversation")]
+    RatingNotOpen,
 }
 
 impl ChatError {
@@ -108,6 +112,7 @@ impl ChatError {
             | ChatError::TransferToSelf => "transfer_refused",
             ChatError::AtCapacity => "at_capacity",
             ChatError::Reserved => "reserved",
+            ChatError::RatingNotOpen => "bad_field",
         }
     }
 }
@@ -470,7 +475,19 @@ impl Actor {
             }
             Cmd::Rating(v) => {
                 self.last_activity = Instant::now();
-                if let Err(e) = self.apply(Event::Rating(v), None).await {
+                let open = matches!(
+                    self.meta.conversation.state,
+                    State::Closed {
+                        rating_open: true,
+                        ..
+                    }
+                );
+                let result = if open {
+                    self.apply(Event::Rating(v), None).await
+                } else {
+                    Err(ChatError::RatingNotOpen)
+                };
+                if let Err(e) = result {
                     self.citizen_error(e, None);
                 }
             }

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Citizen connections at most; past it, people are told to wait or call 109.
     #[arg(long, env = "IEUM_MAX_CITIZENS", default_value_t = 15_000)]
     pub max_citizens: usize,
+    /// Open connections from one client address at most (citizens behind one NAT share an
+    /// address: keep it generous).
+    #[arg(long, env = "IEUM_MAX_PER_ADDRESS", default_value_t = 256)]
+    pub max_per_address: usize,
     /// The master key file (created with a fresh key on first start). Default:
     /// `<data-dir>/master.key`; put it on another mount in production.
     #[arg(long, env = "IEUM_MASTER_KEY_FILE")]
@@ -68,6 +72,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         settings.gateway.allowed_origins = args.allow_origins;
         settings.gateway.max_citizens = args.max_citizens;
+        settings.gateway.max_per_address = args.max_per_address;
         settings.master_key = args.master_key;
         settings.master_key_file = args.master_key_file;
         settings.retention = std::time::Duration::from_secs(args.retention_days * 24 * 60 * 60);

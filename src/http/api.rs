@@ -57,6 +57,16 @@ pub enum ApiError {
     /// It exists already.
     #[error("{0}")]
     Conflict(String),
+    /// Refused for now: too many attempts, a locked account, or too many at once.
+    #[error("{message}")]
+    TooMany {
+        /// Stable code: `too_many_attempts`, `account_locked`, `busy`.
+        code: &'static str,
+        /// A plain sentence.
+        message: String,
+        /// Seconds to wait (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// Anything else (logged, not sent).
     #[error("something went wrong on our side")]
     Internal(#[source] anyhow::Error),
@@ -71,6 +81,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "exists"),
+            ApiError::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -82,11 +93,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %format!("{e:#}"), "api error");
         }
-        (
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooMany {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        response
     }
 }
 
@@ -105,6 +125,21 @@ impl From<AuthError> for ApiError {
                 ApiError::Conflict("an account with this username exists already".into())
             }
             AuthError::NoSuchAccount => ApiError::NotFound,
+            e @ AuthError::TooSoon { retry_after_secs } => ApiError::TooMany {
+                code: "too_many_attempts",
+                message: e.to_string(),
+                retry_after_secs,
+            },
+            e @ AuthError::Locked { retry_after_secs } => ApiError::TooMany {
+                code: "account_locked",
+                message: e.to_string(),
+                retry_after_secs,
+            },
+            e @ AuthError::Busy => ApiError::TooMany {
+                code: "busy",
+                message: e.to_string(),
+                retry_after_secs: 1,
+            },
             other => ApiError::Internal(other.into()),
         }
     }
@@ -180,7 +215,40 @@ async fn login(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let (token, session) = auth::login(&state.store, &body.username, &body.password).await?;
+    let attempt = auth::login_attempt(
+        &state.store,
+        &state.logins,
+        &body.username,
+        &body.password,
+        remote.ip(),
+    )
+    .await;
+    let (token, session) = match attempt {
+        Ok(ok) => ok,
+        Err((e, failure)) => {
+            // Every wrong password is audited (and logged, without the password): who was
+            // tried, from where, and whether it locked the account.
+            if let Some(failure) = failure {
+                let action = match failure {
+                    auth::Failure::WrongPassword => "login_failed",
+                    auth::Failure::Locked => "account_locked",
+                };
+                let tried: String = body.username.chars().take(64).collect();
+                tracing::warn!(username = %tried, remote = %remote.ip(), action, "failed staff login");
+                state
+                    .audit
+                    .append(AuditEntry {
+                        actor: tried,
+                        role: "-".into(),
+                        action: action.into(),
+                        conversation_id: None,
+                        remote: Some(remote.ip().to_string()),
+                    })
+                    .await?;
+            }
+            return Err(e.into());
+        }
+    };
     state
         .audit
         .append(AuditEntry {

@@ -6,7 +6,8 @@
 //! accepted socket gets `TCP_NODELAY` (an `ack` followed by a `bot` frame otherwise waits
 //! on Nagle plus delayed ACK for tens of milliseconds). See `shared/MEASURED.md`.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
@@ -18,16 +19,69 @@ pub struct ConnLimits {
     /// Open connections at most (citizens, staff and slow clients together); past it new
     /// sockets are closed at once, so file descriptors never run out.
     pub max_connections: usize,
-    /// A client must send its whole request head within this time (slowloris).
+    /// Open connections from one address at most.
+    pub per_address: usize,
+    /// The last this many connections are kept for addresses with few connections open
+    /// (new citizens, staff, `/healthz` probes): one address near its cap cannot take them.
+    pub headroom: usize,
+    /// A client must send its whole request head within this time (slowloris); one that
+    /// sends nothing at all is dropped when it passes.
     pub header_timeout: std::time::Duration,
 }
 
-/// The accept loop: one task per connection, `TCP_NODELAY`, a header-read timeout, a cap on
-/// open connections, and graceful shutdown (stop accepting, let requests in flight finish
-/// for up to 10 s; websocket sessions close themselves with 1001 on the same signal).
+/// An address with at most this many connections open may use the headroom.
+const FEW: usize = 4;
+
+/// Open connections per client address. Owned by the accept loop; a connection's
+/// [`Slot`] gives its place back when the connection ends.
+#[derive(Clone, Default)]
+struct Tally(Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>);
+
+/// One admitted connection's place in the [`Tally`].
+struct Slot {
+    tally: Tally,
+    ip: IpAddr,
+}
+
+impl Tally {
+    /// Admits a connection from `ip` when `open` connections are open in all, or says no.
+    fn admit(&self, ip: IpAddr, open: usize, limits: &ConnLimits) -> Option<Slot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = map.get(&ip).copied().unwrap_or(0);
+        let in_headroom = open + limits.headroom >= limits.max_connections;
+        if mine >= limits.per_address || (in_headroom && mine >= FEW) {
+            return None;
+        }
+        *map.entry(ip).or_insert(0) += 1;
+        Some(Slot {
+            tally: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = self.tally.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The accept loop: one task per connection, `TCP_NODELAY`, caps on open connections in
+/// all and per client address (with headroom kept for addresses with few connections), a
+/// first-byte and a header-read timeout, and graceful shutdown (stop accepting, let requests
+/// in flight finish for up to 10 s; websocket sessions close themselves with 1001 on the
+/// same signal).
 ///
 /// Not `axum::serve`: it sets no timer, so hyper's header-read timeout never fires and a
-/// slow or partial handshake would hold its socket forever.
+/// slow or partial handshake would hold its socket forever. hyper's own timeout starts only
+/// once the first bytes arrive (the auto builder first waits to see which HTTP version it
+/// is), so a connection that sends nothing is timed here.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -45,8 +99,10 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let tally = Tally::default();
     let mut signal = std::pin::pin!(signal);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -61,25 +117,42 @@ pub async fn serve(
             },
             _ = &mut signal => break,
         };
+        let open = limits.max_connections - permits.available_permits();
+        let Some(slot) = tally.admit(remote.ip(), open, &limits) else {
+            drop(tcp);
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             drop(tcp);
             continue;
         };
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(remote));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let first_byte = limits.header_timeout;
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            // Nothing within the header timeout: drop it (it holds a descriptor and a slot).
+            let mut probe = [0u8; 1];
+            match tokio::time::timeout(first_byte, tcp.peek(&mut probe)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => {
+                    drop((slot, permit));
+                    return;
+                }
+            }
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .into_owned();
+            let _ = watcher.watch(conn).await;
+            drop((slot, permit));
         });
     }
     drop(listener);

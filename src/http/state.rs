@@ -36,6 +36,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Conversation keys.
     pub keyring: Keyring,
+    /// Staff login throttling and the bound on password checks.
+    pub logins: crate::auth::LoginGuard,
     /// What the bot says (canned snippets and resources for the staff pages).
     pub content: Arc<crate::content::Content>,
 }

@@ -231,69 +231,81 @@ where
                     }
                 };
                 last_heard = Instant::now();
-                match msg {
-                    Message::Text(t) => {
-                        let frame = match CitizenFrame::decode(t.as_str()) {
-                            Ok(f) => f,
-                            Err(e) => {
-                                let id = serde_json::from_str::<serde_json::Value>(t.as_str())
-                                    .ok()
-                                    .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
-                                if sink.send(error(seq, e.code(), &e.to_string(), id)).await.is_err() {
-                                    break;
-                                }
-                                continue;
-                            }
-                        };
-                        let sent = match frame {
-                            CitizenFrame::Message { id, text } => {
-                                let urgent = || ctx.engine.assess(&text).level >= Level::High;
-                                if bucket.take(&limits) || urgent() {
-                                    strikes = 0;
-                                    handle.message(id, text).await
-                                } else {
-                                    strikes += 1;
-                                    if strikes > limits.strikes {
-                                        closing = Some((close::POLICY, "too many messages"));
+                let decoded = match &msg {
+                    Message::Text(t) => Some(CitizenFrame::decode(t.as_str())),
+                    Message::Binary(_) => None,
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                // Every frame spends a token, well-formed or not: a flood of bad frames is
+                // throttled and closed like a flood of messages. The crisis path never is:
+                // a message that reads as high risk or above passes with an empty bucket.
+                let urgent = |d: &Option<Result<CitizenFrame, _>>| {
+                    matches!(d, Some(Ok(CitizenFrame::Message { text, .. }))
+                        if ctx.engine.assess(text).level >= Level::High)
+                };
+                if !bucket.take(&limits) && !urgent(&decoded) {
+                    strikes += 1;
+                    if strikes > limits.strikes {
+                        closing = Some((close::POLICY, "too many frames"));
                         break;
-                                    }
-                                    let _ = sink
-                                        .send(error(
-                                seq,
-                                "rate_limited",
-                                            "메시지를 너무 빨리 보내고 있어요. 잠시 후 다시 보내 주세요. 위급하면 109(자살예방상담, 24시간) 또는 119로 전화하세요. / You are sending messages too fast; please wait a moment. In a crisis call 109 (24h) or 119.",
-                                            Some(id),
-                                        ))
-                                        .await;
-                                    Ok(())
-                                }
-                            }
-                            CitizenFrame::RequestHuman => handle.request_human().await,
-                            CitizenFrame::Close => handle.close().await,
-                            CitizenFrame::Rating { value } => handle.rating(value).await,
-                            CitizenFrame::Resume { .. } => {
-                                let _ = sink
-                                    .send(error(
-                                seq,
-                                "bad_state", "resume is only accepted as the first frame", None))
-                                    .await;
-                                Ok(())
-                            }
-                        };
-                        if sent.is_err() {
-                            closing = Some((close::TRY_AGAIN, "conversation moved; resume"));
-                        break;
-                        }
                     }
-                    Message::Binary(_) => {
+                    let id = match &decoded {
+                        Some(Ok(CitizenFrame::Message { id, .. })) => Some(id.clone()),
+                        _ => None,
+                    };
+                    let _ = sink
+                        .send(error(
+                            seq,
+                            "rate_limited",
+                            "메시지를 너무 빨리 보내고 있어요. 잠시 후 다시 보내 주세요. 위급하면 109(자살예방상담, 24시간) 또는 119로 전화하세요. / You are sending messages too fast; please wait a moment. In a crisis call 109 (24h) or 119.",
+                            id,
+                        ))
+                        .await;
+                    continue;
+                }
+                strikes = 0;
+                let Some(decoded) = decoded else {
+                    let _ = sink
+                        .send(error(seq, "binary_not_supported", "send JSON text frames", None))
+                        .await;
+                    continue;
+                };
+                let frame = match decoded {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let id = match &msg {
+                            Message::Text(t) => serde_json::from_str::<serde_json::Value>(t.as_str())
+                                .ok()
+                                .and_then(|v| v.get("id")?.as_str().map(str::to_owned)),
+                            _ => None,
+                        };
+                        if sink.send(error(seq, e.code(), &e.to_string(), id)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let sent = match frame {
+                    CitizenFrame::Message { id, text } => handle.message(id, text).await,
+                    CitizenFrame::RequestHuman => handle.request_human().await,
+                    CitizenFrame::Close => handle.close().await,
+                    CitizenFrame::Rating { value } => handle.rating(value).await,
+                    CitizenFrame::Resume { .. } => {
                         let _ = sink
                             .send(error(
                                 seq,
-                                "binary_not_supported", "send JSON text frames", None))
+                                "bad_state",
+                                "resume is only accepted as the first frame",
+                                None,
+                            ))
                             .await;
+                        Ok(())
                     }
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) => {}
+                };
+                if sent.is_err() {
+                    closing = Some((close::TRY_AGAIN, "conversation moved; resume"));
+                    break;
                 }
             }
             frame = out_rx.recv() => {

@@ -170,8 +170,18 @@ pub struct GatewayConfig {
     pub max_citizens: usize,
     /// Per-connection limits.
     pub limits: citizen::Limits,
-    /// A client must send its whole request head within this time.
+    /// A client must send its whole request head within this time; a connection that
+    /// sends nothing at all is dropped after it too.
     pub header_timeout: std::time::Duration,
+    /// Open connections from one client address at most. Citizens behind one NAT (a
+    /// school, an office, a carrier) share an address, so it is generous.
+    pub max_per_address: usize,
+    /// Open connections in all at most (`None`: `max_citizens` + 2,000 for staff and
+    /// probes).
+    pub max_connections: Option<usize>,
+    /// The last this many connections go only to addresses with few open (new citizens,
+    /// staff, `/healthz`), so that one address at its cap cannot take them.
+    pub connection_headroom: usize,
 }
 
 impl Default for GatewayConfig {
@@ -181,6 +191,9 @@ impl Default for GatewayConfig {
             max_citizens: 15_000,
             limits: citizen::Limits::default(),
             header_timeout: std::time::Duration::from_secs(10),
+            max_per_address: 256,
+            max_connections: None,
+            connection_headroom: 1_000,
         }
     }
 }

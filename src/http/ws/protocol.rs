@@ -145,6 +145,13 @@ impl CitizenFrame {
             }
             check_text(text)?;
         }
+        if let CitizenFrame::Rating { value } = &frame {
+            if !(1..=5).contains(value) {
+                return Err(DecodeError::BadField(
+                    "`value` is a rating from 1 to 5".into(),
+                ));
+            }
+        }
         Ok(frame)
     }
 }

@@ -10,6 +10,10 @@
 //! never on the async executor. An unknown username is verified against a dummy hash so
 //! the response time does not reveal which usernames exist.
 
+pub mod guard;
+
+use std::net::IpAddr;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
@@ -18,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::Token;
 use crate::ids::now_ms;
 use crate::store::{Store, StoreError, Tree, Write};
+
+pub use guard::{LoginGuard, LoginPolicy, Refusal};
 
 /// How long a session lasts: one long shift.
 pub const SESSION_TTL_MS: u64 = 12 * 60 * 60 * 1000;
@@ -56,6 +62,15 @@ pub struct StaffAccount {
     /// Disabled accounts cannot log in; disabling ends their sessions.
     #[serde(default)]
     pub disabled: bool,
+    /// Wrong passwords in a row.
+    #[serde(default)]
+    pub failed_logins: u32,
+    /// When the last wrong password came, Unix ms.
+    #[serde(default)]
+    pub last_failed_at: u64,
+    /// Locked until then (Unix ms) after too many wrong passwords.
+    #[serde(default)]
+    pub locked_until: Option<u64>,
 }
 
 /// A staff account as shown to supervisors (never the password hash).
@@ -69,6 +84,9 @@ pub struct StaffSummary {
     pub created_at: u64,
     /// Disabled.
     pub disabled: bool,
+    /// Locked after too many wrong passwords, until then (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<u64>,
 }
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -95,6 +113,23 @@ pub enum AuthError {
     /// No such account.
     #[error("no such account")]
     NoSuchAccount,
+    /// Too soon after wrong passwords (from this account or this address).
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    TooSoon {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Locked after too many wrong passwords.
+    #[error(
+        "this account is locked after too many wrong passwords; a supervisor can unlock it, or try again later"
+    )]
+    Locked {
+        /// Seconds until the lock ends by itself.
+        retry_after_secs: u64,
+    },
+    /// Too many password checks at once.
+    #[error("too many logins at once; try again in a moment")]
+    Busy,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -163,6 +198,9 @@ pub async fn add_staff(
         password_hash: hash,
         created_at: now_ms(),
         disabled: false,
+        failed_logins: 0,
+        last_failed_at: 0,
+        locked_until: None,
     };
     store
         .write(vec![Write::put(
@@ -200,6 +238,7 @@ pub async fn list_staff(store: &Store) -> Result<Vec<StaffSummary>, AuthError> {
             role: a.role,
             created_at: a.created_at,
             disabled: a.disabled,
+            locked_until: a.locked_until.filter(|t| *t > now_ms()),
         })
         .collect())
 }
@@ -214,6 +253,11 @@ pub async fn set_disabled(store: &Store, username: &str, disabled: bool) -> Resu
         .await?
         .ok_or(AuthError::NoSuchAccount)?;
     account.disabled = disabled;
+    if !disabled {
+        // Enabling also lifts a lock after wrong passwords.
+        account.failed_logins = 0;
+        account.locked_until = None;
+    }
     let mut writes = vec![Write::put(
         Tree::Staff,
         username.as_bytes().to_vec(),
@@ -230,30 +274,103 @@ pub async fn set_disabled(store: &Store, username: &str, disabled: bool) -> Resu
     Ok(())
 }
 
-/// Checks a password and opens a session.
+/// What a login attempt came to, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// A wrong password (or an unknown username).
+    WrongPassword,
+    /// A wrong password that locked the account.
+    Locked,
+}
+
+/// Checks a password and opens a session, throttled by `guard` (see [`guard`]).
 ///
 /// # Errors
-/// [`AuthError::BadCredentials`] for an unknown user or a wrong password; store errors.
+/// [`AuthError::BadCredentials`] for an unknown user or a wrong password (the second value
+/// of the error path says whether it just locked the account: see [`login_attempt`]);
+/// [`AuthError::TooSoon`], [`AuthError::Locked`], [`AuthError::Busy`] when the attempt was
+/// not checked; store errors.
 pub async fn login(
     store: &Store,
+    guard: &LoginGuard,
     username: &str,
     password: &str,
+    from: IpAddr,
 ) -> Result<(Token, Session), AuthError> {
+    login_attempt(store, guard, username, password, from)
+        .await
+        .map_err(|(e, _)| e)
+}
+
+/// [`login`], saying also what a failed attempt was (for the audit log).
+///
+/// # Errors
+/// As [`login`], with [`Failure`] when a password was checked and was wrong.
+pub async fn login_attempt(
+    store: &Store,
+    guard: &LoginGuard,
+    username: &str,
+    password: &str,
+    from: IpAddr,
+) -> Result<(Token, Session), (AuthError, Option<Failure>)> {
     // A fixed dummy hash, so an unknown user costs the same time as a wrong password.
     const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8Tk4MQ0m9lVt0nQxS0Yx7bYwQm3n2c9zS8bG6uYl3cA";
-    let account = staff(store, username).await?;
+    let policy = *guard.policy();
+    let now = now_ms();
+    let too_soon = |r: Refusal| match r {
+        Refusal::TooSoon { retry_after_secs } => AuthError::TooSoon { retry_after_secs },
+        Refusal::Busy => AuthError::Busy,
+    };
+    guard
+        .check_address(from, now)
+        .map_err(|r| (too_soon(r), None))?;
+    let account = staff(store, username).await.map_err(|e| (e, None))?;
+    if let Some(a) = &account {
+        if let Some(until) = a.locked_until.filter(|t| *t > now) {
+            let retry_after_secs = (until - now).div_ceil(1000);
+            return Err((AuthError::Locked { retry_after_secs }, None));
+        }
+        guard::wait_left(&policy, a.failed_logins, a.last_failed_at, now)
+            .map_err(|r| (too_soon(r), None))?;
+    }
     let phc = account
         .as_ref()
         .map(|a| a.password_hash.clone())
         .unwrap_or_else(|| DUMMY.to_owned());
-    let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
+    let ok = {
+        let _slot = guard.check_slot().await.map_err(|r| (too_soon(r), None))?;
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+            .await
+            .unwrap_or(false)
+    };
     let account = match (ok, account) {
         (true, Some(a)) if !a.disabled => a,
-        _ => return Err(AuthError::BadCredentials),
+        (_, account) => {
+            // The wait runs from the answer, not from the question (a check takes time).
+            let now = now_ms();
+            guard.address_failed(from, now);
+            let mut failure = Failure::WrongPassword;
+            if let Some(mut a) = account.filter(|a| !a.disabled) {
+                a.failed_logins += 1;
+                a.last_failed_at = now;
+                if a.failed_logins >= policy.lock_after {
+                    a.locked_until = Some(now + policy.lock_for.as_millis() as u64);
+                    a.failed_logins = 0;
+                    failure = Failure::Locked;
+                }
+                put_account(store, &a).await.map_err(|e| (e, None))?;
+            }
+            return Err((AuthError::BadCredentials, Some(failure)));
+        }
     };
+    guard.address_succeeded(from);
+    if account.failed_logins > 0 || account.locked_until.is_some() {
+        let mut a = account.clone();
+        a.failed_logins = 0;
+        a.locked_until = None;
+        put_account(store, &a).await.map_err(|e| (e, None))?;
+    }
     let token = Token::random();
     let session = Session {
         username: account.username,
@@ -266,8 +383,20 @@ pub async fn login(
             token.hash().to_vec(),
             serde_json::to_vec(&session).expect("session serializes"),
         )])
-        .await?;
+        .await
+        .map_err(|e| (e.into(), None))?;
     Ok((token, session))
+}
+
+async fn put_account(store: &Store, a: &StaffAccount) -> Result<(), AuthError> {
+    store
+        .write(vec![Write::put(
+            Tree::Staff,
+            a.username.as_bytes().to_vec(),
+            serde_json::to_vec(a).expect("account serializes"),
+        )])
+        .await?;
+    Ok(())
 }
 
 /// The live session for a token, if any (expired sessions are removed).
@@ -312,6 +441,14 @@ mod tests {
         Store::new(Arc::new(MemoryBackend::new())).unwrap()
     }
 
+    fn ip() -> IpAddr {
+        "10.0.0.9".parse().unwrap()
+    }
+
+    fn guard() -> LoginGuard {
+        LoginGuard::new(LoginPolicy::default())
+    }
+
     #[tokio::test]
     async fn add_login_session_logout() {
         let s = store();
@@ -322,15 +459,18 @@ mod tests {
             add_staff(&s, "kim", Role::Counselor, "another password").await,
             Err(AuthError::Exists)
         ));
+        let g = guard();
         assert!(matches!(
-            login(&s, "kim", "wrong password!").await,
+            login(&s, &g, "kim", "wrong password!", ip()).await,
             Err(AuthError::BadCredentials)
         ));
         assert!(matches!(
-            login(&s, "nobody", "correct horse battery").await,
+            login(&s, &g, "nobody", "correct horse battery", ip()).await,
             Err(AuthError::BadCredentials)
         ));
-        let (token, session) = login(&s, "kim", "correct horse battery").await.unwrap();
+        let (token, session) = login(&s, &g, "kim", "correct horse battery", ip())
+            .await
+            .unwrap();
         assert_eq!(session.role, Role::Counselor);
         assert_eq!(super::session(&s, &token).await.unwrap(), Some(session));
         logout(&s, &token).await.unwrap();
@@ -375,5 +515,65 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(super::session(&s, &token).await.unwrap(), None);
+    }
+
+    /// After the free attempts, a try that comes too early is refused unchecked; after
+    /// `lock_after` wrong passwords the account is locked even for the right one, until a
+    /// supervisor enables it (or the lock runs out).
+    #[tokio::test]
+    async fn guessing_is_slowed_then_locked() {
+        let s = store();
+        add_staff(&s, "kim", Role::Counselor, "correct horse battery")
+            .await
+            .unwrap();
+        let g = LoginGuard::new(LoginPolicy {
+            base_delay: std::time::Duration::from_millis(40),
+            max_delay: std::time::Duration::from_millis(40),
+            lock_after: 5,
+            ..LoginPolicy::default()
+        });
+        let mut wrong = 0;
+        let mut too_soon = 0;
+        let mut failures = Vec::new();
+        for i in 0..40u32 {
+            // Each try from another address: the account's own record slows it down.
+            let from = IpAddr::from([10, 1, 0, (i % 250) as u8]);
+            match login_attempt(&s, &g, "kim", "wrong password!", from).await {
+                Err((AuthError::BadCredentials, f)) => {
+                    wrong += 1;
+                    failures.push(f);
+                }
+                Err((AuthError::Locked { .. }, _)) => break,
+                other => panic!("{other:?}"),
+            }
+            // At once again: past the free attempts, refused without a check.
+            let again = IpAddr::from([10, 2, 0, (i % 250) as u8]);
+            match login_attempt(&s, &g, "kim", "wrong password!", again).await {
+                Err((AuthError::TooSoon { .. }, None)) => too_soon += 1,
+                // Within the free attempts it is checked like any other.
+                Err((AuthError::BadCredentials, f)) => {
+                    wrong += 1;
+                    failures.push(f);
+                }
+                Err((AuthError::Locked { .. }, _)) => break,
+                other => panic!("{other:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        }
+        assert!(too_soon > 0, "early tries are refused unchecked");
+        assert_eq!(wrong, 5, "locked at the fifth wrong password");
+        assert_eq!(failures.last(), Some(&Some(Failure::Locked)));
+        assert!(matches!(
+            login(&s, &g, "kim", "correct horse battery", ip()).await,
+            Err(AuthError::Locked { .. })
+        ));
+        set_disabled(&s, "kim", false).await.unwrap();
+        assert!(
+            login(&s, &g, "kim", "correct horse battery", ip())
+                .await
+                .is_ok()
+        );
+        let list = list_staff(&s).await.unwrap();
+        assert_eq!(list[0].locked_until, None);
     }
 }

@@ -1,0 +1,297 @@
+//! Faults and attacks, second pass (issue 18): a hostile client's frames and connections,
+//! password guessing, sessions and origins, cookies and cache headers. Each test runs
+//! against the service booted as `main` boots it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn welcomed(app: &TestApp) -> Ws {
+    let mut c = app.citizen("").await;
+    assert_eq!(next(&mut c).await["type"], "welcome");
+    c
+}
+
+/// 10,000 malformed frames on an open socket: a few error replies, then `rate_limited`,
+/// then the socket is closed (1008); not 10,000 replies.
+#[tokio::test]
+async fn a_flood_of_malformed_frames_is_throttled_and_closed() {
+    let app = spawn().await;
+    let c = welcomed(&app).await;
+    let (mut tx, mut rx) = c.split();
+    let flood = tokio::spawn(async move {
+        for _ in 0..10_000 {
+            if tx.send(Message::Text("{not json".into())).await.is_err() {
+                break;
+            }
+        }
+        tx
+    });
+    let started = Instant::now();
+    let mut errors = 0;
+    let mut limited = 0;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["code"] == "rate_limited" {
+                    limited += 1;
+                } else {
+                    errors += 1;
+                }
+            }
+            Ok(Some(Ok(Message::Close(f)))) => break f.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no close: {other:?}"),
+        }
+    };
+    let _ = flood.await;
+    assert_eq!(close, Some(1008), "closed like a message flood");
+    assert!(errors <= 12, "{errors} malformed replies before throttling");
+    assert!(
+        (1..=40).contains(&limited),
+        "{limited} rate_limited replies"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    app.stop().await;
+}
+
+/// A rating out of range, or before anyone asked for one, gets `bad_field`, not silence.
+#[tokio::test]
+async fn a_bad_or_early_rating_gets_bad_field() {
+    let app = spawn().await;
+    let mut c = welcomed(&app).await;
+    send(&mut c, json!({"type": "rating", "value": 9})).await;
+    let e = until(&mut c, "error").await.pop().unwrap();
+    assert_eq!(e["code"], "bad_field", "{e}");
+    send(&mut c, json!({"type": "rating", "value": 5})).await;
+    let e = until(&mut c, "error").await.pop().unwrap();
+    assert_eq!(e["code"], "bad_field", "before a counselor closed it: {e}");
+    // The connection is still good.
+    send(
+        &mut c,
+        json!({"type": "message", "id": "a", "text": "안녕"}),
+    )
+    .await;
+    assert_eq!(until(&mut c, "ack").await.pop().unwrap()["id"], "a");
+    app.stop().await;
+}
+
+/// A TCP connection from `ip` (a loopback address of its own: 127.0.0.2 is another
+/// client) to the app.
+async fn connect_from(ip: &str, port: u16) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    s.connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Whether the server closed `s` (reads EOF or an error) within `wait`.
+async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// Silent connections are dropped after the header timeout; one address cannot hold more
+/// than its share, and while it holds all it may, new citizens and `/healthz` from other
+/// addresses are served.
+#[tokio::test]
+async fn silent_connections_are_dropped_and_one_address_cannot_take_every_slot() {
+    let app = spawn_in(tempfile::tempdir().unwrap(), |s| {
+        s.gateway.header_timeout = Duration::from_secs(2);
+        s.gateway.max_per_address = 20;
+        s.gateway.max_connections = Some(60);
+        s.gateway.connection_headroom = 10;
+    })
+    .await;
+    // A citizen already talking (from 127.0.0.1).
+    let mut c = app.citizen("").await;
+    assert_eq!(next(&mut c).await["type"], "welcome");
+
+    // 30 silent sockets from one address: 20 are held, the rest are closed at once.
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        held.push(connect_from("127.0.0.2", app.port).await);
+    }
+    let mut refused = 0;
+    for s in held.iter_mut() {
+        if closed_within(s, Duration::from_millis(20)).await {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10, "20 per address");
+    // Others are served meanwhile.
+    let (status, _, _) = request(app.port, "GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    let mut c2 = app.citizen("").await;
+    assert_eq!(next(&mut c2).await["type"], "welcome");
+
+    // Near the total cap (60, the last 10 kept back), addresses with many connections are
+    // refused and ones with few are still let in.
+    let mut crowd = Vec::new();
+    for i in 0..2u8 {
+        for _ in 0..20 {
+            crowd.push(connect_from(&format!("127.0.1.{i}"), app.port).await);
+        }
+    }
+    let (status, _, _) = request(app.port, "GET", "/healthz", None, None).await;
+    assert_eq!(status, 200, "the headroom keeps /healthz reachable");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the checks above ran inside the header timeout"
+    );
+
+    // And the silent ones are gone after the header timeout.
+    tokio::time::sleep(Duration::from_millis(2_500).saturating_sub(started.elapsed())).await;
+    let mut still_open = 0;
+    for s in held.iter_mut().chain(crowd.iter_mut()) {
+        if !closed_within(s, Duration::from_millis(500)).await {
+            still_open += 1;
+        }
+    }
+    assert_eq!(
+        still_open, 0,
+        "silent connections are dropped after the header timeout"
+    );
+    // The citizen who was talking is still there.
+    send(
+        &mut c,
+        json!({"type": "message", "id": "a", "text": "안녕"}),
+    )
+    .await;
+    assert_eq!(until(&mut c, "ack").await.pop().unwrap()["id"], "a");
+    app.stop().await;
+}
+
+async fn try_login(port: u16, user: &str, password: &str) -> (u16, String, String) {
+    request(
+        port,
+        "POST",
+        "/api/login",
+        None,
+        Some(json!({"username": user, "password": password})),
+    )
+    .await
+}
+
+/// Guessing a password: after a few wrong ones each try must wait longer (429 with
+/// `Retry-After`), then the account locks, even for the right password, until a supervisor
+/// enables it; every wrong password is in the audit log.
+#[tokio::test]
+async fn password_guessing_is_slowed_locked_and_audited() {
+    let app = spawn_in(tempfile::tempdir().unwrap(), |s| {
+        s.login_policy = ieum::auth::LoginPolicy {
+            base_delay: Duration::from_millis(150),
+            max_delay: Duration::from_millis(150),
+            lock_after: 6,
+            ..ieum::auth::LoginPolicy::default()
+        };
+    })
+    .await;
+    let boss = app.login("boss").await;
+    let mut wrong = 0;
+    let mut throttled = 0;
+    let mut locked = false;
+    for _ in 0..50 {
+        let (status, head, body) = try_login(app.port, "kim", "not the password").await;
+        match status {
+            401 => wrong += 1,
+            429 if body.contains("too_many_attempts") => {
+                throttled += 1;
+                assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+            }
+            429 if body.contains("account_locked") => {
+                locked = true;
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert!(throttled > 0, "tries too close together are refused");
+    assert!(locked, "the account locks");
+    assert_eq!(wrong, 6);
+    let (status, _, body) = try_login(app.port, "kim", "a long password").await;
+    assert_eq!(status, 429, "locked even for the right password: {body}");
+    // A supervisor lifts the lock.
+    let (status, _, _) = request(
+        app.port,
+        "POST",
+        "/api/staff/kim/enable",
+        Some(&boss),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = try_login(app.port, "kim", "a long password").await;
+    assert_eq!(status, 200);
+    let (_, audit) = app.get_json("/api/audit", &boss).await;
+    let records = audit["records"].as_array().unwrap();
+    let failed = records
+        .iter()
+        .filter(|r| r["action"] == "login_failed" && r["actor"] == "kim")
+        .count();
+    assert_eq!(failed, 5, "every wrong password is audited");
+    assert!(records.iter().any(|r| r["action"] == "account_locked"));
+    app.stop().await;
+}
+
+fn peak_rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// 64 logins at once: password checks are bounded (the rest wait or get 429 `busy`), so
+/// memory stays bounded (argon2 takes about 19 MiB per check).
+#[tokio::test]
+async fn a_parallel_login_flood_keeps_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = serve_child(port, dir.path(), |_| {}).await;
+    let pid = server.id();
+    let before = peak_rss_mib(pid);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        tasks.push(tokio::spawn(async move {
+            try_login(port, &format!("user{i}"), "a long password")
+                .await
+                .0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let after = peak_rss_mib(pid);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "past the queue, refused at once: {statuses:?}"
+    );
+    assert!(
+        after < before + 150,
+        "peak RSS grew from {before} MiB to {after} MiB"
+    );
+}
