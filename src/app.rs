@@ -206,6 +206,7 @@ impl App {
                 audit,
                 keyring,
                 logins: crate::auth::LoginGuard::new(settings.login_policy),
+                sessions_ended: tokio::sync::broadcast::channel(64).0,
                 content,
             },
             shutdown,

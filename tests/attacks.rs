@@ -295,3 +295,189 @@ async fn a_parallel_login_flood_keeps_memory_bounded() {
         "peak RSS grew from {before} MiB to {after} MiB"
     );
 }
+
+async fn counselor_with_origin(app: &TestApp, token: &str, origin: &str) -> Result<Ws, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://127.0.0.1:{}/ws/counselor", app.port);
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Cookie", format!("ieum_session={token}").parse().unwrap());
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
+/// A counselor's socket ends with their session (logout), and a page elsewhere cannot open
+/// one with their cookie, nor change anything through the API.
+#[tokio::test]
+async fn sessions_end_their_sockets_and_foreign_origins_are_refused() {
+    let app = spawn().await;
+    let kim = app.login("kim").await;
+    let boss = app.login("boss").await;
+
+    // Cross-site websocket hijacking: a valid cookie from a foreign page is refused.
+    let e = counselor_with_origin(&app, &kim, "https://evil.example")
+        .await
+        .unwrap_err();
+    assert!(e.contains("403"), "{e}");
+    let mut own = counselor_with_origin(&app, &kim, &app.origin())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut own).await["type"], "hello");
+
+    // State-changing API calls from a foreign page are refused; the same from the service's
+    // own pages (or a tool with no Origin) work.
+    let post = |path: &'static str, token: String, origin: Option<String>| {
+        let port = app.port;
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let body =
+                json!({"username": "park", "role": "counselor", "password": "a long password 9"})
+                    .to_string();
+            let origin = origin
+                .map(|o| format!("Origin: {o}\r\n"))
+                .unwrap_or_default();
+            let req = format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u16>()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        post(
+            "/api/staff",
+            boss.clone(),
+            Some("https://evil.example".into())
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        post("/api/staff", boss.clone(), Some(app.origin())).await,
+        201
+    );
+
+    // Logout ends the session, and its open socket closes at once.
+    let (status, _, _) = request(app.port, "POST", "/api/logout", Some(&kim), None).await;
+    assert_eq!(status, 204);
+    let mut closed = false;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), own.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(1008));
+                closed = true;
+                break;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "error" {
+                    assert_eq!(v["code"], "session_ended");
+                }
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "the counselor's socket closed with the session");
+    app.stop().await;
+}
+
+/// The session cookie is `Secure` behind TLS (the flag, or a proxy's `X-Forwarded-Proto`);
+/// staff data is never cached or sniffed.
+#[tokio::test]
+async fn cookies_and_cache_headers() {
+    let app = spawn_in(tempfile::tempdir().unwrap(), |s| {
+        s.gateway.secure_cookies = true
+    })
+    .await;
+    let (status, head, _) = request(
+        app.port,
+        "POST",
+        "/api/login",
+        None,
+        Some(json!({"username": "boss", "password": "a long password"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let boss = app.login("boss").await;
+    let mut c = welcomed(&app).await;
+    send(
+        &mut c,
+        json!({"type": "message", "id": "a", "text": "안녕"}),
+    )
+    .await;
+    let conv = until(&mut c, "ack").await;
+    let _ = conv;
+    let (_, list) = app.get_json("/api/conversations", &boss).await;
+    let id = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    for path in [
+        "/api/me".to_owned(),
+        "/api/queue".to_owned(),
+        "/api/audit".to_owned(),
+        format!("/api/conversations/{id}"),
+        format!("/api/conversations/{id}/export?format=csv"),
+    ] {
+        let (status, head, _) = request(app.port, "GET", &path, Some(&boss), None).await;
+        assert_eq!(status, 200, "{path}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("cache-control: no-store"), "{path}: {head}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{path}: {head}"
+        );
+    }
+    app.stop().await;
+
+    // Without the flag, a proxy's X-Forwarded-Proto: https still marks it Secure; plain
+    // HTTP on localhost does not.
+    let app = spawn().await;
+    let login = |proto: Option<&'static str>| {
+        let port = app.port;
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let body = json!({"username": "boss", "password": "a long password"}).to_string();
+            let fwd = proto
+                .map(|p| format!("X-Forwarded-Proto: {p}\r\n"))
+                .unwrap_or_default();
+            let req = format!(
+                "POST /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{fwd}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    assert!(login(Some("https")).await.contains("; Secure"));
+    assert!(!login(None).await.contains("; Secure"));
+    app.stop().await;
+}

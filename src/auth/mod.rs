@@ -88,6 +88,18 @@ pub struct StaffSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<u64>,
 }
+
+/// A session that ended (logout) or every session of an account (disabled): open staff
+/// sockets of it close at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnded {
+    /// The session with this token hash.
+    Token([u8; 32]),
+    /// Every session of this username.
+    User(String),
+}
+
+/// A logged-in staff member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Login name.

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// address: keep it generous).
     #[arg(long, env = "IEUM_MAX_PER_ADDRESS", default_value_t = 256)]
     pub max_per_address: usize,
+    /// Mark the staff session cookie `Secure`: set it when the service is reached over
+    /// HTTPS (ieum speaks plain HTTP; put a TLS-terminating proxy in front). A request with
+    /// `X-Forwarded-Proto: https` gets a `Secure` cookie either way.
+    #[arg(long, env = "IEUM_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     /// The master key file (created with a fresh key on first start). Default:
     /// `<data-dir>/master.key`; put it on another mount in production.
     #[arg(long, env = "IEUM_MASTER_KEY_FILE")]
@@ -73,6 +78,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.gateway.allowed_origins = args.allow_origins;
         settings.gateway.max_citizens = args.max_citizens;
         settings.gateway.max_per_address = args.max_per_address;
+        settings.gateway.secure_cookies = args.secure_cookies;
         settings.master_key = args.master_key;
         settings.master_key_file = args.master_key_file;
         settings.retention = std::time::Duration::from_secs(args.retention_days * 24 * 60 * 60);

@@ -187,8 +187,50 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
-/// The staff routes (merged into the app's router).
-pub fn routes() -> Router<AppState> {
+/// Every staff API response is private and typed: never cached by a browser or a proxy
+/// (`Cache-Control: no-store`), never sniffed (`X-Content-Type-Options: nosniff`). A request
+/// that changes something (anything but GET) and carries an `Origin` must come from the
+/// service itself or an allowed origin: a page elsewhere cannot act with a staff member's
+/// cookie (`SameSite` is the first line, this the second). Tools send no `Origin`.
+async fn guard_api(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if changes && !origin_ok(&state, req.headers()) {
+        return ApiError::Forbidden.into_response();
+    }
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Whether the request's `Origin`, if it has one, is the service itself or allowed.
+pub fn origin_ok(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    origin
+        .to_str()
+        .is_ok_and(|o| crate::http::ws::origin_allowed(o, host, &state.gateway.allowed_origins))
+}
+
+/// The staff routes (merged into the app's router), with [`guard_api`] around them.
+pub fn routes(state: AppState) -> Router<AppState> {
+    api_routes().layer(axum::middleware::from_fn_with_state(state, guard_api))
+}
+
+fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
@@ -210,9 +252,24 @@ struct LoginBody {
     password: String,
 }
 
+/// `; Secure` when the service is reached over TLS (the `--secure-cookies` flag, or a
+/// proxy's `X-Forwarded-Proto: https`).
+fn secure_attr(state: &AppState, headers: &HeaderMap) -> &'static str {
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    if state.gateway.secure_cookies || forwarded_https {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
     let attempt = auth::login_attempt(
@@ -260,9 +317,10 @@ async fn login(
         })
         .await?;
     let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         token.expose(),
-        SESSION_TTL_MS / 1000
+        SESSION_TTL_MS / 1000,
+        secure_attr(&state, &headers),
     );
     let mut response = Json(json!({
         "token": token.expose(),
@@ -281,11 +339,19 @@ async fn login(
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = request_token(&headers) {
         auth::logout(&state.store, &token).await?;
+        // Its open sockets (a counselor's console) close now.
+        let _ = state
+            .sessions_ended
+            .send(auth::SessionEnded::Token(token.hash()));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
+    let cookie = format!(
+        "ieum_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure_attr(&state, &headers)
+    );
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("ieum_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
     );
     Ok(response)
 }
@@ -580,6 +646,11 @@ async fn set_disabled(
         ));
     }
     auth::set_disabled(&state.store, username, disabled).await?;
+    if disabled {
+        let _ = state
+            .sessions_ended
+            .send(auth::SessionEnded::User(username.to_owned()));
+    }
     let action = if disabled {
         "disable_staff"
     } else {

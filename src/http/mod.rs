@@ -22,7 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/ws/chat", get(ws::chat_ws))
         .route("/ws/counselor", get(ws::counselor_ws))
-        .merge(api::routes())
+        .merge(api::routes(state.clone()))
         .merge(pages::routes())
         .with_state(state)
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub keyring: Keyring,
     /// Staff login throttling and the bound on password checks.
     pub logins: crate::auth::LoginGuard,
+    /// Sessions that ended: open staff sockets of them close.
+    pub sessions_ended: tokio::sync::broadcast::Sender<crate::auth::SessionEnded>,
     /// What the bot says (canned snippets and resources for the staff pages).
     pub content: Arc<crate::content::Content>,
 }

@@ -31,6 +31,10 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 pub struct CounselorCtx {
     /// The counselor's username.
     pub username: String,
+    /// The hash of the session token the socket was opened with.
+    pub token_hash: [u8; 32],
+    /// Sessions that end (logout, account disabled): this socket closes when its does.
+    pub ended: tokio::sync::broadcast::Receiver<crate::auth::SessionEnded>,
     /// Finds conversations.
     pub registry: Registry,
     /// The queue.
@@ -83,6 +87,7 @@ where
     ping.tick().await;
     let mut last_heard = Instant::now();
     let mut shutdown = ctx.shutdown.clone();
+    let mut ended = ctx.ended.resubscribe();
     loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -95,16 +100,13 @@ where
                     if matches!(msg, Message::Close(_)) { break; }
                     continue;
                 };
-                // A disabled account stops here, even with its socket still open.
-                if !crate::auth::staff(&ctx.store, &ctx.username)
-                    .await
-                    .is_ok_and(|a| a.is_some_and(|a| !a.disabled))
-                {
-                    let e = err("account_disabled", "this account is disabled".into(), None);
-                    let _ = sink.send(send_text(&e)).await;
+                // An ended session or a disabled account stops here, even with its socket
+                // still open (the broadcast below usually closes it first).
+                if let Some((code, why)) = session_over(&ctx).await {
+                    let _ = sink.send(send_text(&err(code, why.into(), None))).await;
                     let _ = sink.send(Message::Close(Some(axum::extract::ws::CloseFrame {
                         code: 1008,
-                        reason: "account disabled".into(),
+                        reason: why.into(),
                     }))).await;
                     break;
                 }
@@ -135,8 +137,35 @@ where
                     break;
                 }
             }
+            ended_now = ended.recv() => {
+                let mine = match &ended_now {
+                    Ok(crate::auth::SessionEnded::Token(h)) => *h == ctx.token_hash,
+                    Ok(crate::auth::SessionEnded::User(u)) => *u == ctx.username,
+                    // Missed some: look it up.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => session_over(&ctx).await.is_some(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                };
+                if mine {
+                    let (code, why) = session_over(&ctx).await.unwrap_or(("session_ended", "session ended"));
+                    let _ = sink.send(send_text(&err(code, why.into(), None))).await;
+                    let _ = sink.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1008,
+                        reason: why.into(),
+                    }))).await;
+                    break;
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > ctx.ping * 2 {
+                    break;
+                }
+                // A session that expired while the socket stayed open ends it.
+                if let Some((code, why)) = session_over(&ctx).await {
+                    let _ = sink.send(send_text(&err(code, why.into(), None))).await;
+                    let _ = sink.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1008,
+                        reason: why.into(),
+                    }))).await;
                     break;
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
@@ -153,6 +182,29 @@ where
         }
     }
     ctx.queue.offline(conn).await;
+}
+
+/// Why this socket's session is over, if it is: logged out or expired
+/// (`session_ended`), or the account disabled (`account_disabled`).
+async fn session_over(ctx: &CounselorCtx) -> Option<(&'static str, &'static str)> {
+    let live = ctx
+        .store
+        .get(crate::store::Tree::Sessions, &ctx.token_hash)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<crate::auth::Session>(&b).ok())
+        .is_some_and(|s| s.expires_at > crate::ids::now_ms());
+    let enabled = crate::auth::staff(&ctx.store, &ctx.username)
+        .await
+        .is_ok_and(|a| a.is_some_and(|a| !a.disabled));
+    if !enabled {
+        Some(("account_disabled", "this account is disabled"))
+    } else if !live {
+        Some(("session_ended", "this session has ended; log in again"))
+    } else {
+        None
+    }
 }
 
 fn chat_error(e: ChatError, id: ConversationId) -> Out {

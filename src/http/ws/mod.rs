@@ -135,6 +135,11 @@ pub async fn counselor_ws(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // A page elsewhere must not open a counselor's socket with their cookie (cross-site
+    // websocket hijacking): the Origin, when there is one, is the service's or allowed.
+    if !crate::http::api::origin_ok(&state, &headers) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
     let session = match staff_session(&state, &headers).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
@@ -142,6 +147,10 @@ pub async fn counselor_ws(
     if session.role != Role::Counselor {
         return crate::http::api::ApiError::Forbidden.into_response();
     }
+    let Some(token) = crate::http::api::request_token(&headers) else {
+        return crate::http::api::ApiError::Unauthorized.into_response();
+    };
+    let ended = state.sessions_ended.subscribe();
     tune(ws).on_upgrade(move |socket: WebSocket| async move {
         let (sink, stream) = socket.split();
         counselor::run(
@@ -149,6 +158,8 @@ pub async fn counselor_ws(
             stream,
             counselor::CounselorCtx {
                 username: session.username,
+                token_hash: token.hash(),
+                ended,
                 registry: state.registry.clone(),
                 queue: state.queue.clone(),
                 store: state.store.clone(),
@@ -182,6 +193,9 @@ pub struct GatewayConfig {
     /// The last this many connections go only to addresses with few open (new citizens,
     /// staff, `/healthz`), so that one address at its cap cannot take them.
     pub connection_headroom: usize,
+    /// Mark the session cookie `Secure` (the service is reached over TLS, through a proxy
+    /// that terminates it). A request that says `X-Forwarded-Proto: https` gets it too.
+    pub secure_cookies: bool,
 }
 
 impl Default for GatewayConfig {
@@ -194,6 +208,7 @@ impl Default for GatewayConfig {
             max_per_address: 256,
             max_connections: None,
             connection_headroom: 1_000,
+            secure_cookies: false,
         }
     }
 }
