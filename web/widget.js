@@ -882,6 +882,9 @@
         setQuickReplies(f.quick_replies);
         break;
       case 'safety':
+        // An unsaved safety answer (the store refused the write) is not in the transcript
+        // and reuses the last stored seq: show it, never de-duplicate it by seq.
+        if (f.unsaved) { addItem('bot safety', t('bot'), f.text, null, f.resources); break; }
         if (markSeen(f.seq)) break;
         addItem('bot safety', t('bot'), f.text, f.seq, f.resources);
         break;

@@ -97,7 +97,21 @@ pub enum ChatError {
     RatingNotOpen,
 }
 
+/// How long a held handoff waits before the next try to store it.
+const HELD_RETRY: Duration = Duration::from_secs(1);
+
 impl ChatError {
+    /// What the citizen reads, in their language. `not_saved` carries the crisis lines, as
+    /// `rate_limited` and `server_busy` do: a person may be writing because they are in
+    /// danger.
+    pub fn citizen_message(self, lang: Lang) -> String {
+        match (self, lang) {
+            (ChatError::NotSaved, Lang::En) => "We could not save your message; your text is kept, please send it again. If you are in danger, call 109 (suicide prevention, 24h) or 119 right now.".into(),
+            (ChatError::NotSaved, _) => "메시지를 저장하지 못했어요. 적은 글은 그대로 있으니 다시 보내 주세요. 위급하면 지금 바로 109(자살예방상담, 24시간)나 119로 전화하세요.".into(),
+            (e, _) => e.to_string(),
+        }
+    }
+
     /// The stable code sent in `error` frames.
     pub fn code(self) -> &'static str {
         match self {
@@ -310,6 +324,10 @@ pub(super) struct Actor {
     /// `last_position` was not sent (the citizen's channel was filling up).
     position_unsent: bool,
     last_activity: Instant,
+    /// A handoff the store refused to save (a full disk): the conversation already waits in
+    /// the queue (in memory) at this level, and the actor makes it durable as soon as the
+    /// store takes writes again.
+    held: Option<Level>,
     /// The token of a conversation not yet stored (new conversations only).
     fresh_token: Option<Token>,
     /// This conversation's key.
@@ -357,6 +375,7 @@ impl Actor {
             last_position: None,
             position_unsent: false,
             last_activity: Instant::now(),
+            held: None,
             fresh_token,
             key,
             key_write,
@@ -419,6 +438,13 @@ impl Actor {
                     None => std::future::pending().await,
                 }
             };
+            let held_retry = async {
+                if self.held.is_some() {
+                    tokio::time::sleep(HELD_RETRY).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
@@ -428,9 +454,12 @@ impl Actor {
                     Box::pin(self.handle(*cmd)).await;
                 }
                 Some(p) = next_position => self.queue_update(p),
+                _ = held_retry => {
+                    let _ = Box::pin(self.store_held()).await;
+                }
                 _ = citizen_gone => {
                     self.citizen = None;
-                    if !self.persisted {
+                    if !self.persisted && self.held.is_none() {
                         return;
                     }
                 }
@@ -445,7 +474,9 @@ impl Actor {
             if self.positions.is_none() {
                 self.positions = positions;
             }
-            if !self.persisted && self.citizen.is_none() {
+            // A conversation never stored ends with its citizen, unless its handoff is
+            // held (it waits in the queue until the store takes it).
+            if !self.persisted && self.citizen.is_none() && self.held.is_none() {
                 return;
             }
         }
@@ -465,6 +496,10 @@ impl Actor {
                 self.last_activity = Instant::now();
                 if let Err(e) = self.apply(Event::RequestHuman, None).await {
                     self.citizen_error(e, None);
+                    // An explicit wish for a person is never lost to a full disk.
+                    if e == ChatError::NotSaved {
+                        self.hold_handoff(self.meta.level(), None).await;
+                    }
                 }
             }
             Cmd::Close => {
@@ -662,9 +697,73 @@ impl Actor {
             note,
             risk,
         };
+        let crisis_note = citizen.note.clone();
         if let Err(e) = self.apply(event, Some(citizen)).await {
             self.citizen_error(e, Some(id));
+            if e == ChatError::NotSaved {
+                // The store refused the words (a full disk): nothing is acknowledged, but
+                // the crisis path still works. Risk gets its safety answer at once, and at
+                // `high` and above the person goes into the queue now; the handoff is made
+                // durable as soon as the store takes writes again.
+                let risk = level.max(assessment.level);
+                if risk >= Level::Medium {
+                    let r = self.deps.responder.safety_resources(risk, self.lang());
+                    self.send_citizen(ServerFrame::Safety {
+                        seq: self.meta.last_seq,
+                        reply: r,
+                        unsaved: true,
+                    });
+                }
+                if risk >= Level::High {
+                    self.hold_handoff(risk, Some((&text, &crisis_note))).await;
+                }
+            }
         }
+    }
+
+    /// Puts the conversation in the queue now, in memory, although the store refused to
+    /// save the handoff; [`Actor::store_held`] makes it durable once the store is back.
+    async fn hold_handoff(&mut self, level: Level, words: Option<(&str, &TriageNote)>) {
+        if self.meta.conversation.state.is_handed_off()
+            || matches!(self.meta.conversation.state, State::Closed { .. })
+        {
+            return;
+        }
+        let level = self.held.map_or(level, |h| h.max(level));
+        self.held = Some(level);
+        let mut summary = Arc::clone(&self.meta.summary);
+        if let Some((text, note)) = words {
+            crate::conversation::plan::update_summary(&mut summary, text, note, self.meta.level());
+        }
+        let position_tx = self.position_sender();
+        self.deps
+            .queue
+            .enqueue(
+                self.meta.id,
+                level,
+                level == Level::Imminent,
+                Summary::clone(&summary),
+                Duration::ZERO,
+                position_tx,
+                None,
+            )
+            .await;
+        tracing::warn!(
+            conversation = %self.meta.id,
+            level = %level,
+            "handoff held in memory: the store refused it; retrying"
+        );
+    }
+
+    /// Makes a held handoff durable (see [`Actor::hold_handoff`]).
+    async fn store_held(&mut self) -> Result<(), ChatError> {
+        let Some(level) = self.held else {
+            return Ok(());
+        };
+        self.apply(Event::HandOffAt { level }, None).await?;
+        self.held = None;
+        tracing::info!(conversation = %self.meta.id, "held handoff stored");
+        Ok(())
     }
 
     async fn counselor_join(
@@ -672,6 +771,11 @@ impl Actor {
         counselor: String,
         out: mpsc::Sender<CounselorFrame>,
     ) -> Result<(), ChatError> {
+        // A handoff held while the store refused writes is stored first: a counselor only
+        // joins a conversation whose handoff is on disk.
+        if self.held.is_some() {
+            self.store_held().await?;
+        }
         match &self.meta.conversation.state {
             State::WithCounselor { counselor: c } if *c == counselor => {}
             // Only a claim from the queue lets a counselor in: the queue hands each
@@ -948,10 +1052,11 @@ impl Actor {
 
     fn citizen_error(&mut self, e: ChatError, id: Option<String>) {
         let seq = self.meta.last_seq;
+        let message = e.citizen_message(self.lang());
         self.send_citizen(ServerFrame::Error {
             seq,
             code: e.code(),
-            message: e.to_string(),
+            message,
             id,
         });
     }
@@ -968,7 +1073,7 @@ impl Actor {
     }
 
     fn queue_update(&mut self, p: Position) {
-        if !matches!(self.meta.conversation.state, State::Queued { .. }) {
+        if !matches!(self.meta.conversation.state, State::Queued { .. }) && self.held.is_none() {
             return;
         }
         if self.last_position.as_ref() == Some(&p) && !self.position_unsent {

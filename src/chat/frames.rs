@@ -66,6 +66,11 @@ pub enum ServerFrame {
         /// The reply.
         #[serde(flatten)]
         reply: Reply,
+        /// Sent although the store refused the write (a full disk): the safety answer
+        /// still reaches the person; it is not in the transcript, and its `seq` is the last
+        /// stored one (clients show it without de-duplicating by `seq`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        unsaved: bool,
     },
     /// Waiting for a counselor.
     Queue {
@@ -147,6 +152,7 @@ impl ServerFrame {
                     resources,
                     quick_replies: Vec::new(),
                 },
+                unsaved: false,
             },
             EventBody::CounselorJoined { .. } => ServerFrame::CounselorJoined {
                 seq,

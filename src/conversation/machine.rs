@@ -240,6 +240,12 @@ pub enum Event {
         /// Talk with the bot meanwhile.
         talk: bool,
     },
+    /// Hand off at this level: the handoff a message called for, held in memory while the
+    /// store refused to save it, made durable now (nothing if already handed off).
+    HandOffAt {
+        /// The level it waits at.
+        level: Level,
+    },
     /// The citizen ended the conversation.
     CitizenClose,
     /// A counselor claimed the conversation.
@@ -551,6 +557,10 @@ pub fn step(flow: &ScreenFlow, mut c: Conversation, event: Event) -> (Conversati
             hand_off(&mut c, &mut actions, false);
         }
         (State::Queued { .. } | State::WithCounselor { .. }, Event::RequestHuman) => {}
+        (State::Bot | State::Screening { .. }, Event::HandOffAt { level }) => {
+            c.level = c.level.max(level);
+            hand_off(&mut c, &mut actions, level == Level::Imminent);
+        }
         (State::Queued { urgent, .. }, Event::WhileWaiting { talk }) => {
             c.state = State::Queued {
                 urgent,

@@ -9,6 +9,17 @@ use super::state::AppState;
 use crate::triage::Level;
 
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    // Health reflects the store: while writes fail nothing can be acknowledged, and a load
+    // balancer or an operator must see it.
+    if let Some(since) = state.store.failing_since() {
+        let body = serde_json::json!({
+            "status": "degraded",
+            "reason": "store writes are failing (disk full or I/O errors); messages are not being saved",
+            "failing_since": since,
+            "ruleset": state.engine.version(),
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body));
+    }
     let body = serde_json::json!({
         "status": "ok",
         "ruleset": state.engine.version(),
@@ -34,6 +45,22 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     );
     let _ = writeln!(out, "# TYPE ieum_store_write_errors_total counter");
     let _ = writeln!(out, "ieum_store_write_errors_total {}", s.write_errors);
+    let _ = writeln!(
+        out,
+        "# HELP ieum_store_writable 1 while writes work, 0 while they fail (healthz is 503)."
+    );
+    let _ = writeln!(out, "# TYPE ieum_store_writable gauge");
+    let _ = writeln!(
+        out,
+        "ieum_store_writable {}",
+        u8::from(s.failing_since_ms.is_none())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ieum_store_recoveries_total Times the store reopened itself after failures."
+    );
+    let _ = writeln!(out, "# TYPE ieum_store_recoveries_total counter");
+    let _ = writeln!(out, "ieum_store_recoveries_total {}", s.recoveries);
     let _ = writeln!(
         out,
         "# HELP ieum_store_flushes_total Store flushes (one per commit group)."

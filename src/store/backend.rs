@@ -199,6 +199,16 @@ pub trait Backend: Send + Sync + 'static {
     /// have been applied if the implementation documents that a batch is not atomic.
     fn apply(&self, batch: &[Write]) -> Result<(), StoreError>;
 
+    /// After a failure, tries to make the engine usable again (sled: reopen the
+    /// database). The default does nothing: an engine whose failures are not sticky
+    /// recovers by itself.
+    ///
+    /// # Errors
+    /// The engine cannot be made usable yet; the caller tries again later.
+    fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Makes everything applied so far durable against a process crash.
     ///
     /// # Errors

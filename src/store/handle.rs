@@ -112,9 +112,20 @@ impl StoreOptions {
 type Ack = oneshot::Sender<Result<(), StoreError>>;
 
 enum Request {
-    Write { batch: Vec<Write>, done: Ack },
-    Shutdown { done: Ack },
+    Write {
+        batch: Vec<Write>,
+        done: Ack,
+    },
+    /// While writes fail: try to recover the backend and write a marker, so the store
+    /// comes back by itself even when nobody writes.
+    Probe,
+    Shutdown {
+        done: Ack,
+    },
 }
+
+/// How often a failing store tries to recover.
+const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The async handle to the store. Cheap to clone; every clone talks to the same writer.
 ///
@@ -184,7 +195,30 @@ impl Store {
                 GroupCommit::On => options.max_group,
                 GroupCommit::Off => 1,
             },
+            failing: false,
+            last_recover: None,
         };
+        // While writes fail, a probe every second lets the writer recover by itself. It
+        // holds only a weak sender: a dropped store still stops.
+        let weak = tx.downgrade();
+        let probe_counters = Arc::clone(&counters);
+        let _ = std::thread::Builder::new()
+            .name("ieum-store-probe".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(RECOVER_EVERY);
+                    let Some(tx) = weak.upgrade() else { return };
+                    if probe_counters
+                        .failing_since_ms
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        > 0
+                        && tx.try_send(Request::Probe).is_err()
+                        && tx.is_closed()
+                    {
+                        return;
+                    }
+                }
+            });
         std::thread::Builder::new()
             .name("ieum-store-writer".into())
             .spawn(move || {
@@ -318,6 +352,17 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("store read task failed: {e}")))?
     }
 
+    /// Since when (Unix ms) writes fail, while they do: the store is degraded. It recovers
+    /// by itself (a probe every second; sled is reopened) once the fault clears.
+    pub fn failing_since(&self) -> Option<u64> {
+        let t = self
+            .shared
+            .counters
+            .failing_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (t > 0).then_some(t)
+    }
+
     /// A snapshot of the counters (writes, flushes, flush latency, queue depth).
     pub fn stats(&self) -> StoreStats {
         let tx = &self.shared.tx;
@@ -362,6 +407,10 @@ struct Writer {
     counters: Arc<Counters>,
     /// Most write requests per flush: `max_group`, or 1 with [`GroupCommit::Off`].
     group_cap: usize,
+    /// The last write failed.
+    failing: bool,
+    /// When the backend was last asked to recover.
+    last_recover: Option<Instant>,
 }
 
 /// The requests of one group commit, in arrival order: each one's writes and who to answer.
@@ -399,6 +448,18 @@ impl Writer {
     fn take(&mut self, req: Request, group: &mut Group, shutdown: &mut Vec<Ack>) {
         match req {
             Request::Write { batch, done } => group.requests.push((batch, done)),
+            Request::Probe => {
+                if self.failing && group.requests.is_empty() {
+                    // A marker write: only a real write says the disk takes writes again.
+                    let (done, _) = oneshot::channel();
+                    let marker = Write::put(
+                        super::backend::Tree::Meta,
+                        b"probe".to_vec(),
+                        crate::ids::now_ms().to_be_bytes().to_vec(),
+                    );
+                    group.requests.push((vec![marker], done));
+                }
+            }
             Request::Shutdown { done } => {
                 // New sends fail from now on; what is already queued is still received.
                 self.rx.close();
@@ -429,7 +490,51 @@ impl Writer {
     /// `apply_batch` rolls and writes its log buffer for each one (twice per group, one per
     /// tree), which cost more CPU than the inserts themselves. A request whose apply fails
     /// gets that error; the others are flushed and acknowledged as usual.
-    fn commit(&self, group: &mut Group) {
+    fn commit(&mut self, group: &mut Group) {
+        // After a failure, give the backend a chance to recover first (sled keeps failing
+        // until it is reopened), at most once a second.
+        if self.failing
+            && self
+                .last_recover
+                .is_none_or(|t| t.elapsed() >= RECOVER_EVERY)
+        {
+            self.last_recover = Some(Instant::now());
+            match self.backend.recover() {
+                Ok(()) => {
+                    Counters::add(&self.counters.recoveries, 1);
+                    tracing::warn!("store reopened after write failures");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, code = e.code(), "store recovery failed; retrying")
+                }
+            }
+        }
+        let ok = self.commit_group(group);
+        if ok && self.failing {
+            tracing::warn!("store writes work again");
+        }
+        self.failing = !ok;
+        self.counters.failing_since_ms.store(
+            if ok {
+                0
+            } else {
+                let since = self
+                    .counters
+                    .failing_since_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if since > 0 {
+                    since
+                } else {
+                    crate::ids::now_ms()
+                }
+            },
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Applies and flushes one group; whether every write of it was acknowledged.
+    fn commit_group(&self, group: &mut Group) -> bool {
+        let mut ok = true;
         let mut applied = Vec::with_capacity(group.requests.len());
         for (batch, done) in group.requests.drain(..) {
             match self.backend.apply(&batch) {
@@ -438,21 +543,26 @@ impl Writer {
                     tracing::error!(error = %e, code = e.code(), "store apply failed");
                     Counters::add(&self.counters.write_errors, 1);
                     let _ = done.send(Err(e));
+                    ok = false;
                 }
             }
         }
         if applied.is_empty() {
-            return;
+            return ok;
         }
         let result = self.flush();
         let n = applied.len() as u64;
         match &result {
             Ok(()) => Counters::add(&self.counters.writes, n),
-            Err(_) => Counters::add(&self.counters.write_errors, n),
+            Err(_) => {
+                Counters::add(&self.counters.write_errors, n);
+                ok = false;
+            }
         }
         for done in applied {
             // The waiter may have given up (its future was dropped); that is fine.
             let _ = done.send(result.clone());
         }
+        ok
     }
 }

@@ -30,6 +30,12 @@ pub struct MemoryBackend {
     flush_delay_us: AtomicU64,
     /// Successful `flush` calls, for tests.
     flushes: AtomicU64,
+    /// Like sled: once a write failed, every write fails until [`Backend::recover`].
+    sticky: AtomicBool,
+    /// A write failed while `sticky` was set.
+    stuck: AtomicBool,
+    /// Calls of [`Backend::recover`], for tests.
+    recoveries: AtomicU64,
 }
 
 impl Default for MemoryBackend {
@@ -47,6 +53,9 @@ impl MemoryBackend {
             fail_flush: AtomicBool::new(false),
             flush_delay_us: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            sticky: AtomicBool::new(false),
+            stuck: AtomicBool::new(false),
+            recoveries: AtomicU64::new(0),
         }
     }
 
@@ -73,8 +82,25 @@ impl MemoryBackend {
         self.flushes.load(Ordering::SeqCst)
     }
 
+    /// Makes failures sticky, as sled's are: once a write failed, writes keep failing
+    /// (even after `set_fail_writes(false)`) until the store calls [`Backend::recover`].
+    pub fn set_sticky_failures(&self, sticky: bool) {
+        self.sticky.store(sticky, Ordering::SeqCst);
+    }
+
+    /// How many times the store asked to recover.
+    pub fn recover_count(&self) -> u64 {
+        self.recoveries.load(Ordering::SeqCst)
+    }
+
     fn check_writes(&self) -> Result<(), StoreError> {
+        if self.stuck.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("failed earlier; not reopened yet".into()));
+        }
         if self.fail_writes.load(Ordering::SeqCst) {
+            if self.sticky.load(Ordering::SeqCst) {
+                self.stuck.store(true, Ordering::SeqCst);
+            }
             Err(StoreError::Io("injected write failure".into()))
         } else {
             Ok(())
@@ -112,6 +138,15 @@ fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 }
 
 impl Backend for MemoryBackend {
+    fn recover(&self) -> Result<(), StoreError> {
+        self.recoveries.fetch_add(1, Ordering::SeqCst);
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("injected write failure".into()));
+        }
+        self.stuck.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn apply(&self, batch: &[Write]) -> Result<(), StoreError> {
         self.check_writes()?;
         let mut trees = self.lock()?;

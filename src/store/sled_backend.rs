@@ -39,6 +39,7 @@
 //!   turning it off with `flush_every_ms(None)` would let the files grow without bound.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::backend::{APPLY_ORDER, Backend, KeyValue, StoreError, Tree, Write};
 
@@ -49,8 +50,23 @@ pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 ///
 /// sled locks the directory: one process, and one open `SledBackend` per directory, at a
 /// time. The lock is released when the last handle drops (or the process dies).
-#[derive(Debug, Clone)]
+///
+/// **Recovery.** After an I/O error (a full disk, say) sled 0.34 keeps failing every write
+/// until the database is opened again, even once the fault has cleared (measured: see
+/// `recover`). [`Backend::recover`] does that in place: it drops this handle's database and
+/// opens the directory again, so the service recovers by itself within seconds of the
+/// fault clearing, without a restart. Readers hold the current database only while they
+/// read.
+#[derive(Debug)]
 pub struct SledBackend {
+    dir: std::path::PathBuf,
+    cache_bytes: u64,
+    open: std::sync::RwLock<Option<Arc<Open>>>,
+}
+
+/// An open database and its trees.
+#[derive(Debug)]
+struct Open {
     db: sled::Db,
     /// Indexed by [`Tree::index`].
     trees: Vec<sled::Tree>,
@@ -127,21 +143,30 @@ impl SledBackend {
             .iter()
             .map(|t| db.open_tree(t.name()).map_err(from_sled))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(SledBackend { db, trees })
+        Ok(SledBackend {
+            dir: dir.to_path_buf(),
+            cache_bytes,
+            open: std::sync::RwLock::new(Some(Arc::new(Open { db, trees }))),
+        })
     }
 
-    fn tree(&self, tree: Tree) -> &sled::Tree {
-        &self.trees[tree.index()]
+    /// The open database (briefly; never held across a blocking call of another kind).
+    fn current(&self) -> Result<Arc<Open>, StoreError> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Io("the store is being reopened".into()))
     }
 
     /// One tree's part of a batch: a plain `insert`/`remove` for a single write (which does
     /// not roll the log buffer the way `apply_batch` does), else one `apply_batch`.
     fn apply_tree<'a>(
-        &self,
+        open: &Open,
         tree: Tree,
         writes: impl Iterator<Item = &'a Write> + Clone,
     ) -> Result<(), StoreError> {
-        let t = self.tree(tree);
+        let t = &open.trees[tree.index()];
         let mut it = writes.clone();
         match (it.next(), it.next()) {
             (None, _) => Ok(()),
@@ -168,26 +193,50 @@ impl SledBackend {
 
 impl Backend for SledBackend {
     fn apply(&self, batch: &[Write]) -> Result<(), StoreError> {
+        let open = self.current()?;
         for tree in APPLY_ORDER {
-            self.apply_tree(tree, batch.iter().filter(move |w| w.tree() == tree))?;
+            Self::apply_tree(&open, tree, batch.iter().filter(move |w| w.tree() == tree))?;
         }
         Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         // One log serves every tree of the database, so flushing it covers them all.
-        self.db.flush().map(|_bytes| ()).map_err(from_sled)
+        self.current()?
+            .db
+            .flush()
+            .map(|_bytes| ())
+            .map_err(from_sled)
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        // Drop our database first: sled releases the directory's lock once every handle
+        // (and its flusher thread) is gone; then open it again, waiting for the lock.
+        let old = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
+        drop(old);
+        let reopened = Self::open_waiting(
+            &self.dir,
+            self.cache_bytes,
+            std::time::Duration::from_secs(10),
+        )?;
+        let open = reopened
+            .open
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = open;
+        Ok(())
     }
 
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.tree(tree)
+        self.current()?.trees[tree.index()]
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(from_sled)
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        pairs(self.tree(tree).scan_prefix(prefix))
+        pairs(self.current()?.trees[tree.index()].scan_prefix(prefix))
     }
 
     fn scan_range(
@@ -199,7 +248,7 @@ impl Backend for SledBackend {
         if start >= end {
             return Ok(Vec::new());
         }
-        pairs(self.tree(tree).range(start..end))
+        pairs(self.current()?.trees[tree.index()].range(start..end))
     }
 
     fn last_in_range(
@@ -211,11 +260,11 @@ impl Backend for SledBackend {
         if start >= end {
             return Ok(None);
         }
-        last(self.tree(tree).range(start..end))
+        last(self.current()?.trees[tree.index()].range(start..end))
     }
 
     fn last_with_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        last(self.tree(tree).scan_prefix(prefix))
+        last(self.current()?.trees[tree.index()].scan_prefix(prefix))
     }
 }
 

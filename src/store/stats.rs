@@ -26,6 +26,10 @@ pub(crate) struct Counters {
     pub(crate) flush_errors: AtomicU64,
     flush_buckets: [AtomicU64; N_BUCKETS],
     flush_sum_us: AtomicU64,
+    /// Unix ms since when writes fail (0: they work).
+    pub(crate) failing_since_ms: AtomicU64,
+    /// Times the backend was recovered (sled reopened) after a failure.
+    pub(crate) recoveries: AtomicU64,
 }
 
 impl Counters {
@@ -50,6 +54,8 @@ impl Counters {
             write_errors: load(&self.write_errors),
             flushes: load(&self.flushes),
             flush_errors: load(&self.flush_errors),
+            failing_since_ms: Some(load(&self.failing_since_ms)).filter(|t| *t > 0),
+            recoveries: load(&self.recoveries),
             queued,
             flush_latency: LatencyHistogram {
                 counts: self.flush_buckets.iter().map(load).collect(),
@@ -70,6 +76,10 @@ pub struct StoreStats {
     pub flushes: u64,
     /// Failed backend flushes.
     pub flush_errors: u64,
+    /// Since when (Unix ms) writes fail, while they do; `None` when the last write worked.
+    pub failing_since_ms: Option<u64>,
+    /// Times the backend was recovered (sled reopened) after a failure.
+    pub recoveries: u64,
     /// Write requests waiting in the queue when the snapshot was taken.
     pub queued: usize,
     /// How long flushes (successful or not) took.
