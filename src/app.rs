@@ -163,9 +163,10 @@ impl App {
                  every transcript; keep the key elsewhere (--master-key-file or IEUM_MASTER_KEY)"
             );
         }
+        let anchor = crate::audit::Anchor::in_dir(&settings.data_dir, master.clone());
         let keyring = Keyring::new(master, store.clone());
         let queue = QueueHandle::spawn(QueueConfig::new(engine.rule_set().levels));
-        let audit = AuditLog::open(store.clone())
+        let audit = AuditLog::open_anchored(store.clone(), Some(anchor))
             .await
             .context("opening the audit log")?;
         let listener =

@@ -7,6 +7,13 @@
 //! the chain, and [`verify`] (`ieum audit verify`) says where.
 //!
 //! One actor task appends, so sequence numbers and the chain never fork.
+//!
+//! **The tail is anchored.** A chain proves nothing about records lost from its end: if the
+//! store's tail is damaged, sled discards everything after the damage and the shorter chain
+//! still verifies. So after every append the head (last `seq` and hash) is written to a
+//! small file beside the store ([`Anchor`], `audit.head`), sealed with the master key so it
+//! cannot be rewritten without it; [`verify`] compares the chain against it and reports how
+//! many records are missing.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -61,6 +68,76 @@ fn hash_of(seq: u64, at: u64, entry: &AuditEntry, prev: &str) -> String {
 
 type Append = (AuditEntry, oneshot::Sender<Result<AuditRecord, StoreError>>);
 
+/// The chain's head, kept outside the store: the last record's `seq` and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The last record's seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// Where the head is written, and the key that seals it.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    /// The file (`<data_dir>/audit.head`).
+    pub path: std::path::PathBuf,
+    /// The master key.
+    pub key: crate::crypto::Key,
+}
+
+const HEAD_AAD: &[u8] = b"ieum audit head v1";
+
+impl Anchor {
+    /// The file beside a data directory's store.
+    pub fn in_dir(data_dir: &std::path::Path, key: crate::crypto::Key) -> Anchor {
+        Anchor {
+            path: data_dir.join("audit.head"),
+            key,
+        }
+    }
+
+    /// Writes the head: a temporary file, synced, renamed over the old one.
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn write(&self, head: &Head) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let plain = serde_json::to_vec(head).expect("head serializes");
+        let sealed = crate::hex::encode(&self.key.seal(&plain, HEAD_AAD));
+        let tmp = self.path.with_extension("head.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(sealed.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            // The rename itself survives a crash only once the directory is synced.
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+
+    /// Reads the head, if one was ever written.
+    ///
+    /// # Errors
+    /// A head that does not open (another key, or edited) or does not parse.
+    pub fn read(&self) -> Result<Option<Head>, String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let sealed = crate::hex::decode(text.trim()).ok_or("audit.head is not hex")?;
+        let plain = self
+            .key
+            .open(&sealed, HEAD_AAD)
+            .map_err(|_| "audit.head does not open with this master key (edited?)".to_owned())?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| format!("audit.head: {e}"))
+    }
+}
+
 /// The cheap handle to the audit actor.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -73,6 +150,17 @@ impl AuditLog {
     /// # Errors
     /// Store errors, or a corrupt last record.
     pub async fn open(store: Store) -> Result<AuditLog, StoreError> {
+        Self::open_anchored(store, None).await
+    }
+
+    /// [`AuditLog::open`], writing the head to `anchor` after every append.
+    ///
+    /// # Errors
+    /// As [`AuditLog::open`].
+    pub async fn open_anchored(
+        store: Store,
+        anchor: Option<Anchor>,
+    ) -> Result<AuditLog, StoreError> {
         let (mut seq, mut prev) = match store.last_with_prefix(Tree::Audit, &[]).await? {
             Some((_, v)) => {
                 let r: AuditRecord = serde_json::from_slice(&v)
@@ -103,6 +191,18 @@ impl AuditLog {
                 if result.is_ok() {
                     seq = next;
                     prev = hash;
+                    if let Some(a) = anchor.clone() {
+                        let head = Head {
+                            seq,
+                            hash: prev.clone(),
+                        };
+                        let written = tokio::task::spawn_blocking(move || a.write(&head)).await;
+                        if !matches!(written, Ok(Ok(()))) {
+                            tracing::error!(
+                                "could not write the audit head; a lost tail would go unnoticed"
+                            );
+                        }
+                    }
                 }
                 let _ = reply.send(result.map(|()| record));
             }
@@ -146,6 +246,46 @@ pub struct Verification {
     pub records: u64,
     /// The first broken record and why, if any.
     pub broken: Option<(u64, String)>,
+    /// Records the anchored head says exist after the last one found (a lost tail).
+    pub missing: u64,
+}
+
+/// [`verify`], then compares the chain's end with the anchored head: records missing
+/// from the tail, or a head the chain does not reach, are reported.
+///
+/// # Errors
+/// Store errors; a head that cannot be read is reported as broken.
+pub async fn verify_anchored(store: &Store, anchor: &Anchor) -> Result<Verification, StoreError> {
+    let mut v = verify(store).await?;
+    if v.broken.is_some() {
+        return Ok(v);
+    }
+    let head = match anchor.read() {
+        Ok(h) => h,
+        Err(why) => {
+            v.broken = Some((v.records + 1, why));
+            return Ok(v);
+        }
+    };
+    let Some(head) = head else {
+        return Ok(v);
+    };
+    if head.seq > v.records {
+        v.missing = head.seq - v.records;
+        v.broken = Some((
+            v.records + 1,
+            format!(
+                "{} record(s) missing from the end: the anchored head is record {}",
+                v.missing, head.seq
+            ),
+        ));
+    } else if let Ok(Some(value)) = store.get(Tree::Audit, &head.seq.to_be_bytes()).await {
+        let r: Option<AuditRecord> = serde_json::from_slice(&value).ok();
+        if r.is_none_or(|r| r.hash != head.hash) {
+            v.broken = Some((head.seq, "does not match the anchored head".into()));
+        }
+    }
+    Ok(v)
 }
 
 /// Walks the chain from the first record and checks every link and hash.
@@ -161,6 +301,7 @@ pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
             return Ok(Verification {
                 records,
                 broken: Some((expected_seq, "record does not parse".into())),
+                missing: 0,
             });
         };
         let problem = if key != r.seq.to_be_bytes() {
@@ -178,6 +319,7 @@ pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
             return Ok(Verification {
                 records,
                 broken: Some((r.seq, p.into())),
+                missing: 0,
             });
         }
         records += 1;
@@ -186,6 +328,7 @@ pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
     Ok(Verification {
         records,
         broken: None,
+        missing: 0,
     })
 }
 
@@ -220,7 +363,8 @@ mod tests {
             v,
             Verification {
                 records: 6,
-                broken: None
+                broken: None,
+                missing: 0,
             }
         );
         assert_eq!(list(&store).await.unwrap().len(), 6);
@@ -273,5 +417,52 @@ mod tests {
         backend.set_fail_writes(false);
         assert_eq!(log.append(entry("c")).await.unwrap().seq, 2);
         assert_eq!(verify(&store).await.unwrap().broken, None);
+    }
+
+    /// sled drops everything after a damaged spot: the shorter chain still verifies on its
+    /// own, but not against the anchored head.
+    #[tokio::test]
+    async fn a_lost_tail_is_detected_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let anchor = Anchor::in_dir(dir.path(), crate::crypto::Key::random());
+        let store = Store::new(Arc::new(MemoryBackend::new())).unwrap();
+        let log = AuditLog::open_anchored(store.clone(), Some(anchor.clone()))
+            .await
+            .unwrap();
+        for i in 0..6 {
+            log.append(entry(&format!("read_{i}"))).await.unwrap();
+        }
+        assert_eq!(anchor.read().unwrap().unwrap().seq, 6);
+        let v = verify_anchored(&store, &anchor).await.unwrap();
+        assert_eq!((v.records, v.missing, v.broken), (6, 0, None));
+        // The tail is lost.
+        store
+            .write(vec![
+                Write::remove(Tree::Audit, 5u64.to_be_bytes().to_vec()),
+                Write::remove(Tree::Audit, 6u64.to_be_bytes().to_vec()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            verify(&store).await.unwrap().broken,
+            None,
+            "the chain alone cannot tell"
+        );
+        let v = verify_anchored(&store, &anchor).await.unwrap();
+        assert_eq!(v.records, 4);
+        assert_eq!(v.missing, 2);
+        assert!(v.broken.unwrap().1.contains("2 record(s) missing"));
+        // A head written with another key (or edited) is reported, not trusted.
+        let other = Anchor {
+            key: crate::crypto::Key::random(),
+            ..anchor
+        };
+        assert!(
+            verify_anchored(&store, &other)
+                .await
+                .unwrap()
+                .broken
+                .is_some()
+        );
     }
 }

@@ -1,6 +1,12 @@
-//! `ieum audit verify`: walks the hash-chained audit log and says whether it is intact.
+//! `ieum audit verify`: walks the hash-chained audit log, compares its end with the
+//! anchored head (`audit.head`, sealed with the master key), and says whether it is intact
+//! and how many records are missing.
+//!
+//! For forensics it never writes to the directory it is given when `--read-only` is set
+//! (or the directory cannot be written): it copies the store to a temporary directory and
+//! verifies the copy. sled cannot open a directory read-only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -16,36 +22,128 @@ pub struct AuditArgs {
     /// The service's data directory.
     #[arg(long, env = "IEUM_DATA_DIR", default_value = "data", global = true)]
     data_dir: PathBuf,
+    /// The master key file (default: `<data-dir>/master.key`): opens the anchored head.
+    #[arg(long, env = "IEUM_MASTER_KEY_FILE", global = true)]
+    master_key_file: Option<PathBuf>,
+    /// The master key, hex (instead of the file).
+    #[arg(long, env = "IEUM_MASTER_KEY", hide_env_values = true, global = true)]
+    master_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check every link and hash of the audit chain; non-zero exit if broken.
-    Verify,
+    /// Check every link and hash of the audit chain and its anchored head; non-zero exit if
+    /// broken or if records are missing.
+    Verify {
+        /// Never write to the data directory: verify a temporary copy (forensics, or a
+        /// read-only directory).
+        #[arg(long)]
+        read_only: bool,
+    },
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether files can be created in `dir`.
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(".ieum-write-probe");
+    let ok = std::fs::File::create(&probe).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
 }
 
 pub(super) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let AuditCommand::Verify = args.command;
+    let AuditCommand::Verify { read_only } = args.command;
+    anyhow::ensure!(
+        args.data_dir.join("db").exists() || args.data_dir.join("conf").exists(),
+        "{} holds no ieum store",
+        args.data_dir.display()
+    );
+    // The master key opens the anchored head; without it the chain alone is checked.
+    let key_file = args
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("master.key"));
+    let key = if args.master_key.is_some() || key_file.exists() {
+        Some(crate::crypto::load_master_key(
+            args.master_key.as_deref(),
+            &key_file,
+        )?)
+    } else {
+        None
+    };
+    let anchor = key.map(|k| crate::audit::Anchor::in_dir(&args.data_dir, k));
+    let copy = if read_only || !writable(&args.data_dir) {
+        let tmp = tempfile_dir()?;
+        copy_dir(&args.data_dir, &tmp)
+            .with_context(|| format!("copying {} to verify the copy", args.data_dir.display()))?;
+        eprintln!(
+            "verifying a copy of {} (read-only)",
+            args.data_dir.display()
+        );
+        Some(tmp)
+    } else {
+        None
+    };
+    let dir = copy.clone().unwrap_or_else(|| args.data_dir.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let store = Store::open_sled(&args.data_dir, StoreOptions::default())
-            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-        let v = crate::audit::verify(&store).await?;
+    let result = runtime.block_on(async {
+        let store = Store::open_sled(&dir, StoreOptions::default())
+            .with_context(|| format!("opening the store in {}", dir.display()))?;
+        let v = match &anchor {
+            Some(a) => crate::audit::verify_anchored(&store, a).await?,
+            None => {
+                eprintln!("no master key: the anchored head is not checked");
+                crate::audit::verify(&store).await?
+            }
+        };
         store.shutdown().await?;
-        Ok(match v.broken {
+        anyhow::Ok(match v.broken {
             None => {
                 println!("audit log intact: {} records", v.records);
                 ExitCode::SUCCESS
             }
             Some((seq, why)) => {
                 println!(
-                    "audit log BROKEN at record {seq}: {why} ({} records verified before it)",
-                    v.records
+                    "audit log BROKEN at record {seq}: {why} ({} records verified before it{})",
+                    v.records,
+                    if v.missing > 0 {
+                        format!("; {} missing", v.missing)
+                    } else {
+                        String::new()
+                    }
                 );
                 ExitCode::FAILURE
             }
         })
-    })
+    });
+    if let Some(tmp) = copy {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    result
+}
+
+/// A fresh directory under the system's temporary directory.
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "ieum-audit-{}-{}",
+        std::process::id(),
+        crate::ids::now_ms()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
