@@ -17,6 +17,7 @@
 //! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
 //! | transcripts | [`transcript`] | encoding, sealing, reading, the keyring, export |
 //! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
+//! | casework: notes, follow-ups, referrals, statistics | [`casework`] | sealed with the conversation's key; append-only changes |
 //! | staff accounts, sessions | [`auth`] | argon2id, tokens stored as hashes |
 //! | audit log | [`audit`] | actor; append-only, hash-chained, recorded before serving |
 //! | ids, secrets, the clock | [`ids`] | 128-bit ids, 256-bit tokens stored only as hashes |
@@ -31,6 +32,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod casework;
 pub mod chat;
 pub mod cli;
 pub mod content;

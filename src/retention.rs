@@ -3,7 +3,7 @@
 //! A conversation closed (or last touched) longer ago than the retention period (default 180
 //! days) is purged: its key is destroyed — which makes every copy of its ciphertext
 //! unreadable, including ones sled has not yet garbage-collected — and its events and record
-//! are removed. Each purge is written to the audit log (actor `system`, action `purge`).
+//! are removed, with its casework (notes, follow-ups and their contacts, referrals). Each purge is written to the audit log (actor `system`, action `purge`).
 //! Conversations waiting for or with a counselor are never purged.
 
 use std::time::Duration;
@@ -39,6 +39,13 @@ pub async fn purge(
             .into_iter()
             .map(|k| Write::remove(Tree::Events, k))
             .collect();
+        // Notes, follow-ups (with any contact) and referrals go with it.
+        batch.extend(
+            crate::casework::keys_of(store, id)
+                .await?
+                .into_iter()
+                .map(|k| Write::remove(Tree::Casework, k)),
+        );
         batch.push(Write::remove(Tree::Conversations, id.as_bytes().to_vec()));
         store.write(batch).await?;
         audit

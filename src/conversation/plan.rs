@@ -170,6 +170,7 @@ pub fn plan(
                 push(EventBody::Queued { level, urgent }, &mut events);
                 // Back in the queue after a counselor: the waiting time is kept.
                 meta.enqueued_at.get_or_insert(now);
+                meta.handoff_level.get_or_insert(level);
                 effects.push(Effect::Enqueue {
                     urgent,
                     reserved_for,
@@ -196,6 +197,7 @@ pub fn plan(
             Action::ForwardToCounselor => {}
             Action::CounselorJoined { counselor } => {
                 let waited_secs = meta.enqueued_at.map_or(0, |t| now.saturating_sub(t) / 1000);
+                meta.first_wait_secs.get_or_insert(waited_secs);
                 if !meta.counselors.contains(&counselor) {
                     meta.counselors.push(counselor.clone());
                 }

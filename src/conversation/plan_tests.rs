@@ -452,6 +452,7 @@ fn the_waiting_time_survives_a_change_of_counselor() {
         &ctx,
     );
     assert_eq!(p.record.enqueued_at, Some(NOW));
+    assert_eq!(p.record.handoff_level, Some(Level::None));
     // Joining says how long they waited.
     let mut q = record(queued(), Level::High);
     q.enqueued_at = Some(NOW - 42_000);
@@ -472,6 +473,21 @@ fn the_waiting_time_survives_a_change_of_counselor() {
         }
     )));
     assert_eq!(p.record.counselors, ["kim"]);
+    // The first wait is kept for the statistics, and a later one does not replace it.
+    assert_eq!(p.record.first_wait_secs, Some(42));
+    let mut again = p.record.clone();
+    again.conversation.state = queued();
+    again.enqueued_at = Some(NOW - 5_000);
+    let p = plan(
+        &again,
+        Event::CounselorJoined {
+            counselor: "lee".into(),
+        },
+        Option::None,
+        Option::None,
+        &ctx,
+    );
+    assert_eq!(p.record.first_wait_secs, Some(42));
 }
 
 #[test]

@@ -153,6 +153,20 @@ pub struct ConversationMeta {
     /// summary only for the first few. Sealed with the rest of the record.
     #[serde(default)]
     pub summary: Arc<Summary>,
+    /// How long the person waited for their first counselor, seconds (statistics: time to
+    /// a counselor against the level's target).
+    #[serde(default)]
+    pub first_wait_secs: Option<u64>,
+    /// The level at which it was first handed off (statistics).
+    #[serde(default)]
+    pub handoff_level: Option<Level>,
+    /// The district the person named, if any (statistics: "by district, when the person
+    /// said it"). A district's name, never the words it came in.
+    #[serde(default)]
+    pub district: Option<String>,
+    /// The loneliness self-check's score (3–9), a number only: never the answers' words.
+    #[serde(default)]
+    pub selfcheck: Option<u8>,
 }
 
 impl ConversationMeta {
@@ -172,7 +186,21 @@ impl ConversationMeta {
             closed_at: None,
             outcome: None,
             summary: Arc::default(),
+            first_wait_secs: None,
+            handoff_level: None,
+            district: None,
+            selfcheck: None,
         }
+    }
+
+    /// The loneliness self-check's score, if the person took it.
+    pub fn selfcheck_score(&self) -> Option<u8> {
+        self.selfcheck
+    }
+
+    /// Sets the self-check's score.
+    pub fn set_selfcheck_score(&mut self, score: Option<u8>) {
+        self.selfcheck = score;
     }
 
     /// The conversation's level (never goes down).

@@ -53,6 +53,10 @@ trees! {
     Meta => "meta",
     /// Encryption key material (wrapped), by key id.
     Keys => "keys",
+    /// Casework: case notes, follow-ups with their attempts, referrals with their status
+    /// changes; keyed by conversation first, sealed with the conversation's key, so
+    /// retention destroys them with it (`crate::casework`).
+    Casework => "casework",
 }
 
 /// The order in which a batch touching several trees is applied, tree by tree.
@@ -68,9 +72,10 @@ trees! {
 ///   so the record never claims events that are not there (readers stop at its
 ///   `last_seq`), and a purge removes the record last, so an interrupted purge is found and
 ///   finished on the next run.
-pub const APPLY_ORDER: [Tree; 8] = [
+pub const APPLY_ORDER: [Tree; 9] = [
     Tree::Keys,
     Tree::Events,
+    Tree::Casework,
     Tree::Conversations,
     Tree::Waiting,
     Tree::Staff,
