@@ -437,7 +437,11 @@ pub async fn add_attempt(
         return Ok(None);
     };
     let k = id.change_key(ATTEMPT, attempt.at);
-    let mut batch = vec![Write::put(Tree::Casework, k.clone(), seal(key, &k, &attempt))];
+    let mut batch = vec![Write::put(
+        Tree::Casework,
+        k.clone(),
+        seal(key, &k, &attempt),
+    )];
     view.attempts.push(attempt);
     let now = now_ms();
     let after = FollowupView::new(view.followup.clone(), view.attempts, now);
@@ -445,7 +449,11 @@ pub async fn add_attempt(
         let mut plan = after.followup.clone();
         plan.contact = None;
         let pk = id.key(FOLLOWUP);
-        batch.push(Write::put(Tree::Casework, pk.clone(), seal(key, &pk, &plan)));
+        batch.push(Write::put(
+            Tree::Casework,
+            pk.clone(),
+            seal(key, &pk, &plan),
+        ));
     }
     store.write(batch).await?;
     let mut after = after;
@@ -634,9 +642,7 @@ impl ReferralView {
     /// Computes where it stands, at `now`.
     pub fn new(referral: Referral, mut history: Vec<StatusChange>, now: u64) -> ReferralView {
         history.sort_by_key(|c| c.at);
-        let status = history
-            .last()
-            .map_or(ReferralStatus::Sent, |c| c.status);
+        let status = history.last().map_or(ReferralStatus::Sent, |c| c.status);
         let confirmed_after_check = referral.check_at.is_some_and(|t| {
             history
                 .iter()
@@ -726,7 +732,9 @@ pub async fn change_status(
     id: ItemId,
     change: StatusChange,
 ) -> Result<ReferralView, ChangeError> {
-    let view = referral(store, key, id).await?.ok_or(ChangeError::NotFound)?;
+    let view = referral(store, key, id)
+        .await?
+        .ok_or(ChangeError::NotFound)?;
     if !view.status.may_move_to(change.status) {
         return Err(ChangeError::Transition {
             from: view.status.as_str(),
@@ -787,9 +795,8 @@ pub async fn all(store: &Store, keyring: &Keyring) -> Result<All, StoreError> {
             conversation,
             item: k[17..25].try_into().expect("8 bytes"),
         };
-        if !keys.contains_key(&conversation) {
-            let key = keyring.key(conversation).await?;
-            keys.insert(conversation, key);
+        if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(conversation) {
+            e.insert(keyring.key(conversation).await?);
         }
         let Some(key) = keys.get(&conversation).and_then(Option::as_ref) else {
             continue;
@@ -823,7 +830,10 @@ pub async fn all(store: &Store, keyring: &Keyring) -> Result<All, StoreError> {
 ///
 /// # Errors
 /// A store error.
-pub async fn keys_of(store: &Store, conversation: ConversationId) -> Result<Vec<Vec<u8>>, StoreError> {
+pub async fn keys_of(
+    store: &Store,
+    conversation: ConversationId,
+) -> Result<Vec<Vec<u8>>, StoreError> {
     Ok(store
         .scan_prefix(Tree::Casework, conversation.as_bytes())
         .await?

@@ -112,8 +112,8 @@ pub struct Waits {
     pub within_target: u64,
     /// The median wait, seconds.
     pub median_secs: Option<u64>,
-    /// The level's target, seconds (`escalation-rules.toml`).
-    pub target_secs: u64,
+    /// The level's target, seconds (`escalation-rules.toml`), if it has one.
+    pub target_secs: Option<u64>,
     #[serde(skip)]
     all: Vec<u64>,
 }
@@ -175,7 +175,7 @@ pub fn report(
     metas: &[ConversationMeta],
     followups: &[FollowupView],
     referrals: &[ReferralView],
-    targets: [u64; 5],
+    targets: [Option<u64>; 5],
     from: u64,
     to: u64,
     period: Period,
@@ -214,11 +214,14 @@ pub fn report(
                 r.handoffs += 1;
             }
             if let (Some(level), Some(wait)) = (m.handoff_level, m.first_wait_secs) {
-                let w = r.time_to_counselor.entry(level.as_str().into()).or_default();
+                let w = r
+                    .time_to_counselor
+                    .entry(level.as_str().into())
+                    .or_default();
                 w.target_secs = targets[level.index()];
                 w.reached += 1;
                 w.all.push(wait);
-                if wait <= w.target_secs {
+                if w.target_secs.is_some_and(|t| wait <= t) {
                     w.within_target += 1;
                 }
             }
@@ -229,10 +232,7 @@ pub fn report(
             *r.followups.entry(status_name(f.status).into()).or_default() += 1;
         });
     }
-    for v in referrals
-        .iter()
-        .filter(|v| in_range(v.referral.created_at))
-    {
+    for v in referrals.iter().filter(|v| in_range(v.referral.created_at)) {
         touch(v.referral.created_at, &mut |r: &mut Row| {
             *r.referrals.entry(v.status.as_str().into()).or_default() += 1;
             if v.check_due {
@@ -328,7 +328,13 @@ impl Report {
                     s.to_owned()
                 }
             };
-            out.push_str(&format!("{},{},{},{}\r\n", q(period), q(measure), q(key), q(&v)));
+            out.push_str(&format!(
+                "{},{},{},{}\r\n",
+                q(period),
+                q(measure),
+                q(key),
+                q(&v)
+            ));
         }
         let mut out = String::from("\u{feff}period,measure,key,value\r\n");
         for r in self.rows.iter().chain(std::iter::once(&self.total)) {
@@ -431,7 +437,7 @@ mod tests {
         metas.push(meta(d2 + 5 * DAY_MS as u64, Level::Imminent, None, None));
         let from = seoul_midnight("2026-12-01").unwrap();
         let to = seoul_midnight("2026-12-03").unwrap();
-        let targets = [0, 0, 600, 120, 0];
+        let targets = [None, Some(1800), Some(600), Some(120), Some(0)];
         let r = report(&metas, &[], &[], targets, from, to, Period::Day);
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.total.conversations, 7);
@@ -440,12 +446,18 @@ mod tests {
         assert_eq!(r.rows[1].selfcheck["3-5"], 1);
         assert_eq!(r.total.handoffs, 1);
         let w = &r.total.time_to_counselor["high"];
-        assert_eq!((w.reached, w.within_target, w.median_secs), (1, 1, Some(30)));
+        assert_eq!(
+            (w.reached, w.within_target, w.median_secs),
+            (1, 1, Some(30))
+        );
         let j = r.to_json();
         assert_eq!(j["rows"][0]["conversations"], 6);
         assert_eq!(j["rows"][1]["conversations"], "<5");
         assert_eq!(j["total"]["by_level"]["imminent"], 0);
-        assert_eq!(j["total"]["time_to_counselor"]["high"]["median_secs"], Value::Null);
+        assert_eq!(
+            j["total"]["time_to_counselor"]["high"]["median_secs"],
+            Value::Null
+        );
         let csv = r.to_csv();
         assert!(csv.starts_with('\u{feff}'));
         assert!(csv.contains("2026-12-01,by_district,마포구,6\r\n"), "{csv}");

@@ -53,7 +53,12 @@ fn followup_status_table() {
         (Level::Low, 50, &[Cancelled], S::Cancelled),
         (Level::High, 50, &[NoAnswer], S::Due),
         (Level::High, 50, &[NoAnswer, NoAnswer], S::Escalated),
-        (Level::Imminent, 50, &[NoAnswer, NoAnswer, NoAnswer], S::Escalated),
+        (
+            Level::Imminent,
+            50,
+            &[NoAnswer, NoAnswer, NoAnswer],
+            S::Escalated,
+        ),
         (Level::Imminent, 50, &[NoAnswer, NoAnswer, Reached], S::Done),
     ];
     for (level, due, outcomes, want) in cases {
@@ -72,7 +77,10 @@ fn referral_moves_forward_and_ends_for_good() {
     assert!(Sent.may_move_to(Accepted));
     assert!(Sent.may_move_to(FirstContact), "a step may be learned late");
     assert!(Accepted.may_move_to(Connected));
-    assert!(Connected.may_move_to(Connected), "confirmed again at a later check");
+    assert!(
+        Connected.may_move_to(Connected),
+        "confirmed again at a later check"
+    );
     assert!(FirstContact.may_move_to(Lost));
     assert!(!Accepted.may_move_to(Sent));
     assert!(!Connected.may_move_to(Accepted));
@@ -104,8 +112,12 @@ async fn notes_are_sealed_and_come_back_in_order() {
     let store = store();
     let key = Key::random();
     let c = ConversationId::random();
-    add_note(&store, &key, c, "kim", "counselor", "first 메모").await.unwrap();
-    add_note(&store, &key, c, "park", "supervisor", "second").await.unwrap();
+    add_note(&store, &key, c, "kim", "counselor", "first 메모")
+        .await
+        .unwrap();
+    add_note(&store, &key, c, "park", "supervisor", "second")
+        .await
+        .unwrap();
     let got = notes(&store, &key, c).await.unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].text, "first 메모");
@@ -122,7 +134,9 @@ async fn an_ending_attempt_drops_the_contact() {
     let store = store();
     let key = Key::random();
     let f = plan(Level::Medium, 0);
-    put_followups(&store, &key, std::slice::from_ref(&f)).await.unwrap();
+    put_followups(&store, &key, std::slice::from_ref(&f))
+        .await
+        .unwrap();
     let attempt = |o| Attempt {
         at: now_ms(),
         by: "kim".into(),

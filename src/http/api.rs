@@ -9,6 +9,7 @@
 //! | `GET /api/conversations/{id}` | those they held (audited) | any (audited) |
 //! | `GET /api/queue` | yes (audited) | yes (audited) |
 //! | `GET /api/audit` | no (403) | yes (audited) |
+//! | casework: notes, follow-ups, referrals, statistics | see `crate::http::casework` | |
 //!
 //! A read is audited *before* it is served; if the audit record cannot be stored, the read
 //! fails. Errors carry a stable `code` and a plain message; the cause is logged, never sent.
@@ -67,6 +68,16 @@ pub enum ApiError {
         /// Seconds to wait (`Retry-After`).
         retry_after_secs: u64,
     },
+    /// Understood, but refused by a rule (no consent, a status that cannot follow).
+    #[error("{message}")]
+    Refused {
+        /// HTTP status: 409 or 422.
+        status: StatusCode,
+        /// Stable code: `consent_required`, `bad_transition`, …
+        code: &'static str,
+        /// A plain sentence.
+        message: String,
+    },
     /// Anything else (logged, not sent).
     #[error("something went wrong on our side")]
     Internal(#[source] anyhow::Error),
@@ -82,6 +93,7 @@ impl ApiError {
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "exists"),
             ApiError::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::Refused { status, code, .. } => (*status, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -244,6 +256,7 @@ fn api_routes() -> Router<AppState> {
         .route("/api/staff/{username}/disable", post(disable_staff))
         .route("/api/staff/{username}/enable", post(enable_staff))
         .route("/api/events", get(supervisor_events))
+        .merge(super::casework::routes())
 }
 
 #[derive(Deserialize)]
@@ -374,7 +387,7 @@ struct ListQuery {
     counselor: Option<String>,
 }
 
-fn row(m: &ConversationMeta) -> serde_json::Value {
+pub(crate) fn row(m: &ConversationMeta) -> serde_json::Value {
     json!({
         "id": m.id,
         "created_at": m.created_at,
@@ -391,7 +404,7 @@ fn row(m: &ConversationMeta) -> serde_json::Value {
     })
 }
 
-fn may_read(s: &Session, m: &ConversationMeta) -> bool {
+pub(crate) fn may_read(s: &Session, m: &ConversationMeta) -> bool {
     match s.role {
         Role::Supervisor => true,
         Role::Counselor => m.counselors.contains(&s.username),
@@ -439,7 +452,7 @@ async fn audited_events(
     )
 }
 
-async fn record(
+pub(crate) async fn record(
     state: &AppState,
     s: &Session,
     action: &str,
@@ -588,7 +601,7 @@ struct NewStaff {
     password: String,
 }
 
-fn supervisor(s: &Session) -> Result<(), ApiError> {
+pub(crate) fn supervisor(s: &Session) -> Result<(), ApiError> {
     if s.role == Role::Supervisor {
         Ok(())
     } else {

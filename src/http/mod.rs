@@ -4,6 +4,7 @@
 //! to [`router`] and [`serve::serve`]. Nothing here imports `crate::app`.
 
 pub mod api;
+pub mod casework;
 pub mod ops;
 pub mod pages;
 pub mod serve;
