@@ -159,7 +159,7 @@
 
     function show(s) {
       current = s;
-      if (s && s.role === role) {
+      if (s && (s.role === role || role === '*')) {
         loginBox.hidden = true;
         app.hidden = false;
         logout.hidden = false;

@@ -74,6 +74,24 @@ const SUPERVISOR_JS: Asset = Asset {
     body: include_bytes!("../../web/supervisor.js"),
     content_type: JS,
 };
+const CASEWORK: Asset = Asset {
+    body: include_bytes!("../../web/casework.html"),
+    content_type: HTML,
+};
+const CASEWORK_JS: Asset = Asset {
+    body: include_bytes!("../../web/casework.js"),
+    content_type: JS,
+};
+/// uPlot 1.6.32 (MIT, `web/vendor/uplot.LICENSE`): a small, dependency-free chart library
+/// for the statistics page, embedded like every other asset (no outside request).
+const UPLOT_JS: Asset = Asset {
+    body: include_bytes!("../../web/vendor/uplot.min.js"),
+    content_type: JS,
+};
+const UPLOT_CSS: Asset = Asset {
+    body: include_bytes!("../../web/vendor/uplot.min.css"),
+    content_type: CSS,
+};
 const DEMO_CSS: Asset = Asset {
     body: include_bytes!("../../web/demo.css"),
     content_type: CSS,
@@ -128,6 +146,10 @@ pub fn routes() -> Router<AppState> {
             get(|| async { serve(&SUPERVISOR_JS) }),
         )
         .route("/static/demo.css", get(|| async { serve(&DEMO_CSS) }))
+        .route("/casework", get(|| async { page(&CASEWORK) }))
+        .route("/static/casework.js", get(|| async { serve(&CASEWORK_JS) }))
+        .route("/static/uplot.js", get(|| async { serve(&UPLOT_JS) }))
+        .route("/static/uplot.css", get(|| async { serve(&UPLOT_CSS) }))
         .route("/api/content/canned", get(canned))
         .route("/api/content/resources", get(resources))
 }
