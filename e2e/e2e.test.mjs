@@ -842,3 +842,74 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
   }
   assert.ok(failures.length === 0, `axe found critical or serious violations:\n${failures.join('\n')}`);
 });
+
+test('casework: close with a follow-up and a referral, the follow-up comes due, the statistics show the conversation', { timeout: 120_000 }, async () => {
+  const citizen = await queuedCitizen();
+  const counselor = await newPage({ width: 1280, height: 1000 });
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'kim');
+  const panel = await claimByKeyboard(kp, citizen.conv);
+  await closeConversation(panel);
+
+  // The case page, opened on this conversation: the assessment says what raised it.
+  await kp.goto(`${base}/casework?conversation=${citizen.conv}`);
+  await kp.locator('#case-body').waitFor({ state: 'visible' });
+  assert.match(await kp.locator('#assessment').textContent(), /높음|긴급/);
+  await kp.getByLabel('새 메모').fill('첫 상담: 다음 주 안부 전화에 동의함');
+  await kp.getByRole('button', { name: '저장', exact: true }).click();
+  await kp.locator('#notes li', { hasText: '다음 주 안부 전화에 동의함' }).waitFor();
+
+  // Without consent nothing is kept.
+  const fu = kp.locator('#fu-form');
+  await fu.getByLabel('기한').fill('2026-01-01T09:00');
+  await fu.getByLabel('전화번호 (전화일 때)').fill('010-1234-5678');
+  await fu.getByRole('button', { name: '계획 저장' }).click();
+  await kp.locator('#status.bad').waitFor();
+  // With it: a call back, already due (a date in the past), for two weeks.
+  await fu.getByLabel('본인이 다시 연락받는 데 동의했어요').check();
+  await fu.getByLabel('매주 몇 회 (최대 8회)').fill('2');
+  await fu.getByRole('button', { name: '계획 저장' }).click();
+  await kp.locator('#status:not(.bad)', { hasText: '저장했어요' }).waitFor();
+
+  const rf = kp.locator('#rf-form');
+  await rf.getByLabel('본인이 연계와 아래 공유 내용에 동의했어요').check();
+  await rf.getByLabel('종류').selectOption('district_centre');
+  await rf.getByLabel('기관 이름').fill('마포구 종합사회복지관');
+  await rf.getByLabel('거주 구 (공유 동의 시)').fill('마포구');
+  await rf.getByRole('button', { name: '연계 저장' }).click();
+  await kp.locator('#status:not(.bad)', { hasText: '저장했어요' }).waitFor();
+
+  // The follow-up list: the due one first; no answer is recorded.
+  await kp.getByRole('button', { name: '후속 조치', exact: true }).click();
+  const first = kp.locator('#fu-table tbody tr').first();
+  await first.waitFor();
+  assert.match(await first.textContent(), /기한 도래/);
+  assert.match(await first.textContent(), /010-1234-5678/);
+  await first.getByRole('button', { name: '부재' }).click();
+  await kp.locator('#fu-table tbody tr').first().locator('td:nth-child(7)', { hasText: /^1$/ }).waitFor();
+
+  // The referral moves on; its form prints.
+  await kp.getByRole('button', { name: '연계', exact: true }).click();
+  const row = kp.locator('#rf-table tbody tr', { hasText: '마포구 종합사회복지관' });
+  await row.waitFor();
+  await row.getByRole('combobox').selectOption('accepted');
+  await row.getByRole('button', { name: '변경' }).click();
+  await kp.locator('#rf-table tbody tr .badge.rf-accepted').waitFor();
+  await shot(kp, 'casework');
+
+  // The supervisor's statistics count this conversation.
+  const sup = await newPage({ width: 1280, height: 1000 });
+  const sp = sup.page;
+  await staffLogin(sp, '/casework', 'boss');
+  await sp.getByRole('button', { name: '통계' }).click();
+  await sp.locator('#st-tables table').first().waitFor();
+  await sp.locator('#chart-conv .uplot').waitFor();
+  const totals = await sp.locator('#st-tables').textContent();
+  assert.match(totals, /합계/);
+  assert.match(totals, /<5/, 'small counts are hidden');
+  await shot(sp, 'statistics');
+  for (const p of [citizen, counselor, sup]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
+});

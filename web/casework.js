@@ -24,7 +24,7 @@
       notes: '상담 메모 (시민에게 보이지 않아요)', newNote: '새 메모', save: '저장', newFollowup: '후속 조치 계획',
       consent: '본인 동의', consentGiven: '본인이 다시 연락받는 데 동의했어요', consentWords: '동의한 말 (선택)',
       kindCall: '전화', kindCheckIn: '안부 확인', sessions: '매주 몇 회 (최대 8회)', assignTo: '담당 (비우면 팀)',
-      phone: '전화번호', fuNote: '확인할 점 (선택)', plan: '계획 저장', newReferral: '기관 연계',
+      phone: '전화번호', fuPhone: '전화번호 (전화일 때)', fuNote: '확인할 점 (선택)', plan: '계획 저장', newReferral: '기관 연계',
       rfConsentGiven: '본인이 연계와 아래 공유 내용에 동의했어요', rfName: '기관 이름', district: '거주 구 (공유 동의 시)',
       summary: '요약 (공유 동의 시)', refer: '연계 저장',
       kDistrict: '구 전담기구 (종합사회복지관)', kProgram: '서울연결처방 프로그램', kJob: '일자리 상담 (1350·고용24)',
@@ -56,7 +56,7 @@
       notes: 'Case notes (never shown to the citizen)', newNote: 'New note', save: 'Save', newFollowup: 'Plan a follow-up',
       consent: "The person's consent", consentGiven: 'The person agreed to be contacted again', consentWords: 'Their words (optional)',
       kindCall: 'Call back', kindCheckIn: 'Check-in', sessions: 'Weekly sessions (up to 8)', assignTo: 'Assign to (empty: team)',
-      phone: 'Phone number', fuNote: 'What to follow up (optional)', plan: 'Save plan', newReferral: 'Refer',
+      phone: 'Phone number', fuPhone: 'Phone number (for a call)', fuNote: 'What to follow up (optional)', plan: 'Save plan', newReferral: 'Refer',
       rfConsentGiven: 'The person agreed to the referral and to what is shared below', rfName: 'Service name', district: 'District (if agreed)',
       summary: 'Summary (if agreed)', refer: 'Save referral',
       kDistrict: 'District centre (전담기구)', kProgram: '서울연결처방 program', kJob: 'Job counselling (1350, 고용24)',
@@ -335,12 +335,20 @@
       if (plot) { plot.destroy(); plot = null; }
       box.textContent = '';
       if (window.uPlot && r.rows.length) {
-        plot = new window.uPlot({
+        var U = window.uPlot;
+        plot = new U({
           width: Math.min(760, box.clientWidth || 760), height: 240,
-          scales: { x: { time: false } },
-          axes: [{ values: function (u, ticks) { return ticks.map(function (i) { return r.rows[i] ? r.rows[i].period : ''; }); } }, {}],
-          series: [{}, { label: t('tConversations'), stroke: '#1c5fb8', width: 2, points: { show: true } },
-            { label: t('tHandoffs'), stroke: '#c0392b', width: 2, points: { show: true } }]
+          scales: { x: { time: false, range: function () { return [-0.5, r.rows.length - 0.5]; } },
+            y: { range: function (u, min, max) { return [0, Math.max(5, max || 0)]; } } },
+          axes: [
+            { splits: function () { return xs; },
+              values: function (u, ticks) { return ticks.map(function (i) { return r.rows[i] ? r.rows[i].period : ''; }); } },
+            {}
+          ],
+          series: [{},
+            { label: t('tConversations'), stroke: '#1c5fb8', fill: 'rgba(28,95,184,0.25)', width: 1,
+              paths: U.paths && U.paths.bars ? U.paths.bars({ size: [0.6, 60] }) : undefined },
+            { label: t('tHandoffs'), stroke: '#c0392b', width: 2, points: { show: true, size: 7 } }]
         }, data, box);
       }
       var out = document.getElementById('st-tables');
