@@ -1334,13 +1334,27 @@ impl Actor {
             // Watching supervisors see everything the holder sees; a closed or stuck
             // socket stops watching (it watches again to catch up).
             let id = self.meta.id;
-            self.watchers.retain(|(_, out)| {
-                out.try_send(CounselorFrame::Event {
-                    conversation_id: id,
-                    event: e.clone(),
-                })
-                .is_ok()
+            let mut gone = Vec::new();
+            self.watchers.retain(|(name, out)| {
+                let sent = out
+                    .try_send(CounselorFrame::Event {
+                        conversation_id: id,
+                        event: e.clone(),
+                    })
+                    .is_ok();
+                if !sent {
+                    gone.push(name.clone());
+                }
+                sent
             });
+            if let Some(out) = &self.counselor {
+                for supervisor in gone {
+                    let _ = out.try_send(CounselorFrame::SupervisorLeft {
+                        conversation_id: id,
+                        supervisor,
+                    });
+                }
+            }
             if !matches!(e.body, EventBody::Citizen { .. }) {
                 if let Some(f) = ServerFrame::from_stored(e) {
                     self.send_citizen(f);
