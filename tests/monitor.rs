@@ -331,6 +331,11 @@ async fn a_supervisor_takes_over_and_everyone_is_told() {
 
     // A waiting conversation: the supervisor claims it by taking it over.
     let (mut waiting, other, _) = waiting_citizen(&app).await;
+    // Watched first while it waits: nobody holds it yet.
+    send(&mut sup, json!({"type": "watch", "conversation": other})).await;
+    let w = about(&mut sup, &other, "watching").await;
+    assert_eq!(w["state"], "queued", "{w}");
+    assert!(w["holder"].is_null(), "{w}");
     send(
         &mut sup,
         json!({"type": "take_over", "conversation": other}),

@@ -1076,23 +1076,25 @@ impl Actor {
         if self.held.is_some() {
             self.store_held().await?;
         }
-        let mut previous = None;
         match &self.meta.conversation.state {
-            State::WithCounselor { counselor } if *counselor == supervisor => {}
-            State::WithCounselor { counselor } => {
-                previous = Some((counselor.clone(), self.counselor.clone()));
-                // The plan releases the counselor (their place in the queue's count, and a
-                // `released` frame to their console): one holder, never two.
-                self.apply(
-                    Event::TakenOver {
-                        by: supervisor.clone(),
-                    },
-                    None,
-                )
-                .await?;
-                self.deps.queue.assign(self.meta.id, &supervisor).await;
-            }
-            State::Queued { .. } => {
+            State::Closed { .. } => return Err(ChatError::Ended),
+            State::Queued { .. } | State::WithCounselor { .. } => {}
+            _ => return Err(ChatError::NotWaiting),
+        }
+        // Audited before anything changes: no record, no take-over (and no transcript).
+        self.audit_supervisor(&supervisor, "take_over").await?;
+        // Reopening one they already hold changes nothing; otherwise the plan moves it to
+        // them (from the queue like a claim, or from the counselor, whom it releases: their
+        // place in the queue's count, and a `released` frame to their console). One holder,
+        // never two.
+        let previous = match &self.meta.conversation.state {
+            State::WithCounselor { counselor } if *counselor == supervisor => None,
+            state => {
+                let from = match state {
+                    State::WithCounselor { counselor } => Some(counselor.clone()),
+                    _ => None,
+                };
+                let old_socket = self.counselor.clone();
                 self.apply(
                     Event::TakenOver {
                         by: supervisor.clone(),
@@ -1103,10 +1105,9 @@ impl Actor {
                 // Out of the queue (even if reserved for a colleague), held by the
                 // supervisor.
                 self.deps.queue.assign(self.meta.id, &supervisor).await;
+                from.map(|name| (name, old_socket))
             }
-            State::Closed { .. } => return Err(ChatError::Ended),
-            _ => return Err(ChatError::NotWaiting),
-        }
+        };
         if let Some((name, Some(old))) = previous.as_ref() {
             tracing::info!(from = %name, "taken over");
             let _ = old.try_send(CounselorFrame::TakenOver {
@@ -1123,7 +1124,6 @@ impl Actor {
         )
         .await
         .map_err(|_| ChatError::NotSaved)?;
-        self.audit_supervisor(&supervisor, "take_over").await?;
         // A watcher who takes over gets the events as the holder, not twice.
         self.watchers.retain(|(n, _)| *n != supervisor);
         let _ = out.try_send(CounselorFrame::Claimed {
