@@ -385,6 +385,8 @@
       case 'watching':
         live.holder = f.holder;
         live.state = f.state;
+        // Taken over earlier (before a reload): still mine to write to and close.
+        live.mine = !!f.holder && f.holder === live.me;
         (f.events || []).forEach(addLiveEvent);
         break;
       case 'claimed':
