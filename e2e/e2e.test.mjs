@@ -912,4 +912,79 @@ test('casework: close with a follow-up and a referral, the follow-up comes due, 
     assert.deepEqual(p.errors, []);
     await p.context.close();
   }
+
+test('supervisor monitoring: watch silently, whisper to the counselor only, take over', { timeout: 90_000 }, async (t) => {
+  const csp = { bypassCSP: true }; // axe goes in as a script tag
+  const failures = [];
+  const check = async (page, what) => {
+    const bad = await axeSerious(t, page, what);
+    if (bad) failures.push(bad);
+  };
+  // The supervisor adds a counselor of their own for this story (kim may be full).
+  const sup = await newPage({ width: 1280, height: 900 }, csp);
+  const sp = sup.page;
+  sp.on('dialog', (d) => d.accept());
+  await staffLogin(sp, '/supervisor', 'boss');
+  const add = await sp.request.post(base + '/api/staff', { data: { username: 'han', role: 'counselor', password: PASSWORD } });
+  assert.ok(add.status() === 201 || add.status() === 409, `add han: ${add.status()}`);
+
+  const citizen = await newPage({ width: 360, height: 740 });
+  const cp = citizen.page;
+  await openWidget(cp);
+  await say(cp, '요즘 너무 힘들어서 죽고 싶어요');
+  await cp.locator('.queue .queue-pos').waitFor();
+  const conv = (await cp.evaluate(() => window.IeumWidget.state())).conversationId;
+
+  const counselor = await newPage({ width: 1280, height: 1000 }, csp);
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'han');
+  await kp.locator(`#queue > li[data-id="${conv}"]`).getByRole('button', { name: /맡기/ }).click();
+  const panel = kp.locator(`#panel-${conv}`);
+  await panel.locator('.ev-citizen').first().waitFor();
+  await cp.locator('.notice.joined').waitFor();
+
+  // Watch: the transcript opens on the supervisor's page; the counselor is told.
+  await sp.getByRole('button', { name: '대화 기록' }).click();
+  const row = sp.locator(`#conv-table tr[data-id="${conv}"]`);
+  await row.waitFor();
+  await row.getByRole('button', { name: /실시간 보기/ }).click();
+  await sp.locator('#live-log .ev-citizen').first().waitFor();
+  await panel.locator('.watch-notice', { hasText: '보고 있어요' }).waitFor();
+
+  // Whisper: set apart on the console, "only you can see this"; nothing on the widget.
+  const whisper = '먼저 안전한 곳에 있는지 물어보세요';
+  await sp.locator('#whisper-text').fill(whisper);
+  await sp.locator('#whisper-form button[type=submit]').click();
+  const w = panel.locator('.ev-whisper', { hasText: whisper });
+  await w.waitFor();
+  assert.match(await w.textContent(), /나만 볼 수 있어요/);
+  await sp.locator('#live-log .ev-whisper', { hasText: whisper }).waitFor();
+  await cp.waitForTimeout(800);
+  const widgetText = await cp.evaluate(() => document.getElementById('ieum-widget').shadowRoot.textContent);
+  assert.ok(!widgetText.includes(whisper), 'the citizen never sees a whisper');
+  await check(sp, '/supervisor (watching live, after a whisper)');
+  await check(kp, '/console (watched, with a whisper)');
+
+  // Take over: the counselor is told and can no longer write; the citizen sees a change.
+  await sp.locator('#take-over').click();
+  await sp.locator('#live-reply').waitFor({ state: 'visible' });
+  await panel.locator('.watch-notice.strong', { hasText: '이어받았어요' }).waitFor();
+  assert.ok(await panel.locator('.reply-text').isDisabled(), 'the old counselor cannot write');
+  await cp.waitForFunction(() => document.getElementById('ieum-widget').shadowRoot.querySelectorAll('.notice.joined').length >= 2);
+  await check(sp, '/supervisor (live, taken over)');
+  await check(kp, '/console (taken over)');
+
+  const words = '관리자예요. 제가 이어서 함께할게요.';
+  await sp.locator('#live-reply-text').fill(words);
+  await sp.locator('#live-reply button[type=submit]').click();
+  await cp.locator('.msg.counselor .bubble', { hasText: '제가 이어서' }).waitFor();
+  await sp.locator('#live-outcome').selectOption('resolved');
+  await sp.locator('#live-close-btn').click();
+  await cp.locator('.notice.closed').waitFor();
+
+  for (const p of [sup, citizen, counselor]) {
+    assert.deepEqual(p.errors, []);
+    await p.context.close();
+  }
+  assert.ok(failures.length === 0, `axe found critical or serious violations:\n${failures.join('\n')}`);
 });

@@ -117,7 +117,9 @@ impl StoredEvent {
                     }
                 }
             }
-            EventBody::Counselor { text, .. } => *text = crate::redact::redact_contacts(text),
+            EventBody::Counselor { text, .. } | EventBody::Whisper { text, .. } => {
+                *text = crate::redact::redact_contacts(text)
+            }
             _ => {}
         }
         e
@@ -389,6 +391,15 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
                 String::new(),
                 String::new(),
             ),
+            EventBody::Whisper { supervisor, text } => (
+                supervisor.clone(),
+                text.clone(),
+                String::new(),
+                String::new(),
+            ),
+            EventBody::CounselorChanged { from, to, .. } => {
+                (from.clone(), to.clone(), String::new(), String::new())
+            }
         };
         out.push_str(&format!(
             "{},{},{},{},{},{},{}\r\n",

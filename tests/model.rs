@@ -6,7 +6,7 @@
 //! * the bot never speaks while a counselor is in the conversation, and while waiting every
 //!   message gets an answer (a holding line or the safety answer);
 //! * acknowledged messages are never lost or reordered;
-//! * a supervisor never sends;
+//! * a supervisor never sends to a conversation without taking it over;
 //! * no one reads another's conversation (counselors only what they held; a citizen only
 //!   with their own token).
 
@@ -344,17 +344,20 @@ async fn run(ops: Vec<Op>) {
                     .await;
                 assert_eq!(status, 200);
                 check_acked(&citizens[c], &t);
-                // A supervisor cannot open the sending socket.
-                let url = format!("ws://127.0.0.1:{}/ws/counselor", app.port);
-                let mut req =
-                    tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                        url,
-                    )
-                    .unwrap();
-                req.headers_mut()
-                    .insert("Authorization", format!("Bearer {boss}").parse().unwrap());
-                let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
-                assert!(err.to_string().contains("403"));
+                // A supervisor opens the staff socket (to monitor), but writes to no
+                // conversation they have not taken over (tests/monitor.rs takes over).
+                let mut ws = app.counselor(&boss).await;
+                assert_eq!(next(&mut ws).await["type"], "hello");
+                send(
+                    &mut ws,
+                    json!({"type": "message", "conversation_id": conv, "text": "관리자"}),
+                )
+                .await;
+                let e = until(&mut ws, "error").await.pop().unwrap();
+                assert!(
+                    e["code"] == "not_yours" || e["code"] == "gone",
+                    "a supervisor wrote without taking over: {e}"
+                );
             }
             Op::WrongToken(c) => {
                 let other = &citizens[1 - c];

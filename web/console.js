@@ -35,7 +35,13 @@
         gone: '대화를 찾을 수 없어요.',
         transfer_refused: '넘길 수 없어요: 그 상담사가 접속해 있지 않거나 이미 가득 찼어요. 목록에서 골라 주세요. 대화는 그대로 내 담당이에요.',
         reserved: '동료에게 넘겨지는 중인 대화예요.'
-      }
+      },
+      whisperWho: function (n) { return '관리자 ' + n + '의 귓속말'; },
+      whisperOnly: '나만 볼 수 있어요 · 상담받는 분에게는 보이지 않아요',
+      watching: function (n) { return '👁 관리자 ' + n + '님이 이 대화를 보고 있어요 (상담받는 분은 모름).'; },
+      watchLeft: function (n) { return '관리자 ' + n + '님이 보기를 마쳤어요.'; },
+      takenOver: function (n) { return '관리자 ' + n + '님이 이 대화를 이어받았어요. 이제 내 담당이 아니고, 더 보낼 수 없어요.'; },
+      changedTo: function (a, b) { return a + ' → ' + b + ': 관리자가 대화를 이어받음'; }
     },
     en: {
       skip: 'Skip to content', consoleTitle: 'ieum counselor console', queueTitle: 'Queue',
@@ -63,7 +69,13 @@
         gone: 'The conversation cannot be found.',
         transfer_refused: 'Cannot pass it on: that colleague is not online or is full. Choose one from the list. The conversation stays with you.',
         reserved: 'This conversation is being passed to a colleague.'
-      }
+      },
+      whisperWho: function (n) { return 'Whisper from supervisor ' + n; },
+      whisperOnly: 'Only you can see this · the person does not',
+      watching: function (n) { return '👁 Supervisor ' + n + ' is watching this conversation (the person is not told).'; },
+      watchLeft: function (n) { return 'Supervisor ' + n + ' stopped watching.'; },
+      takenOver: function (n) { return 'Supervisor ' + n + ' took over this conversation. It is no longer yours; you cannot write to it.'; },
+      changedTo: function (a, b) { return a + ' → ' + b + ': a supervisor took over'; }
     }
   });
 
@@ -161,6 +173,19 @@
         break;
       case 'released':
         markEnded(f.conversation_id);
+        break;
+      case 'supervisor_watching':
+        watchNotice(f.conversation_id, f.supervisor, true);
+        break;
+      case 'supervisor_left':
+        watchNotice(f.conversation_id, f.supervisor, false);
+        break;
+      case 'taken_over':
+        if (convs[f.conversation_id]) {
+          setNotice(convs[f.conversation_id], t('takenOver')(f.by), true);
+          markEnded(f.conversation_id);
+        }
+        toast(t('takenOver')(f.by), true);
         break;
       case 'error':
         toast((t('errors') || {})[f.code] || f.message || t('error'), true);
@@ -474,7 +499,7 @@
     var list = c.panel.querySelector('.transcript');
     list.textContent = '';
     Object.keys(c.events).map(Number).sort(function (a, b) { return a - b; }).forEach(function (seq) {
-      list.appendChild(S.renderEvent(c.events[seq]));
+      list.appendChild(renderEv(c.events[seq]));
     });
     list.scrollTop = list.scrollHeight;
     setEnded(c);
@@ -486,7 +511,7 @@
     c.events[e.seq] = e;
     if (e.type === 'citizen' && e.triage && e.triage.conversation_level) c.level = e.triage.conversation_level;
     var list = c.panel.querySelector('.transcript');
-    var li = S.renderEvent(e);
+    var li = renderEv(e);
     // Keep seq order even if events arrive out of order.
     var after = null;
     Array.prototype.some.call(list.children, function (n) {
@@ -554,6 +579,53 @@
       activate(n);
       convs[n].tab.focus();
     }
+  }
+
+  // ---- supervisors (issue 19): whispers, watching, take-over ----
+  // A whisper is set apart and says plainly that only this counselor sees it.
+  function renderEv(e) {
+    if (e.type === 'whisper') {
+      var li = el('li', 'ev ev-whisper');
+      li.dataset.seq = String(e.seq);
+      var meta = el('div', 'ev-meta');
+      meta.appendChild(el('span', 'ev-seq', '#' + e.seq));
+      meta.appendChild(el('time', 'ev-at', S.fmtTime(e.at)));
+      meta.appendChild(el('strong', 'ev-who', '🔒 ' + t('whisperWho')(e.supervisor)));
+      li.appendChild(meta);
+      li.appendChild(el('p', 'ev-text', e.text));
+      li.appendChild(el('p', 'whisper-only', t('whisperOnly')));
+      return li;
+    }
+    if (e.type === 'counselor_changed') {
+      var c = S.renderEvent(e);
+      var p = c.querySelector('.ev-text');
+      if (p) p.textContent = t('changedTo')(e.from, e.to);
+      return c;
+    }
+    return S.renderEvent(e);
+  }
+
+  function setNotice(c, text, strong) {
+    var head = c.panel.querySelector('.conv-head');
+    var n = head.querySelector('.watch-notice');
+    if (!n) {
+      n = el('p', 'watch-notice');
+      n.setAttribute('role', 'status');
+      head.appendChild(n);
+    }
+    n.textContent = text;
+    n.hidden = !text;
+    n.classList.toggle('strong', !!strong);
+  }
+
+  function watchNotice(id, who, on) {
+    var c = convs[id];
+    if (!c) return;
+    c.watchers = c.watchers || {};
+    if (on) c.watchers[who] = true; else delete c.watchers[who];
+    var names = Object.keys(c.watchers);
+    setNotice(c, names.length ? t('watching')(names.join(', ')) : t('watchLeft')(who), false);
+    if (on) toast(t('watching')(who));
   }
 
   // Test and debugging hook.

@@ -40,7 +40,20 @@
       sName: '아이디', sNewName: '새 직원 아이디', sRole: '역할', sPass: '처음 비밀번호 (10자 이상)', sAdd: '추가', sStatus: '상태',
       roleCounselor: '상담사', roleSupervisor: '관리자', active: '사용 중', disabled: '사용 중지됨',
       disable: '사용 중지', enable: '다시 사용', added: function (n) { return n + ' 계정을 추가했어요.'; },
-      staffErrors: { exists: '이미 있는 아이디예요.', bad_request: '아이디는 2–32자 영문 소문자·숫자·.·_·-, 비밀번호는 10자 이상이어야 해요.', forbidden: '관리자만 할 수 있어요.' }
+      staffErrors: { exists: '이미 있는 아이디예요.', bad_request: '아이디는 2–32자 영문 소문자·숫자·.·_·-, 비밀번호는 10자 이상이어야 해요.', forbidden: '관리자만 할 수 있어요.' },
+      watch: '실시간 보기', watchLabel: function (id) { return '실시간 보기: 대화 ' + id + ' (조용히)'; },
+      liveTitle: '실시간 대화', liveBack: '← 목록으로 (보기 마침)', liveLog: '실시간 대화 기록',
+      liveNote: '조용히 보는 중이에요. 상담받는 분에게는 알리지 않고, 담당 상담사에게는 관리자가 보고 있다고 알려요. 모든 동작은 감사 기록에 남아요.',
+      whisperLabel: '상담사에게 귓속말 (상담받는 분에게는 보이지 않아요)', whisperSend: '귓속말 보내기',
+      takeOver: '이 대화 이어받기', takeOverConfirm: '이 대화를 이어받을까요? 담당 상담사는 더 이상 보낼 수 없고, 상담받는 분에게는 다른 상담사가 이어간다고 알려요.',
+      replyLabel: '상담받는 분에게 답장', replySend: '보내기', outcomeLabel: '종료 결과', closeConv: '대화 종료',
+      liveWho: function (state, holder) { return '상태: ' + state + (holder ? ' · 담당: ' + holder : ' · 담당 없음'); },
+      liveMine: '내가 이어받았어요. 답장하고 종료할 수 있어요.', liveReleased: '이 대화는 이제 내 담당이 아니에요.',
+      liveDown: '연결이 끊겼어요. 목록에서 다시 열어 주세요.',
+      whisperWho: function (n) { return '🔒 귓속말 (' + n + ')'; }, changedTo: function (a, b) { return a + ' → ' + b + ': 관리자가 이어받음'; },
+      liveErrors: { not_held: '담당 상담사가 없어 귓속말을 보낼 수 없어요. 이어받아 직접 이야기하세요.', conversation_closed: '이미 끝난 대화예요.',
+        not_waiting: '아직 챗봇과 이야기 중인 대화는 이어받을 수 없어요.', not_yours: '내 담당이 아니에요.', gone: '대화를 찾을 수 없어요.',
+        forbidden: '관리자만 할 수 있어요.', not_saved: '기록(감사 기록 포함)을 저장하지 못해 아무것도 하지 않았어요.' }
     },
     en: {
       skip: 'Skip to content', supTitle: 'ieum supervisor', navLabel: 'Supervisor menu',
@@ -72,7 +85,20 @@
       sName: 'Username', sNewName: 'New staff username', sRole: 'Role', sPass: 'First password (10+ characters)', sAdd: 'Add', sStatus: 'Status',
       roleCounselor: 'counselor', roleSupervisor: 'supervisor', active: 'active', disabled: 'disabled',
       disable: 'Disable', enable: 'Enable', added: function (n) { return 'Added ' + n + '.'; },
-      staffErrors: { exists: 'That username exists already.', bad_request: 'Usernames are 2–32 of a-z, 0-9, . _ -; passwords need 10+ characters.', forbidden: 'Only supervisors can do this.' }
+      staffErrors: { exists: 'That username exists already.', bad_request: 'Usernames are 2–32 of a-z, 0-9, . _ -; passwords need 10+ characters.', forbidden: 'Only supervisors can do this.' },
+      watch: 'Watch live', watchLabel: function (id) { return 'Watch live: conversation ' + id + ' (silently)'; },
+      liveTitle: 'Live conversation', liveBack: '← Back to the list (stop watching)', liveLog: 'Live transcript',
+      liveNote: 'Watching silently. The person is not told; the counselor holding it is told a supervisor is watching. Everything here is in the audit log.',
+      whisperLabel: 'Whisper to the counselor (the person never sees it)', whisperSend: 'Send whisper',
+      takeOver: 'Take over this conversation', takeOverConfirm: 'Take over this conversation? The counselor can no longer write to it, and the person is told another counselor continues.',
+      replyLabel: 'Reply to the person', replySend: 'Send', outcomeLabel: 'Outcome', closeConv: 'Close conversation',
+      liveWho: function (state, holder) { return 'State: ' + state + (holder ? ' · held by ' + holder : ' · nobody holds it'); },
+      liveMine: 'You took it over: reply and close here.', liveReleased: 'This conversation is no longer yours.',
+      liveDown: 'Disconnected. Open it again from the list.',
+      whisperWho: function (n) { return '🔒 Whisper (' + n + ')'; }, changedTo: function (a, b) { return a + ' → ' + b + ': a supervisor took over'; },
+      liveErrors: { not_held: 'Nobody holds it, so there is no one to whisper to. Take it over to talk with the person.', conversation_closed: 'The conversation has ended.',
+        not_waiting: 'A conversation still with the bot cannot be taken over.', not_yours: 'This conversation is not yours.', gone: 'The conversation cannot be found.',
+        forbidden: 'Only supervisors can do this.', not_saved: 'Could not store the record (or the audit entry); nothing happened.' }
     }
   });
 
@@ -100,9 +126,10 @@
   });
   function show(v) {
     view = v;
-    ['list', 'replay', 'board', 'audit', 'staff'].forEach(function (x) { $('view-' + x).hidden = x !== v; });
+    if (v !== 'live') stopWatching();
+    ['list', 'replay', 'live', 'board', 'audit', 'staff'].forEach(function (x) { $('view-' + x).hidden = x !== v; });
     Array.prototype.forEach.call(document.querySelectorAll('#nav button'), function (b) {
-      if (b.dataset.view === v || (v === 'replay' && b.dataset.view === 'list')) b.setAttribute('aria-current', 'page');
+      if (b.dataset.view === v || ((v === 'replay' || v === 'live') && b.dataset.view === 'list')) b.setAttribute('aria-current', 'page');
       else b.removeAttribute('aria-current');
     });
     clearInterval(boardTimer);
@@ -161,6 +188,15 @@
       b.setAttribute('aria-label', t('replayLabel')(r.id.slice(0, 8)));
       b.addEventListener('click', function () { openReplay(r.id); });
       act.appendChild(b);
+      if (r.state !== 'closed') {
+        // A live conversation: open it silently over the staff socket.
+        var w = el('button', 'watch-btn', t('watch'));
+        w.type = 'button';
+        w.setAttribute('aria-label', t('watchLabel')(r.id.slice(0, 8)));
+        w.addEventListener('click', function () { openLive(r.id); });
+        act.appendChild(document.createTextNode(' '));
+        act.appendChild(w);
+      }
       tr.appendChild(act);
       tb.appendChild(tr);
     });
@@ -282,6 +318,161 @@
     else if (e.key === 'Home') { e.preventDefault(); stop(); setIndex(0); }
     else if (e.key === 'End') { e.preventDefault(); stop(); setIndex(replay.events.length); }
     else if (e.key === ' ' && tag !== 'button' && tag !== 'a') { e.preventDefault(); togglePlay(); }
+  });
+
+  // ---- live conversation: watch, whisper, take over (over /ws/counselor) ----
+  var live = { id: null, ws: null, me: null, events: {}, holder: null, state: null, mine: false, pending: [] };
+
+  function liveSend(obj) {
+    if (live.ws && live.ws.readyState === 1) { live.ws.send(JSON.stringify(obj)); return true; }
+    live.pending.push(obj);
+    if (!live.ws || live.ws.readyState > 1) liveConnect();
+    return true;
+  }
+
+  function liveConnect() {
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/counselor';
+    var sock = new WebSocket(url);
+    live.ws = sock;
+    sock.onopen = function () {
+      var p = live.pending;
+      live.pending = [];
+      p.forEach(function (o) { sock.send(JSON.stringify(o)); });
+    };
+    sock.onmessage = function (ev) {
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      onLiveFrame(f);
+    };
+    sock.onclose = function () {
+      if (live.ws !== sock) return;
+      live.ws = null;
+      if (live.id && view === 'live') status(t('liveDown'));
+    };
+  }
+
+  function openLive(id) {
+    stop();
+    stopWatching();
+    live.id = id;
+    live.events = {};
+    live.holder = null;
+    live.state = null;
+    live.mine = false;
+    $('live-id').textContent = id;
+    $('live-log').textContent = '';
+    $('live-who').textContent = '';
+    show('live');
+    renderLiveControls();
+    liveSend({ type: 'watch', conversation: id });
+  }
+
+  function stopWatching() {
+    if (live.id && !live.mine) liveSend({ type: 'unwatch', conversation: live.id });
+    live.id = null;
+  }
+
+  function onLiveFrame(f) {
+    if (f.type === 'hello') { live.me = f.username; return; }
+    if (f.type === 'error') {
+      if (!f.conversation_id || f.conversation_id === live.id) {
+        status((t('liveErrors') || {})[f.code] || f.message || t('loadFailed'));
+      }
+      return;
+    }
+    if (f.conversation_id !== live.id) return;
+    switch (f.type) {
+      case 'watching':
+        live.holder = f.holder;
+        live.state = f.state;
+        // Taken over earlier (before a reload): still mine to write to and close.
+        live.mine = !!f.holder && f.holder === live.me;
+        (f.events || []).forEach(addLiveEvent);
+        break;
+      case 'claimed':
+        live.mine = true;
+        live.holder = live.me || live.holder;
+        live.state = 'with_counselor';
+        (f.events || []).forEach(addLiveEvent);
+        status(t('liveMine'));
+        break;
+      case 'event':
+        addLiveEvent(f.event);
+        break;
+      case 'released':
+        live.mine = false;
+        status(t('liveReleased'));
+        break;
+      default:
+        break;
+    }
+    renderLiveControls();
+  }
+
+  function addLiveEvent(e) {
+    if (live.events[e.seq]) return;
+    live.events[e.seq] = e;
+    // What the events say about the state and the holder.
+    if (e.type === 'state') live.state = e.to;
+    if (e.type === 'counselor_joined') live.holder = e.counselor;
+    if (e.type === 'counselor_changed') live.holder = e.to;
+    if (e.type === 'transferred' || e.type === 'closed') live.holder = null;
+    var li;
+    if (e.type === 'whisper') {
+      li = el('li', 'ev ev-whisper');
+      li.dataset.seq = String(e.seq);
+      var meta = el('div', 'ev-meta');
+      meta.appendChild(el('span', 'ev-seq', '#' + e.seq));
+      meta.appendChild(el('time', 'ev-at', S.fmtTime(e.at)));
+      meta.appendChild(el('strong', 'ev-who', t('whisperWho')(e.supervisor)));
+      li.appendChild(meta);
+      li.appendChild(el('p', 'ev-text', e.text));
+    } else {
+      li = S.renderEvent(e);
+      if (e.type === 'counselor_changed') {
+        var p = li.querySelector('.ev-text');
+        if (p) p.textContent = t('changedTo')(e.from, e.to);
+      }
+    }
+    var list = $('live-log');
+    var after = null;
+    Array.prototype.some.call(list.children, function (n) {
+      if (Number(n.dataset.seq) > e.seq) { after = n; return true; }
+      return false;
+    });
+    list.insertBefore(li, after);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function renderLiveControls() {
+    var closed = live.state === 'closed';
+    $('live-who').textContent = live.state ? t('liveWho')(S.stateName(live.state), live.holder) : '';
+    $('whisper-form').hidden = live.mine || closed;
+    $('take-over').hidden = live.mine || closed;
+    $('live-reply').hidden = !live.mine || closed;
+    $('live-close').hidden = !live.mine || closed;
+    Array.prototype.forEach.call($('live-outcome').options, function (o) { o.textContent = S.outcomeName(o.value); });
+  }
+
+  $('live-back').addEventListener('click', function () { show('list'); });
+  $('whisper-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var text = $('whisper-text').value;
+    if (!text.trim() || !live.id) return;
+    if (liveSend({ type: 'whisper', conversation: live.id, text: text })) $('whisper-text').value = '';
+  });
+  $('take-over').addEventListener('click', function () {
+    if (!live.id || !window.confirm(t('takeOverConfirm'))) return;
+    liveSend({ type: 'take_over', conversation: live.id });
+  });
+  $('live-reply').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var text = $('live-reply-text').value;
+    if (!text.trim() || !live.id) return;
+    if (liveSend({ type: 'message', conversation_id: live.id, text: text })) $('live-reply-text').value = '';
+  });
+  $('live-close-btn').addEventListener('click', function () {
+    if (live.id) liveSend({ type: 'close', conversation_id: live.id, outcome: $('live-outcome').value });
   });
 
   // ---- live board ----

@@ -95,6 +95,9 @@ pub enum ChatError {
     /// second one).
     #[error("a rating (1 to 5) is asked for once, after a counselor closes the conversation")]
     RatingNotOpen,
+    /// A whisper to a conversation nobody holds.
+    #[error("no counselor holds this conversation; take it over to write to the person")]
+    NotHeld,
 }
 
 /// How long a held handoff waits before the next try to store it.
@@ -127,6 +130,7 @@ impl ChatError {
             ChatError::AtCapacity => "at_capacity",
             ChatError::Reserved => "reserved",
             ChatError::RatingNotOpen => "bad_field",
+            ChatError::NotHeld => "not_held",
         }
     }
 }
@@ -148,6 +152,7 @@ pub(super) enum Cmd {
     Rating(u8),
     CounselorJoin {
         counselor: String,
+        role: &'static str,
         out: mpsc::Sender<CounselorFrame>,
         reply: Reply1<()>,
     },
@@ -164,6 +169,24 @@ pub(super) enum Cmd {
     CounselorClose {
         counselor: String,
         outcome: String,
+        reply: Reply1<()>,
+    },
+    Watch {
+        supervisor: String,
+        out: mpsc::Sender<CounselorFrame>,
+        reply: Reply1<()>,
+    },
+    Unwatch {
+        supervisor: String,
+    },
+    Whisper {
+        supervisor: String,
+        text: String,
+        reply: Reply1<u64>,
+    },
+    TakeOver {
+        supervisor: String,
+        out: mpsc::Sender<CounselorFrame>,
         reply: Reply1<()>,
     },
 }
@@ -238,14 +261,17 @@ impl ConvHandle {
     /// # Errors
     /// [`ChatError::NotWaiting`] if it is neither waiting nor theirs;
     /// [`ChatError::AtCapacity`], [`ChatError::Reserved`] when the queue refuses the claim.
+    /// `role` (`counselor` or `supervisor`) goes into the audit record.
     pub async fn counselor_join(
         &self,
         counselor: &str,
+        role: &'static str,
         out: mpsc::Sender<CounselorFrame>,
     ) -> Result<(), ChatError> {
         let counselor = counselor.to_owned();
         self.ask(|reply| Cmd::CounselorJoin {
             counselor,
+            role,
             out,
             reply,
         })
@@ -294,6 +320,73 @@ impl ConvHandle {
         .await
     }
 
+    /// A supervisor opens the conversation silently: a `watching` frame with its
+    /// transcript (audited first, as `watch`), then its live events, on `out`. The counselor
+    /// holding it is told; the citizen is not.
+    ///
+    /// # Errors
+    /// [`ChatError::Ended`], [`ChatError::NotSaved`] (no audit record, no transcript).
+    pub async fn watch(
+        &self,
+        supervisor: &str,
+        out: mpsc::Sender<CounselorFrame>,
+    ) -> Result<(), ChatError> {
+        let supervisor = supervisor.to_owned();
+        self.ask(|reply| Cmd::Watch {
+            supervisor,
+            out,
+            reply,
+        })
+        .await
+    }
+
+    /// The supervisor stops watching.
+    ///
+    /// # Errors
+    /// [`ChatError::Gone`].
+    pub async fn unwatch(&self, supervisor: &str) -> Result<(), ChatError> {
+        self.send(Cmd::Unwatch {
+            supervisor: supervisor.to_owned(),
+        })
+        .await
+    }
+
+    /// A supervisor whispers to the counselor holding the conversation (and to watching
+    /// supervisors); stored in the transcript, never sent to the citizen. Returns its seq.
+    ///
+    /// # Errors
+    /// [`ChatError::NotHeld`] when nobody holds it, [`ChatError::Ended`],
+    /// [`ChatError::NotSaved`].
+    pub async fn whisper(&self, supervisor: &str, text: String) -> Result<u64, ChatError> {
+        let supervisor = supervisor.to_owned();
+        self.ask(|reply| Cmd::Whisper {
+            supervisor,
+            text,
+            reply,
+        })
+        .await
+    }
+
+    /// A supervisor takes the conversation over (from its counselor, or from the queue):
+    /// they hold it now, its transcript arrives as a `claimed` frame on `out`.
+    ///
+    /// # Errors
+    /// [`ChatError::NotWaiting`] (with the bot: nobody to take it from),
+    /// [`ChatError::Ended`], [`ChatError::NotSaved`].
+    pub async fn take_over(
+        &self,
+        supervisor: &str,
+        out: mpsc::Sender<CounselorFrame>,
+    ) -> Result<(), ChatError> {
+        let supervisor = supervisor.to_owned();
+        self.ask(|reply| Cmd::TakeOver {
+            supervisor,
+            out,
+            reply,
+        })
+        .await
+    }
+
     async fn send(&self, cmd: Cmd) -> Result<(), ChatError> {
         self.tx
             .send(Box::new(cmd))
@@ -315,6 +408,9 @@ pub(super) struct Actor {
     persisted: bool,
     citizen: Option<mpsc::Sender<Outbound>>,
     counselor: Option<mpsc::Sender<CounselorFrame>>,
+    /// Supervisors watching silently (username, socket): they get every event; the
+    /// citizen is never told.
+    watchers: Vec<(String, mpsc::Sender<CounselorFrame>)>,
     /// Queue position updates; the channel is made only when the conversation first
     /// enters the queue (every channel allocates its first block up front, and most
     /// conversations never wait for a counselor).
@@ -370,6 +466,7 @@ impl Actor {
             persisted,
             citizen: None,
             counselor: None,
+            watchers: Vec::new(),
             position_tx: None,
             positions: None,
             last_position: None,
@@ -528,10 +625,11 @@ impl Actor {
             }
             Cmd::CounselorJoin {
                 counselor,
+                role,
                 out,
                 reply,
             } => {
-                let r = self.counselor_join(counselor, out).await;
+                let r = self.counselor_join(counselor, role, out).await;
                 let _ = reply.send(r);
             }
             Cmd::CounselorMessage {
@@ -556,6 +654,31 @@ impl Actor {
                 reply,
             } => {
                 let r = self.counselor_close(counselor, outcome).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Watch {
+                supervisor,
+                out,
+                reply,
+            } => {
+                let r = self.watch(supervisor, out).await;
+                let _ = reply.send(r);
+            }
+            Cmd::Unwatch { supervisor } => self.unwatch(&supervisor),
+            Cmd::Whisper {
+                supervisor,
+                text,
+                reply,
+            } => {
+                let r = self.whisper(supervisor, text).await;
+                let _ = reply.send(r);
+            }
+            Cmd::TakeOver {
+                supervisor,
+                out,
+                reply,
+            } => {
+                let r = self.take_over(supervisor, out).await;
                 let _ = reply.send(r);
             }
         }
@@ -769,6 +892,7 @@ impl Actor {
     async fn counselor_join(
         &mut self,
         counselor: String,
+        role: &'static str,
         out: mpsc::Sender<CounselorFrame>,
     ) -> Result<(), ChatError> {
         // A handoff held while the store refused writes is stored first: a counselor only
@@ -818,7 +942,7 @@ impl Actor {
             .audit
             .append(AuditEntry {
                 actor: counselor.clone(),
-                role: "counselor".into(),
+                role: role.into(),
                 action: "claim".into(),
                 conversation_id: Some(self.meta.id),
                 remote: None,
@@ -834,6 +958,181 @@ impl Actor {
             events,
         });
         self.counselor = Some(out);
+        self.tell_holder_who_watches();
+        Ok(())
+    }
+
+    /// The holder's console learns which supervisors watch (after a claim or reopen).
+    fn tell_holder_who_watches(&mut self) {
+        let Some(out) = &self.counselor else { return };
+        for (name, _) in &self.watchers {
+            let _ = out.try_send(CounselorFrame::SupervisorWatching {
+                conversation_id: self.meta.id,
+                supervisor: name.clone(),
+            });
+        }
+    }
+
+    /// Records a supervisor's action in the audit log; no record, no action.
+    async fn audit_supervisor(&self, supervisor: &str, action: &str) -> Result<(), ChatError> {
+        self.deps
+            .audit
+            .append(AuditEntry {
+                actor: supervisor.to_owned(),
+                role: "supervisor".into(),
+                action: action.into(),
+                conversation_id: Some(self.meta.id),
+                remote: None,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                log_store_error(&e);
+                ChatError::NotSaved
+            })
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %self.meta.id, supervisor = %supervisor))]
+    async fn watch(
+        &mut self,
+        supervisor: String,
+        out: mpsc::Sender<CounselorFrame>,
+    ) -> Result<(), ChatError> {
+        if matches!(self.meta.conversation.state, State::Closed { .. }) {
+            return Err(ChatError::Ended);
+        }
+        let events = transcript::events_after(
+            &self.deps.store,
+            self.meta.id,
+            &self.key,
+            0,
+            self.meta.last_seq,
+        )
+        .await
+        .map_err(|_| ChatError::NotSaved)?;
+        // A supervisor's read of the transcript: audited before it is shown.
+        self.audit_supervisor(&supervisor, "watch").await?;
+        let _ = out.try_send(CounselorFrame::Watching {
+            conversation_id: self.meta.id,
+            level: self.meta.level(),
+            state: self.meta.conversation.state.name(),
+            holder: self.meta.holder().map(str::to_owned),
+            events,
+        });
+        self.watchers.retain(|(n, _)| *n != supervisor);
+        self.watchers.push((supervisor.clone(), out));
+        if let Some(c) = &self.counselor {
+            let _ = c.try_send(CounselorFrame::SupervisorWatching {
+                conversation_id: self.meta.id,
+                supervisor,
+            });
+        }
+        tracing::info!("supervisor watching");
+        Ok(())
+    }
+
+    fn unwatch(&mut self, supervisor: &str) {
+        let before = self.watchers.len();
+        self.watchers.retain(|(n, _)| n != supervisor);
+        if before != self.watchers.len() {
+            if let Some(c) = &self.counselor {
+                let _ = c.try_send(CounselorFrame::SupervisorLeft {
+                    conversation_id: self.meta.id,
+                    supervisor: supervisor.to_owned(),
+                });
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %self.meta.id, supervisor = %supervisor))]
+    async fn whisper(&mut self, supervisor: String, text: String) -> Result<u64, ChatError> {
+        match &self.meta.conversation.state {
+            State::WithCounselor { .. } => {}
+            State::Closed { .. } => return Err(ChatError::Ended),
+            _ => return Err(ChatError::NotHeld),
+        }
+        self.audit_supervisor(&supervisor, "whisper").await?;
+        let seq = self.meta.last_seq + 1;
+        let text = crate::redact::redact_rrn(&text).into_owned();
+        let event = StoredEvent {
+            seq,
+            at: now_ms(),
+            body: EventBody::Whisper { supervisor, text },
+        };
+        let mut meta = self.meta.clone();
+        meta.last_seq = seq;
+        meta.updated_at = event.at;
+        // `commit` sends it to the holder and the watchers; it has no citizen frame.
+        self.commit(meta, vec![event], None).await?;
+        Ok(seq)
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %self.meta.id, supervisor = %supervisor))]
+    async fn take_over(
+        &mut self,
+        supervisor: String,
+        out: mpsc::Sender<CounselorFrame>,
+    ) -> Result<(), ChatError> {
+        if self.held.is_some() {
+            self.store_held().await?;
+        }
+        match &self.meta.conversation.state {
+            State::Closed { .. } => return Err(ChatError::Ended),
+            State::Queued { .. } | State::WithCounselor { .. } => {}
+            _ => return Err(ChatError::NotWaiting),
+        }
+        // Audited before anything changes: no record, no take-over (and no transcript).
+        self.audit_supervisor(&supervisor, "take_over").await?;
+        // Reopening one they already hold changes nothing; otherwise the plan moves it to
+        // them (from the queue like a claim, or from the counselor, whom it releases: their
+        // place in the queue's count, and a `released` frame to their console). One holder,
+        // never two.
+        let previous = match &self.meta.conversation.state {
+            State::WithCounselor { counselor } if *counselor == supervisor => None,
+            state => {
+                let from = match state {
+                    State::WithCounselor { counselor } => Some(counselor.clone()),
+                    _ => None,
+                };
+                let old_socket = self.counselor.clone();
+                self.apply(
+                    Event::TakenOver {
+                        by: supervisor.clone(),
+                    },
+                    None,
+                )
+                .await?;
+                // Out of the queue (even if reserved for a colleague), held by the
+                // supervisor.
+                self.deps.queue.assign(self.meta.id, &supervisor).await;
+                from.map(|name| (name, old_socket))
+            }
+        };
+        if let Some((name, Some(old))) = previous.as_ref() {
+            tracing::info!(from = %name, "taken over");
+            let _ = old.try_send(CounselorFrame::TakenOver {
+                conversation_id: self.meta.id,
+                by: supervisor.clone(),
+            });
+        }
+        let events = transcript::events_after(
+            &self.deps.store,
+            self.meta.id,
+            &self.key,
+            0,
+            self.meta.last_seq,
+        )
+        .await
+        .map_err(|_| ChatError::NotSaved)?;
+        // A watcher who takes over gets the events as the holder, not twice.
+        self.watchers.retain(|(n, _)| *n != supervisor);
+        let _ = out.try_send(CounselorFrame::Claimed {
+            conversation_id: self.meta.id,
+            level: self.meta.level(),
+            events,
+        });
+        self.counselor = Some(out);
+        self.tell_holder_who_watches();
         Ok(())
     }
 
@@ -1030,6 +1329,30 @@ impl Actor {
                     // The counselor's socket is gone or stuck: they reopen the tab by
                     // claiming again, which sends the whole transcript.
                     self.counselor = None;
+                }
+            }
+            // Watching supervisors see everything the holder sees; a closed or stuck
+            // socket stops watching (it watches again to catch up).
+            let id = self.meta.id;
+            let mut gone = Vec::new();
+            self.watchers.retain(|(name, out)| {
+                let sent = out
+                    .try_send(CounselorFrame::Event {
+                        conversation_id: id,
+                        event: e.clone(),
+                    })
+                    .is_ok();
+                if !sent {
+                    gone.push(name.clone());
+                }
+                sent
+            });
+            if let Some(out) = &self.counselor {
+                for supervisor in gone {
+                    let _ = out.try_send(CounselorFrame::SupervisorLeft {
+                        conversation_id: id,
+                        supervisor,
+                    });
                 }
             }
             if !matches!(e.body, EventBody::Citizen { .. }) {

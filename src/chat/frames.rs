@@ -86,12 +86,19 @@ pub enum ServerFrame {
         #[serde(flatten)]
         reply: Reply,
     },
-    /// A counselor joined.
+    /// A counselor joined; or (`changed: true`) another person took over from the
+    /// counselor, with a plain line in the citizen's language (`text`).
     CounselorJoined {
         /// Seq.
         seq: u64,
         /// The counselor's display name.
         name: String,
+        /// Another person took over from the counselor who was here.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        changed: bool,
+        /// What to tell the citizen about the change.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
     },
     /// A counselor wrote.
     Counselor {
@@ -157,6 +164,14 @@ impl ServerFrame {
             EventBody::CounselorJoined { .. } => ServerFrame::CounselorJoined {
                 seq,
                 name: "상담사".into(),
+                changed: false,
+                text: None,
+            },
+            EventBody::CounselorChanged { text, .. } => ServerFrame::CounselorJoined {
+                seq,
+                name: "상담사".into(),
+                changed: true,
+                text: Some(text),
             },
             EventBody::Counselor { text, .. } => ServerFrame::Counselor { seq, text },
             EventBody::Closed { by, .. } => ServerFrame::Closed { seq, by },
@@ -164,6 +179,9 @@ impl ServerFrame {
             | EventBody::Queued { .. }
             | EventBody::Transferred { .. }
             | EventBody::Rating { .. } => return None,
+            // A supervisor's whisper is for staff only: no citizen frame, ever (live fan-out
+            // and resume replay both come through here).
+            EventBody::Whisper { .. } => return None,
         })
     }
 
@@ -241,10 +259,47 @@ pub enum CounselorFrame {
         /// The event.
         event: StoredEvent,
     },
-    /// The conversation left your hands (closed, transferred).
+    /// The conversation left your hands (closed, transferred, taken over).
     Released {
         /// Which.
         conversation_id: ConversationId,
+    },
+    /// (Supervisors.) You watch this conversation silently: its transcript so far; its
+    /// live events follow as `event` frames. The citizen is not told.
+    Watching {
+        /// Which.
+        conversation_id: ConversationId,
+        /// The conversation's level.
+        level: Level,
+        /// Its state (`bot`, `screening`, `queued`, `with_counselor`).
+        state: &'static str,
+        /// Who holds it, if anyone.
+        holder: Option<String>,
+        /// Every event so far.
+        events: Vec<StoredEvent>,
+    },
+    /// A supervisor watches a conversation you hold (they see its events and may whisper
+    /// to you; the citizen is not told).
+    SupervisorWatching {
+        /// Which.
+        conversation_id: ConversationId,
+        /// The supervisor.
+        supervisor: String,
+    },
+    /// The supervisor stopped watching.
+    SupervisorLeft {
+        /// Which.
+        conversation_id: ConversationId,
+        /// The supervisor.
+        supervisor: String,
+    },
+    /// A supervisor took over a conversation you held: it is theirs now, and your
+    /// messages to it are refused (`not_yours`). A `released` frame comes with it.
+    TakenOver {
+        /// Which.
+        conversation_id: ConversationId,
+        /// The supervisor.
+        by: String,
     },
     /// Something went wrong; `code` is stable.
     Error {
@@ -265,5 +320,46 @@ impl CounselorFrame {
     /// Never: plain data serializes.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("frame serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A whisper is for staff only: no citizen frame, from the live fan-out or the replay.
+    #[test]
+    fn whispers_never_become_citizen_frames() {
+        let whisper = StoredEvent {
+            seq: 9,
+            at: 1,
+            body: EventBody::Whisper {
+                supervisor: "boss".into(),
+                text: "천천히 물어보세요".into(),
+            },
+        };
+        assert_eq!(ServerFrame::from_event(&whisper), None);
+        assert_eq!(ServerFrame::from_stored(whisper), None);
+    }
+
+    /// A take-over reaches the citizen as a change of person, with the plain line.
+    #[test]
+    fn a_change_of_counselor_is_told_to_the_citizen() {
+        let changed = StoredEvent {
+            seq: 10,
+            at: 1,
+            body: EventBody::CounselorChanged {
+                from: "kim".into(),
+                to: "boss".into(),
+                text: "다른 상담사 선생님이 이어서 이야기할게요.".into(),
+            },
+        };
+        let f = ServerFrame::from_stored(changed).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap();
+        assert_eq!(v["type"], "counselor_joined");
+        assert_eq!(v["changed"], true);
+        assert_eq!(v["text"], "다른 상담사 선생님이 이어서 이야기할게요.");
+        // Usernames never reach the citizen.
+        assert!(!f.to_json().contains("kim") && !f.to_json().contains("boss"));
     }
 }

@@ -267,6 +267,12 @@ pub enum Event {
     IdleTimeout,
     /// The citizen rated the conversation.
     Rating(u8),
+    /// A supervisor takes the conversation: from the counselor holding it (who lets go at
+    /// once), or from the queue (like a claim). One holder, always.
+    TakenOver {
+        /// The supervisor's username.
+        by: String,
+    },
 }
 
 /// Which bot message to send.
@@ -351,6 +357,14 @@ pub enum Action {
     },
     /// Store the rating.
     Rated(u8),
+    /// Another person holds the conversation now (a supervisor took it over): tell the
+    /// citizen plainly.
+    CounselorChanged {
+        /// Who held it.
+        from: String,
+        /// Who holds it now.
+        to: String,
+    },
 }
 
 /// Per-state idle limits, in seconds.
@@ -597,6 +611,23 @@ pub fn step(flow: &ScreenFlow, mut c: Conversation, event: Event) -> (Conversati
                 by: Closer::Counselor,
             });
             actions.push(Action::Bot(BotMessage::AskRating));
+        }
+
+        // ---- supervisors.
+        (State::Queued { .. }, Event::TakenOver { by }) => {
+            c.state = State::WithCounselor {
+                counselor: by.clone(),
+            };
+            actions.push(Action::CounselorJoined { counselor: by });
+        }
+        (State::WithCounselor { counselor }, Event::TakenOver { by }) if counselor != by => {
+            c.state = State::WithCounselor {
+                counselor: by.clone(),
+            };
+            actions.push(Action::CounselorChanged {
+                from: counselor,
+                to: by,
+            });
         }
 
         // Anything else (a counselor event for a conversation not in their hands, a

@@ -549,6 +549,8 @@ fn any_event() -> impl Strategy<Value = Event> {
         1 => Just(Event::CounselorClose),
         1 => Just(Event::IdleTimeout),
         1 => (0u8..8).prop_map(Event::Rating),
+        1 => prop_oneof![Just("boss".to_owned()), Just("kim".to_owned())]
+            .prop_map(|by| Event::TakenOver { by }),
     ]
 }
 
@@ -596,6 +598,15 @@ proptest! {
             // At most one counselor: the state names exactly one, and joining needs the queue.
             if let Event::CounselorJoined { .. } = e {
                 if !matches!(before.state, State::Queued { .. }) {
+                    prop_assert_eq!(&next.state, &before.state);
+                }
+            }
+            // A take-over: only from the queue or a counselor, and then it is the taker's
+            // alone (the bot stays silent: checked above).
+            if let Event::TakenOver { by } = &e {
+                if before.state.is_handed_off() {
+                    prop_assert_eq!(&next.state, &State::WithCounselor { counselor: by.clone() });
+                } else {
                     prop_assert_eq!(&next.state, &before.state);
                 }
             }

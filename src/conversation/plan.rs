@@ -221,6 +221,19 @@ pub fn plan(
                 );
             }
             Action::Rated(value) => push(EventBody::Rating { value }, &mut events),
+            Action::CounselorChanged { from, to } => {
+                if !meta.counselors.contains(&to) {
+                    meta.counselors.push(to.clone());
+                }
+                push(
+                    EventBody::CounselorChanged {
+                        from,
+                        to,
+                        text: ctx.words.counselor_changed(lang),
+                    },
+                    &mut events,
+                );
+            }
         }
     }
     // One place where a counselor lets go: whenever they held it and no longer do.

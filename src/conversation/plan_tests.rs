@@ -199,6 +199,8 @@ fn kinds(p: &Plan) -> Vec<String> {
             }
             EventBody::Closed { by, .. } => format!("closed:{by:?}"),
             EventBody::Rating { value } => format!("rating:{value}"),
+            EventBody::Whisper { supervisor, .. } => format!("whisper:{supervisor}"),
+            EventBody::CounselorChanged { from, to, .. } => format!("changed:{from}>{to}"),
         })
         .collect()
 }
@@ -242,6 +244,36 @@ fn plan_table() {
         counselor: "kim".into(),
     };
     let rows = vec![
+        Row {
+            name: "a supervisor takes over from the counselor: kim is released, one holder",
+            record: record(with("kim"), High),
+            event: Event::TakenOver { by: "boss".into() },
+            citizen: Option::None,
+            extra: Option::None,
+            events: &["changed:kim>boss"],
+            effects: vec![release()],
+            state: "with_counselor",
+        },
+        Row {
+            name: "a supervisor takes a waiting conversation: like a claim",
+            record: record(queued(), High),
+            event: Event::TakenOver { by: "boss".into() },
+            citizen: Option::None,
+            extra: Option::None,
+            events: &["state:queued>with_counselor", "joined:boss"],
+            effects: vec![],
+            state: "with_counselor",
+        },
+        Row {
+            name: "taking over from oneself changes nothing",
+            record: record(with("boss"), High),
+            event: Event::TakenOver { by: "boss".into() },
+            citizen: Option::None,
+            extra: Option::None,
+            events: &[],
+            effects: vec![],
+            state: "with_counselor",
+        },
         Row {
             name: "the bot answers",
             record: record(State::Bot, None),

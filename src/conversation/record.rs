@@ -117,6 +117,24 @@ pub enum EventBody {
         /// 1–5.
         value: u8,
     },
+    /// A supervisor whispered to the counselor holding the conversation. **Never reaches
+    /// the citizen** (live, on resume, or any citizen-facing path:
+    /// `ServerFrame::from_stored` has no frame for it); staff see it in the transcript.
+    Whisper {
+        /// The supervisor's username.
+        supervisor: String,
+        /// The words.
+        text: String,
+    },
+    /// A supervisor took the conversation over from the counselor holding it.
+    CounselorChanged {
+        /// Who held it.
+        from: String,
+        /// Who holds it now (the supervisor).
+        to: String,
+        /// What the citizen is told, in their language.
+        text: String,
+    },
 }
 
 /// The conversation's record: everything about it other than its events. Each fact is

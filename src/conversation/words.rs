@@ -49,4 +49,13 @@ pub trait Responder: Send + Sync + 'static {
     fn counselor_changing(&self, lang: Lang, turn: u32) -> Reply;
     /// How a message reads as an answer to a screener question.
     fn screener_answer(&self, text: &str) -> Answer;
+    /// Another person (a supervisor) took over from the counselor: said plainly.
+    fn counselor_changed(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => {
+                "Another counselor will continue the conversation with you from here.".into()
+            }
+            _ => "다른 상담사 선생님이 이어서 이야기할게요.".into(),
+        }
+    }
 }

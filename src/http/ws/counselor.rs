@@ -8,6 +8,13 @@
 //!
 //! A counselor sees only the conversations assigned to them: every command names a
 //! conversation, and the conversation actor checks that this counselor holds it.
+//!
+//! Supervisors use the same socket to monitor live conversations: `watch` (silently: the
+//! citizen is never told, the holding counselor is), `whisper` (to the holding counselor
+//! only) and `take_over` (they hold it then, and write and close like a counselor). Each is
+//! audited by the conversation actor. A counselor sending these gets `forbidden`. A
+//! supervisor's socket is not "online" in the queue: they are not offered conversations,
+//! passed any, nor counted as a counselor on duty.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,6 +38,8 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 pub struct CounselorCtx {
     /// The counselor's username.
     pub username: String,
+    /// Counselor or supervisor.
+    pub role: crate::auth::Role,
     /// The hash of the session token the socket was opened with.
     pub token_hash: [u8; 32],
     /// Sessions that end (logout, account disabled): this socket closes when its does.
@@ -81,7 +90,14 @@ where
     {
         return;
     }
-    ctx.queue.online(conn, &ctx.username, push_tx).await;
+    let supervisor = ctx.role == crate::auth::Role::Supervisor;
+    // Kept open for a supervisor (not online in the queue, so nothing is pushed).
+    let _no_push = if supervisor {
+        Some(push_tx)
+    } else {
+        ctx.queue.online(conn, &ctx.username, push_tx).await;
+        None
+    };
 
     let mut ping = tokio::time::interval(ctx.ping);
     ping.tick().await;
@@ -181,7 +197,9 @@ where
             }
         }
     }
-    ctx.queue.offline(conn).await;
+    if !supervisor {
+        ctx.queue.offline(conn).await;
+    }
 }
 
 /// Why this socket's session is over, if it is: logged out or expired
@@ -213,6 +231,14 @@ fn chat_error(e: ChatError, id: ConversationId) -> Out {
 
 async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Option<Out> {
     let me = ctx.username.as_str();
+    if frame.supervisors_only() && ctx.role != crate::auth::Role::Supervisor {
+        // Nothing happens: the conversation actor is not even asked.
+        return Some(err(
+            "forbidden",
+            "only a supervisor may watch, whisper or take over".into(),
+            None,
+        ));
+    }
     match frame {
         In::Claim { conversation_id } => {
             // The actor claims it from the queue (or reopens it for the counselor who holds
@@ -220,7 +246,7 @@ async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Optio
             let Some(h) = ctx.registry.get(conversation_id).await else {
                 return Some(chat_error(ChatError::Gone, conversation_id));
             };
-            h.counselor_join(me, out.clone())
+            h.counselor_join(me, ctx.role.as_str(), out.clone())
                 .await
                 .err()
                 .map(|e| chat_error(e, conversation_id))
@@ -257,6 +283,43 @@ async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Optio
                 return Some(chat_error(ChatError::Gone, conversation_id));
             };
             h.counselor_close(me, outcome)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+        In::Watch { conversation_id } => {
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.watch(me, out.clone())
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+        In::Unwatch { conversation_id } => {
+            let h = ctx.registry.get(conversation_id).await?;
+            h.unwatch(me)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+        In::Whisper {
+            conversation_id,
+            text,
+        } => {
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.whisper(me, text)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
+        In::TakeOver { conversation_id } => {
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.take_over(me, out.clone())
                 .await
                 .err()
                 .map(|e| chat_error(e, conversation_id))

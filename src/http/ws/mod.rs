@@ -6,8 +6,8 @@
 //!
 //! Checks made **before** the upgrade: `/ws/chat` needs an allowed `Origin` (403
 //! otherwise; same-origin and the configured embedding sites are allowed); `/ws/counselor`
-//! needs a counselor session (401 without one, 403 for other roles — supervisors never
-//! send). Over the citizen connection cap, the upgrade still happens so the person can be
+//! needs a staff session (401 without one): counselors, and supervisors, who monitor live
+//! conversations on it (watch, whisper, take over). Over the citizen connection cap, the upgrade still happens so the person can be
 //! told plainly to wait or call 109, then the socket closes with 1013.
 //!
 //! Sockets are tuned for many small, mostly idle connections (see `shared/MEASURED.md`): a
@@ -129,7 +129,7 @@ pub async fn chat_ws(
     })
 }
 
-/// `GET /ws/counselor`: 401 without a session, 403 for a non-counselor.
+/// `GET /ws/counselor`: 401 without a session; counselors and supervisors.
 pub async fn counselor_ws(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -144,7 +144,8 @@ pub async fn counselor_ws(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    if session.role != Role::Counselor {
+    // Counselors, and supervisors (who watch, whisper and take over on it).
+    if !matches!(session.role, Role::Counselor | Role::Supervisor) {
         return crate::http::api::ApiError::Forbidden.into_response();
     }
     let Some(token) = crate::http::api::request_token(&headers) else {
@@ -158,6 +159,7 @@ pub async fn counselor_ws(
             stream,
             counselor::CounselorCtx {
                 username: session.username,
+                role: session.role,
                 token_hash: token.hash(),
                 ended,
                 registry: state.registry.clone(),

@@ -73,6 +73,46 @@ pub enum CounselorFrame {
         /// e.g. `resolved`, `referred`, `emergency_dispatched`, `no_response`.
         outcome: String,
     },
+    /// (Supervisors.) Open a live conversation silently: its transcript, then its events.
+    Watch {
+        /// Which (`conversation`; `conversation_id` is accepted too).
+        #[serde(rename = "conversation", alias = "conversation_id")]
+        conversation_id: ConversationId,
+    },
+    /// (Supervisors.) Stop watching.
+    Unwatch {
+        /// Which (`conversation`; `conversation_id` is accepted too).
+        #[serde(rename = "conversation", alias = "conversation_id")]
+        conversation_id: ConversationId,
+    },
+    /// (Supervisors.) Words for the counselor holding the conversation only; never the
+    /// citizen.
+    Whisper {
+        /// Which (`conversation`; `conversation_id` is accepted too).
+        #[serde(rename = "conversation", alias = "conversation_id")]
+        conversation_id: ConversationId,
+        /// The words.
+        text: String,
+    },
+    /// (Supervisors.) Take the conversation over: from its counselor, or from the queue.
+    TakeOver {
+        /// Which (`conversation`; `conversation_id` is accepted too).
+        #[serde(rename = "conversation", alias = "conversation_id")]
+        conversation_id: ConversationId,
+    },
+}
+
+impl CounselorFrame {
+    /// Whether only a supervisor may send it.
+    pub fn supervisors_only(&self) -> bool {
+        matches!(
+            self,
+            CounselorFrame::Watch { .. }
+                | CounselorFrame::Unwatch { .. }
+                | CounselorFrame::Whisper { .. }
+                | CounselorFrame::TakeOver { .. }
+        )
+    }
 }
 
 /// Why a frame was not understood. `code()` is stable; clients switch on it.
@@ -162,8 +202,21 @@ impl CounselorFrame {
     /// # Errors
     /// A [`DecodeError`] with a stable code.
     pub fn decode(text: &str) -> Result<Self, DecodeError> {
-        let frame: CounselorFrame = decode(text, &["claim", "message", "transfer", "close"])?;
-        if let CounselorFrame::Message { text, .. } = &frame {
+        let frame: CounselorFrame = decode(
+            text,
+            &[
+                "claim",
+                "message",
+                "transfer",
+                "close",
+                "watch",
+                "unwatch",
+                "whisper",
+                "take_over",
+            ],
+        )?;
+        if let CounselorFrame::Message { text, .. } | CounselorFrame::Whisper { text, .. } = &frame
+        {
             check_text(text)?;
         }
         Ok(frame)
@@ -298,6 +351,33 @@ mod tests {
                 conversation_id: id,
                 to: None
             })
+        );
+        // The supervisors' frames name the conversation as `conversation` (the contract
+        // outside tools use); `conversation_id` is accepted too.
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"whisper","conversation":"{id}","text":"천천히"}}"#
+            )),
+            Ok(CounselorFrame::Whisper {
+                conversation_id: id,
+                text: "천천히".into()
+            })
+        );
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"take_over","conversation_id":"{id}"}}"#
+            )),
+            Ok(CounselorFrame::TakeOver {
+                conversation_id: id
+            })
+        );
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"whisper","conversation":"{id}","text":" "}}"#
+            ))
+            .unwrap_err()
+            .code(),
+            "empty_message"
         );
         assert_eq!(
             CounselorFrame::decode(r#"{"type":"claim","conversation_id":"nope"}"#)
