@@ -117,7 +117,9 @@ impl StoredEvent {
                     }
                 }
             }
-            EventBody::Counselor { text, .. } => *text = crate::redact::redact_contacts(text),
+            EventBody::Counselor { text, .. } | EventBody::PlanItem { text, .. } => {
+                *text = crate::redact::redact_contacts(text)
+            }
             _ => {}
         }
         e
@@ -386,6 +388,12 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
             EventBody::Rating { value } => (
                 String::new(),
                 value.to_string(),
+                String::new(),
+                String::new(),
+            ),
+            EventBody::PlanItem { step, text, by } => (
+                by.clone(),
+                format!("[{step}] {text}"),
                 String::new(),
                 String::new(),
             ),

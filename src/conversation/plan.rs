@@ -219,6 +219,27 @@ pub fn plan(
                 );
             }
             Action::Rated(value) => push(EventBody::Rating { value }, &mut events),
+            Action::SelfCheckScored(score) => meta.selfcheck = Some(score),
+            Action::PlanItem { step } => push(
+                EventBody::PlanItem {
+                    step,
+                    text: text.clone(),
+                    by: "citizen".into(),
+                },
+                &mut events,
+            ),
+            Action::PlanPrefill => {
+                for line in ctx.words.plan_prefill(lang) {
+                    push(
+                        EventBody::PlanItem {
+                            step: 5,
+                            text: line,
+                            by: "bot".into(),
+                        },
+                        &mut events,
+                    );
+                }
+            }
         }
     }
     // One place where a counselor lets go: whenever they held it and no longer do.

@@ -73,7 +73,20 @@ pub enum CounselorFrame {
         /// e.g. `resolved`, `referred`, `emergency_dispatched`, `no_response`.
         outcome: String,
     },
+    /// Add an item to the person's safety plan (step 1–6).
+    PlanItem {
+        /// Which conversation (`conversation` is accepted too).
+        #[serde(alias = "conversation")]
+        conversation_id: ConversationId,
+        /// 1–6.
+        step: u8,
+        /// The item.
+        text: String,
+    },
 }
+
+/// Longest safety-plan item, in characters.
+pub const MAX_PLAN_ITEM_CHARS: usize = 500;
 
 /// Why a frame was not understood. `code()` is stable; clients switch on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,9 +175,23 @@ impl CounselorFrame {
     /// # Errors
     /// A [`DecodeError`] with a stable code.
     pub fn decode(text: &str) -> Result<Self, DecodeError> {
-        let frame: CounselorFrame = decode(text, &["claim", "message", "transfer", "close"])?;
+        let frame: CounselorFrame = decode(
+            text,
+            &["claim", "message", "transfer", "close", "plan_item"],
+        )?;
         if let CounselorFrame::Message { text, .. } = &frame {
             check_text(text)?;
+        }
+        if let CounselorFrame::PlanItem { step, text, .. } = &frame {
+            if !(1..=crate::conversation::PLAN_STEPS).contains(step) {
+                return Err(DecodeError::BadField(
+                    "`step` is a plan step from 1 to 6".into(),
+                ));
+            }
+            check_text(text)?;
+            if text.chars().count() > MAX_PLAN_ITEM_CHARS {
+                return Err(DecodeError::MessageTooLong);
+            }
         }
         Ok(frame)
     }
@@ -298,6 +325,24 @@ mod tests {
                 conversation_id: id,
                 to: None
             })
+        );
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"plan_item","conversation":"{id}","step":4,"text":"언니"}}"#
+            )),
+            Ok(CounselorFrame::PlanItem {
+                conversation_id: id,
+                step: 4,
+                text: "언니".into()
+            })
+        );
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"plan_item","conversation_id":"{id}","step":7,"text":"x"}}"#
+            ))
+            .unwrap_err()
+            .code(),
+            "bad_field"
         );
         assert_eq!(
             CounselorFrame::decode(r#"{"type":"claim","conversation_id":"nope"}"#)
