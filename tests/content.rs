@@ -1284,7 +1284,7 @@ fn the_waiting_choices_lead_to_their_intents() {
 fn selfcheck_and_safety_plan_files_hold_together() {
     let c = content();
     let sc = c.selfcheck();
-    assert_eq!(sc.len(), 3);
+    assert_eq!(sc.len(), usize::from(ieum::conversation::SELF_CHECK_ITEMS));
     assert!(sc.source().contains("Hughes") && sc.source().contains("Research on Aging"));
     for lang in [Lang::Ko, Lang::En] {
         for (i, q) in sc.options(lang).iter().enumerate() {
@@ -1306,7 +1306,10 @@ fn selfcheck_and_safety_plan_files_hold_together() {
     let plan = c.safety_plan();
     assert!(plan.source().contains("Stanley"));
     for lang in [Lang::Ko, Lang::En] {
-        assert_eq!(plan.titles(lang).len(), 6);
+        assert_eq!(
+            plan.titles(lang).len(),
+            usize::from(ieum::conversation::PLAN_STEPS)
+        );
         let (_, yes_no) = plan.offer(lang);
         assert_eq!(c.screener().classify(&yes_no[0].text), Answer::Yes);
         assert_eq!(c.screener().classify(&yes_no[1].text), Answer::No);

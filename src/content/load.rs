@@ -1137,6 +1137,14 @@ fn load_screener(src: &Source) -> Result<Screener, LoadError> {
     })
 }
 
+/// Items of the three-item UCLA Loneliness Scale (the state machine's
+/// `SELF_CHECK_ITEMS`; tests/content.rs checks they agree: content does not import the
+/// conversation module).
+const SELF_CHECK_ITEMS: usize = 3;
+
+/// Steps of a Stanley–Brown safety plan (the state machine's `PLAN_STEPS`).
+const PLAN_STEPS: usize = 6;
+
 type Known<'a> =
     dyn Fn(&[String], &Ctx<'_>, Option<&Spanned<String>>) -> Result<(), LoadError> + 'a;
 
@@ -1166,7 +1174,7 @@ fn load_selfcheck(
     if !f.result_ko.contains("{score}") || !f.result_en.contains("{score}") {
         return Err(fail("`result_ko` and `result_en` must hold {score}".into()));
     }
-    if f.item.len() != usize::from(crate::conversation::SELF_CHECK_ITEMS) {
+    if f.item.len() != SELF_CHECK_ITEMS {
         return Err(fail(format!(
             "the three-item UCLA Loneliness Scale has 3 items; found {}",
             f.item.len()
@@ -1274,7 +1282,7 @@ fn load_safety_plan(src: &Source, known: &Known<'_>) -> Result<super::PlanText, 
         fail,
     )?;
     known(&f.resources, &ctx, None)?;
-    if f.step.len() != usize::from(crate::conversation::PLAN_STEPS) {
+    if f.step.len() != PLAN_STEPS {
         return Err(fail(format!(
             "a safety plan has 6 steps (Stanley-Brown); found {}",
             f.step.len()

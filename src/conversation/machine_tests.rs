@@ -537,11 +537,23 @@ fn any_event() -> impl Strategy<Value = Event> {
     let intent = prop_oneof![
         Just(None),
         Just(Some("greeting".to_owned())),
+        Just(Some(SELF_CHECK.to_owned())),
         Just(Some(TALK_TO_HUMAN.to_owned()))
+    ];
+    let choice = prop_oneof![
+        Just(Choice::Other),
+        Just(Choice::Skip),
+        (0u8..5).prop_map(Choice::Score)
     ];
     let who = prop_oneof![Just("kim".to_owned()), Just("lee".to_owned())];
     prop_oneof![
-        6 => (level, intent, ans).prop_map(|(l, i, a)| msg(l, i.as_deref(), a)),
+        6 => (level, intent, ans, choice).prop_map(|(l, i, a, ch)| {
+            let mut e = msg(l, i.as_deref(), a);
+            if let Event::CitizenMessage { choice, .. } = &mut e {
+                *choice = ch;
+            }
+            e
+        }),
         1 => Just(Event::RequestHuman),
         1 => Just(Event::CitizenClose),
         1 => who.clone().prop_map(|counselor| Event::CounselorJoined { counselor }),
@@ -582,7 +594,7 @@ proptest! {
             let chose_to_talk = matches!(e, Event::WhileWaiting { talk: true });
             if handed_off && !closed && !chose_to_talk && !matches!(before.state, State::Queued { bot_meanwhile: true, .. }) {
                 for a in &actions {
-                    prop_assert!(!matches!(a, Action::Bot(BotMessage::Ask { .. } | BotMessage::Intent { .. } | BotMessage::ScreeningDone { .. })), "bot counselled after handoff: {a:?} on {e:?}");
+                    prop_assert!(!matches!(a, Action::Bot(BotMessage::Ask { .. } | BotMessage::Intent { .. } | BotMessage::ScreeningDone { .. } | BotMessage::SelfCheckAsk { .. } | BotMessage::PlanOffer | BotMessage::PlanAsk { .. })), "bot counselled after handoff: {a:?} on {e:?}");
                 }
             }
             // While waiting, every citizen message gets an answer.
@@ -591,6 +603,14 @@ proptest! {
             }
             // Risk never goes down.
             prop_assert!(next.level >= before.level);
+            // Risk always wins over a dialogue: a message at `medium` or above never leaves
+            // the conversation in the self-check, and never adds a plan item.
+            if let Event::CitizenMessage { action, .. } = &e {
+                if *action != TriageAction::Answer && matches!(before.state, State::SelfCheck { .. } | State::PlanWalk { .. }) {
+                    prop_assert!(!matches!(next.state, State::SelfCheck { .. } | State::PlanWalk { .. }), "{e:?}");
+                    prop_assert!(!actions.iter().any(|a| matches!(a, Action::PlanItem { .. } | Action::SelfCheckScored(_))), "{e:?}");
+                }
+            }
             // Closed is terminal.
             if closed {
                 prop_assert_eq!(next.state.name(), "closed");
