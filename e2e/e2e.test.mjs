@@ -748,6 +748,81 @@ async function axeSerious(t, page, what) {
     .map((v) => `${what}: ${v.id} [${v.impact}] ${v.help}: ${v.targets.join(' ')}`).join('\n');
 }
 
+/** Waits until the widget shows `n` bot answers after the greeting. */
+async function botAnswers(page, n) {
+  await page.waitForFunction((n) => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    return root.querySelectorAll('li.msg.bot:not(.greeting)').length >= n;
+  }, n, { timeout: STEP });
+}
+
+test('on a phone, a safety plan made with the bot builds up, prints only itself and saves as a file', { timeout: 90_000 }, async (t) => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 }, { bypassCSP: true, acceptDownloads: true });
+  await openWidget(page);
+  // Medium words, then "no" to each screener question: the screener ends at medium and
+  // the bot offers a safety plan.
+  await say(page, '아침에 눈 안 떴으면 좋겠어');
+  await botAnswers(page, 1);
+  for (let i = 0; i < 3; i++) {
+    await say(page, '아니요');
+    await botAnswers(page, 2 + i);
+  }
+  await page.locator('.quick').getByRole('button', { name: '네, 같이 만들어요' }).click();
+  await page.locator('.msg.bot', { hasText: '1단계' }).waitFor();
+  await say(page, '밤에 혼자 방에 있을 때');
+  // The plan panel appears, folded to one line, and the log keeps at least half the screen.
+  const planSum = page.locator('.plan summary');
+  await planSum.waitFor();
+  await page.locator('.msg.bot', { hasText: '2단계' }).waitFor();
+  assert.match(await planSum.textContent(), /나의 안전계획/);
+  await settle(page);
+  assertPhoneLayout(await phoneLayout(page), '360×740 with the plan folded');
+  // Opened with the keyboard: the steps, the item, print and save, all on screen.
+  await planSum.focus();
+  await page.keyboard.press('Enter');
+  await page.locator('.plan .plan-item', { hasText: '밤에 혼자 방에 있을 때' }).waitFor();
+  assert.equal(await page.locator('.plan .plan-step').count(), 6);
+  const save = page.getByRole('button', { name: '저장 (안전계획을 파일로 내려받기)' });
+  const print = page.getByRole('button', { name: '인쇄 (안전계획만)' });
+  for (const b of [save, print]) {
+    const r = await b.boundingBox();
+    assert.ok(r && r.y >= 0 && r.y + r.height <= 740 && r.height >= 40, `a ${JSON.stringify(r)} button on screen and tappable`);
+  }
+  await shot(page, 'widget-phone-safety-plan');
+  const bad = await axeSerious(t, page, '/ (widget with its safety plan open, 360×740)');
+  assert.equal(bad, '', bad);
+
+  // Save: a standalone HTML file with the plan (and no script).
+  const [download] = await Promise.all([page.waitForEvent('download'), save.click()]);
+  const file = await download.path();
+  const html = fs.readFileSync(file, 'utf8');
+  assert.match(html, /밤에 혼자 방에 있을 때/);
+  assert.match(html, /109/);
+  assert.doesNotMatch(html, /<script/i);
+
+  // Print: at the moment of printing, a print-only stylesheet hides the page and shows only
+  // a plain copy of the plan; both are gone afterwards.
+  await page.evaluate(() => {
+    window.__printed = null;
+    window.print = () => {
+      const copy = document.getElementById('ieum-print');
+      const sheet = Array.from(document.querySelectorAll('style')).find((s) => s.media === 'print');
+      window.__printed = { text: copy ? copy.textContent : null, sheet: sheet ? sheet.textContent : null };
+    };
+  });
+  await print.click();
+  const printed = await page.evaluate(() => window.__printed);
+  assert.match(printed.text, /밤에 혼자 방에 있을 때/);
+  assert.match(printed.sheet, /body > \*:not\(#ieum-print\)/);
+  await page.waitForFunction(() => !document.getElementById('ieum-print'), null, { timeout: 3000 });
+
+  // Reload: the plan comes back with the resume.
+  await page.reload();
+  await page.locator('.plan summary').waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('axe: no critical or serious violations on any page', { timeout: 120_000 }, async (t) => {
   const csp = { bypassCSP: true }; // axe goes in as a script tag
   const failures = [];

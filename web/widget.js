@@ -95,9 +95,9 @@
       planCount: function (n) { return n + '개 적음'; },
       planNone: '아직 적은 것이 없어요',
       planPrint: '인쇄',
-      planPrintLabel: '안전계획 인쇄하기',
+      planPrintLabel: '인쇄 (안전계획만)',
       planSave: '저장',
-      planSaveLabel: '안전계획을 파일로 저장하기',
+      planSaveLabel: '저장 (안전계획을 파일로 내려받기)',
       planDocTitle: '나의 안전계획 · 이음',
       planHelp: '위급하면 지금 바로 109(자살예방상담, 24시간) 또는 119로 전화하세요. 정신건강위기상담 1577-0199(24시간).',
       planUpdated: '안전계획이 업데이트됐어요.'
@@ -169,9 +169,9 @@
       planCount: function (n) { return n + (n === 1 ? ' item' : ' items'); },
       planNone: 'Nothing written yet',
       planPrint: 'Print',
-      planPrintLabel: 'Print the safety plan',
+      planPrintLabel: 'Print (the safety plan only)',
       planSave: 'Save',
-      planSaveLabel: 'Save the safety plan as a file',
+      planSaveLabel: 'Save (download the safety plan as a file)',
       planDocTitle: 'My safety plan · ieum',
       planHelp: 'If you are in danger, call 109 (suicide prevention, 24h) or 119 right now. Mental-health crisis line 1577-0199 (24h).',
       planUpdated: 'Your safety plan was updated.'
@@ -337,8 +337,7 @@
   var planHeading = el('h3', 'sr-only');
   planHeading.id = 'ieum-plan-heading';
   planBody.appendChild(planHeading);
-  var planList = el('ol', 'plan-steps');
-  planBody.appendChild(planList);
+  // Print and save first, so they are in reach without scrolling the steps.
   var planTools = el('div', 'plan-tools');
   var planPrintBtn = el('button', 'plan-print');
   planPrintBtn.type = 'button';
@@ -347,6 +346,8 @@
   planTools.appendChild(planPrintBtn);
   planTools.appendChild(planSaveBtn);
   planBody.appendChild(planTools);
+  var planList = el('ol', 'plan-steps');
+  planBody.appendChild(planList);
   planBox.appendChild(planBody);
   var planLive = el('p', 'sr-only');
   planLive.setAttribute('role', 'status');
