@@ -248,7 +248,11 @@ async fn the_bot_walks_a_safety_plan_after_a_medium_screener_and_resume_gets_it_
         .iter()
         .map(|q| q["text"].as_str().unwrap())
         .collect();
-    assert_eq!(labels.len(), 2, "yes and no: {offer}");
+    assert_eq!(&labels[..2], ["네", "아니요"], "yes and no: {offer}");
+    assert!(
+        labels.iter().any(|l| l.contains("상담사")),
+        "a counselor stays one tap away: {offer}"
+    );
 
     // Yes: step 1 is asked, with a skip button.
     let step1 = say(&mut ws, "p0", labels[0]).await.pop().unwrap();

@@ -132,7 +132,10 @@ impl Responder for Content {
                 ..Reply::default()
             },
             BotMessage::PlanOffer => {
-                let (text, quick_replies) = self.safety_plan().offer(lang);
+                let (text, mut quick_replies) = self.safety_plan().offer(lang);
+                // The screener's closing offer of a counselor stays one tap away.
+                quick_replies
+                    .extend(convert(self.safety_reply(Level::Medium, lang, turn)).quick_replies);
                 Reply {
                     text: text.to_owned(),
                     resources: Vec::new(),
@@ -297,6 +300,35 @@ mod tests {
         );
         assert_ne!(fallback.text, after.text);
         assert_eq!(after.text, c.safety_reply(Level::Low, Lang::Ko, 1).text);
+    }
+
+    #[test]
+    fn the_plan_offer_keeps_a_counselor_one_tap_away() {
+        let c = content();
+        let done = Responder::bot(
+            &c,
+            &BotMessage::ScreeningDone { unclear: false },
+            "아니요",
+            Lang::Ko,
+            1,
+            Level::Medium,
+        );
+        let offer = Responder::bot(
+            &c,
+            &BotMessage::PlanOffer,
+            "아니요",
+            Lang::Ko,
+            1,
+            Level::Medium,
+        );
+        assert!(offer.text.contains("안전계획"), "{offer:?}");
+        for q in &done.quick_replies {
+            assert!(
+                offer.quick_replies.contains(q),
+                "{q:?} missing from {offer:?}"
+            );
+        }
+        assert!(has_109(&offer));
     }
 
     #[test]
