@@ -823,6 +823,44 @@ test('on a phone, a safety plan made with the bot builds up, prints only itself 
   await context.close();
 });
 
+test('console: the counselor adds to the safety plan; the citizen sees it; the supervisor replay shows it', { timeout: 90_000 }, async () => {
+  const citizen = await queuedCitizen();
+  const cp = citizen.page;
+  const counselor = await newPage({ width: 1280, height: 1000 });
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'kim');
+  const panel = await claimByKeyboard(kp, citizen.conv);
+  // Six steps, each with a labelled add box; add a person to step 4 with the keyboard.
+  assert.equal(await panel.locator('.plan .plan-step').count(), 6);
+  const box = panel.getByLabel('4. 도움을 청할 수 있는 사람에 항목 추가');
+  await box.fill('언니 (토요일마다 통화)');
+  await box.press('Enter');
+  await panel.locator('.plan .plan-items li', { hasText: '언니 (토요일마다 통화)' }).waitFor();
+  // An empty plan starts with step 5's prefilled lines.
+  await panel.locator('.plan .plan-items li', { hasText: '109' }).first().waitFor();
+  // The citizen's widget shows the plan.
+  await cp.locator('.plan summary').waitFor();
+  await cp.locator('.plan summary').click();
+  await cp.locator('.plan .plan-item', { hasText: '언니 (토요일마다 통화)' }).waitFor();
+  await closeConversation(panel);
+
+  // The supervisor's replay shows the item plainly.
+  const sup = await newPage({ width: 1280, height: 900 });
+  const sp = sup.page;
+  await staffLogin(sp, '/supervisor', 'boss');
+  const row = sp.locator(`#conv-table tr[data-id="${citizen.conv}"]`);
+  await row.waitFor();
+  await row.getByRole('button', { name: /다시 보기/ }).click();
+  const item = sp.locator('#timeline .ev-plan_item', { hasText: '언니 (토요일마다 통화)' });
+  await item.waitFor({ state: 'attached' });
+  assert.match(await item.textContent(), /안전계획 4단계: 언니 \(토요일마다 통화\) \(counselor:kim\)/);
+  assert.deepEqual(citizen.errors, []);
+  assert.deepEqual(counselor.errors, []);
+  await sup.context.close();
+  await counselor.context.close();
+  await citizen.context.close();
+});
+
 test('axe: no critical or serious violations on any page', { timeout: 120_000 }, async (t) => {
   const csp = { bypassCSP: true }; // axe goes in as a script tag
   const failures = [];

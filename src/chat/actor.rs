@@ -928,7 +928,7 @@ impl Actor {
             seq += 1;
             events.push(StoredEvent { seq, at: now, body });
         };
-        if plan.is_empty() && step != 5 {
+        if plan.is_empty() {
             for line in self.deps.responder.plan_prefill(self.lang()) {
                 push(EventBody::PlanItem {
                     step: 5,

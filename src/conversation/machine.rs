@@ -442,7 +442,7 @@ pub enum Action {
 pub struct IdlePolicy {
     /// Talking to the bot.
     pub bot: u64,
-    /// In the screener.
+    /// In the screener (and writing a safety plan after it).
     pub screening: u64,
     /// Waiting for a counselor: long, so nobody at risk is dropped from the queue.
     pub queued: u64,
@@ -468,8 +468,9 @@ impl IdlePolicy {
     /// The idle limit of a state, in seconds.
     pub fn limit(&self, state: &State) -> u64 {
         match state {
-            State::Bot | State::SelfCheck { .. } | State::PlanWalk { .. } => self.bot,
-            State::Screening { .. } => self.screening,
+            State::Bot | State::SelfCheck { .. } => self.bot,
+            // Writing a plan after a medium screener: as long as the screener.
+            State::Screening { .. } | State::PlanWalk { .. } => self.screening,
             State::Queued { .. } => self.queued,
             State::WithCounselor { .. } => self.with_counselor,
             State::Closed { .. } => self.closed,
