@@ -186,8 +186,14 @@ async fn the_self_check_gives_a_kind_result_and_stores_the_score_as_a_number() {
 async fn risk_in_the_middle_of_the_self_check_interrupts_it_with_the_safety_answer() {
     let app = app().await;
     let (mut ws, conv, _) = open(&app).await;
-    say(&mut ws, "m1", "외로움 자가진단").await;
-    say(&mut ws, "m2", "2").await;
+    let q1 = say(&mut ws, "m1", "외로움 자가진단").await.pop().unwrap();
+    assert!(text(&q1).contains("함께할 사람"), "the first item: {q1}");
+    let q2 = say(&mut ws, "m2", "2").await.pop().unwrap();
+    assert!(text(&q2).contains("빠져"), "the second item: {q2}");
+    assert_eq!(
+        record(&app, &conv).await.conversation.state.name(),
+        "self_check"
+    );
     // High risk: the safety answer (109), a counselor is asked for; no further item.
     let frames = say_until(&mut ws, "m3", "죽고 싶어요", |v| v["type"] == "queue").await;
     let safety = frames
@@ -210,7 +216,11 @@ async fn risk_in_the_middle_of_the_self_check_interrupts_it_with_the_safety_answ
 
     // Medium risk mid-check: the screener's first question instead of the next item.
     let (mut ws, _, _) = open(&app).await;
-    say(&mut ws, "n1", "외로움 테스트 하고 싶어요").await;
+    let q1 = say(&mut ws, "n1", "외로움 테스트 하고 싶어요")
+        .await
+        .pop()
+        .unwrap();
+    assert!(text(&q1).contains("함께할 사람"), "the first item: {q1}");
     let frames = say(&mut ws, "n2", "아침에 눈 안 떴으면 좋겠어").await;
     let asked = frames.last().unwrap();
     assert!(
