@@ -748,6 +748,119 @@ async function axeSerious(t, page, what) {
     .map((v) => `${what}: ${v.id} [${v.impact}] ${v.help}: ${v.targets.join(' ')}`).join('\n');
 }
 
+/** Waits until the widget shows `n` bot answers after the greeting. */
+async function botAnswers(page, n) {
+  await page.waitForFunction((n) => {
+    const root = document.getElementById('ieum-widget').shadowRoot;
+    return root.querySelectorAll('li.msg.bot:not(.greeting)').length >= n;
+  }, n, { timeout: STEP });
+}
+
+test('on a phone, a safety plan made with the bot builds up, prints only itself and saves as a file', { timeout: 90_000 }, async (t) => {
+  const { page, context, errors } = await newPage({ width: 360, height: 740 }, { bypassCSP: true, acceptDownloads: true });
+  await openWidget(page);
+  // Medium words, then "no" to each screener question: the screener ends at medium and
+  // the bot offers a safety plan.
+  await say(page, '아침에 눈 안 떴으면 좋겠어');
+  await botAnswers(page, 1);
+  for (let i = 0; i < 3; i++) {
+    await say(page, '아니요');
+    await botAnswers(page, 2 + i);
+  }
+  await page.locator('.quick').getByRole('button', { name: '네, 같이 만들어요' }).click();
+  await page.locator('.msg.bot', { hasText: '1단계' }).waitFor();
+  await say(page, '밤에 혼자 방에 있을 때');
+  // The plan panel appears, folded to one line, and the log keeps at least half the screen.
+  const planSum = page.locator('.plan summary');
+  await planSum.waitFor();
+  await page.locator('.msg.bot', { hasText: '2단계' }).waitFor();
+  assert.match(await planSum.textContent(), /나의 안전계획/);
+  await settle(page);
+  assertPhoneLayout(await phoneLayout(page), '360×740 with the plan folded');
+  // Opened with the keyboard: the steps, the item, print and save, all on screen.
+  await planSum.focus();
+  await page.keyboard.press('Enter');
+  await page.locator('.plan .plan-item', { hasText: '밤에 혼자 방에 있을 때' }).waitFor();
+  assert.equal(await page.locator('.plan .plan-step').count(), 6);
+  const save = page.getByRole('button', { name: '저장 (안전계획을 파일로 내려받기)' });
+  const print = page.getByRole('button', { name: '인쇄 (안전계획만)' });
+  for (const b of [save, print]) {
+    const r = await b.boundingBox();
+    assert.ok(r && r.y >= 0 && r.y + r.height <= 740 && r.height >= 40, `a ${JSON.stringify(r)} button on screen and tappable`);
+  }
+  await shot(page, 'widget-phone-safety-plan');
+  const bad = await axeSerious(t, page, '/ (widget with its safety plan open, 360×740)');
+  assert.equal(bad, '', bad);
+
+  // Save: a standalone HTML file with the plan (and no script).
+  const [download] = await Promise.all([page.waitForEvent('download'), save.click()]);
+  const file = await download.path();
+  const html = fs.readFileSync(file, 'utf8');
+  assert.match(html, /밤에 혼자 방에 있을 때/);
+  assert.match(html, /109/);
+  assert.doesNotMatch(html, /<script/i);
+
+  // Print: at the moment of printing, a print-only stylesheet hides the page and shows only
+  // a plain copy of the plan; both are gone afterwards.
+  await page.evaluate(() => {
+    window.__printed = null;
+    window.print = () => {
+      const copy = document.getElementById('ieum-print');
+      const sheet = Array.from(document.querySelectorAll('style')).find((s) => s.media === 'print');
+      window.__printed = { text: copy ? copy.textContent : null, sheet: sheet ? sheet.textContent : null };
+    };
+  });
+  await print.click();
+  const printed = await page.evaluate(() => window.__printed);
+  assert.match(printed.text, /밤에 혼자 방에 있을 때/);
+  assert.match(printed.sheet, /body > \*:not\(#ieum-print\)/);
+  await page.waitForFunction(() => !document.getElementById('ieum-print'), null, { timeout: 3000 });
+
+  // Reload: the plan comes back with the resume.
+  await page.reload();
+  await page.locator('.plan summary').waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('console: the counselor adds to the safety plan; the citizen sees it; the supervisor replay shows it', { timeout: 90_000 }, async () => {
+  const citizen = await queuedCitizen();
+  const cp = citizen.page;
+  const counselor = await newPage({ width: 1280, height: 1000 });
+  const kp = counselor.page;
+  await staffLogin(kp, '/console', 'kim');
+  const panel = await claimByKeyboard(kp, citizen.conv);
+  // Six steps, each with a labelled add box; add a person to step 4 with the keyboard.
+  assert.equal(await panel.locator('.plan .plan-step').count(), 6);
+  const box = panel.getByLabel('4. 도움을 청할 수 있는 사람에 항목 추가');
+  await box.fill('언니 (토요일마다 통화)');
+  await box.press('Enter');
+  await panel.locator('.plan .plan-items li', { hasText: '언니 (토요일마다 통화)' }).waitFor();
+  // An empty plan starts with step 5's prefilled lines.
+  await panel.locator('.plan .plan-items li', { hasText: '109' }).first().waitFor();
+  // The citizen's widget shows the plan.
+  await cp.locator('.plan summary').waitFor();
+  await cp.locator('.plan summary').click();
+  await cp.locator('.plan .plan-item', { hasText: '언니 (토요일마다 통화)' }).waitFor();
+  await closeConversation(panel);
+
+  // The supervisor's replay shows the item plainly.
+  const sup = await newPage({ width: 1280, height: 900 });
+  const sp = sup.page;
+  await staffLogin(sp, '/supervisor', 'boss');
+  const row = sp.locator(`#conv-table tr[data-id="${citizen.conv}"]`);
+  await row.waitFor();
+  await row.getByRole('button', { name: /다시 보기/ }).click();
+  const item = sp.locator('#timeline .ev-plan_item', { hasText: '언니 (토요일마다 통화)' });
+  await item.waitFor({ state: 'attached' });
+  assert.match(await item.textContent(), /안전계획 4단계: 언니 \(토요일마다 통화\) \(counselor:kim\)/);
+  assert.deepEqual(citizen.errors, []);
+  assert.deepEqual(counselor.errors, []);
+  await sup.context.close();
+  await counselor.context.close();
+  await citizen.context.close();
+});
+
 test('axe: no critical or serious violations on any page', { timeout: 120_000 }, async (t) => {
   const csp = { bypassCSP: true }; // axe goes in as a script tag
   const failures = [];

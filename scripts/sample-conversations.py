@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs three conversations through a running `ieum serve` and prints them as Markdown
+"""Runs five conversations through a running `ieum serve` and prints them as Markdown
 (used to write docs/sample-conversations.md). Needs `pip install websockets` and a staff
 account `kim` (counselor) with the password given in IEUM_SAMPLE_PASSWORD.
 
@@ -33,6 +33,13 @@ def show(frame):
         return f"< (counselor) {frame['text']}"
     if t == "closed":
         return f"  [closed by {frame['by']}]"
+    if t == "safety_plan":
+        lines = ["  [safety plan:"]
+        for step in frame["steps"]:
+            items = "; ".join(step["items"]) or "-"
+            lines.append(f"     {step['title']}: {items}")
+        lines[-1] += "]"
+        return "\n".join(lines)
     return None
 
 
@@ -99,6 +106,14 @@ async def main():
     print(await conversation(["그냥 다 사라지고 싶어요", "응", "아니", "아니요", "모르겠어요", "없어요", "아니요"]))
     print("```\n\n## 3. Risk in English: a handoff, then a counselor\n\n```")
     print(await conversation(["hi", "honestly i want to die tonight", "<counselor>"], lang="en", counselor=kim_answers))
+    print("```\n\n## 4. The loneliness self-check\n\n```")
+    print(await conversation(["요즘 너무 외로워요", "외로움 자가진단 해 볼래요", "3 자주", "가끔 그래요", "자주요"]))
+    print("```\n\n## 5. A safety plan, written together after the screener\n\n```")
+    print(await conversation([
+        "아침에 눈 안 떴으면 좋겠어", "아니요", "아니요", "아니요", "네",
+        "밤에 혼자 방에 있으면 생각이 많아져요", "동네 한 바퀴 걷기, 좋아하는 노래 듣기", "건너뛰기",
+        "언니", "다니는 병원 선생님", "힘든 날엔 혼자 있지 않고 언니네 가기",
+    ]))
     print("```")
 
 

@@ -117,7 +117,9 @@ impl StoredEvent {
                     }
                 }
             }
-            EventBody::Counselor { text, .. } | EventBody::Whisper { text, .. } => {
+            EventBody::Counselor { text, .. }
+            | EventBody::Whisper { text, .. }
+            | EventBody::PlanItem { text, .. } => {
                 *text = crate::redact::redact_contacts(text)
             }
             _ => {}
@@ -400,6 +402,12 @@ pub fn to_csv(events: &[StoredEvent]) -> String {
             EventBody::CounselorChanged { from, to, .. } => {
                 (from.clone(), to.clone(), String::new(), String::new())
             }
+            EventBody::PlanItem { step, text, by } => (
+                by.clone(),
+                format!("[{step}] {text}"),
+                String::new(),
+                String::new(),
+            ),
         };
         out.push_str(&format!(
             "{},{},{},{},{},{},{}\r\n",

@@ -9,7 +9,7 @@ mod common;
 
 use ieum::content::{Answer, Content, DATA_FILES, Lang, phone_shape_ok};
 use ieum::conversation::{
-    Action, Answer as ConvAnswer, BotMessage, Conversation, Event, ScreenFlow, step,
+    Action, Answer as ConvAnswer, BotMessage, Choice, Conversation, Event, ScreenFlow, step,
 };
 use ieum::triage::Action as TriageAction;
 use ieum::triage::{Level, TriageEngine};
@@ -581,6 +581,7 @@ fn screen(answers: &[ConvAnswer]) -> (Conversation, Vec<String>) {
         action: TriageAction::OfferCounselor,
         intent: None,
         answer: ConvAnswer::Unclear,
+        choice: Choice::Other,
     };
     let mut events = vec![medium];
     events.extend(answers.iter().map(|a| Event::CitizenMessage {
@@ -589,6 +590,7 @@ fn screen(answers: &[ConvAnswer]) -> (Conversation, Vec<String>) {
         action: TriageAction::Answer,
         intent: None,
         answer: *a,
+        choice: Choice::Other,
     }));
     let mut c = Conversation::default();
     let mut asked = Vec::new();
@@ -637,11 +639,12 @@ fn screener_follows_the_c_ssrs_order_and_never_lowers() {
             "screening",
             Level::Medium,
         ),
-        // All no: done, back to the bot (which offers a counselor), level kept.
+        // All no: done at medium, level kept; the bot offers a counselor and to write a
+        // safety plan together (the plan walk's offer).
         (
             &[No, No, No],
             &["wish_dead", "thoughts", "behavior"],
-            "bot",
+            "plan_walk",
             Level::Medium,
         ),
         // Yes to thoughts asks method; method either way asks intent.
@@ -1272,4 +1275,66 @@ fn the_waiting_choices_lead_to_their_intents() {
         "{}",
         r.text
     );
+}
+
+/// The self-check's and the safety plan's own words work as the dialogues need them: every
+/// answer quick reply reads as its score, the plan's yes/no read as a screener yes/no, the
+/// skip reply skips, and the result says the score in the right band with a next step.
+#[test]
+fn selfcheck_and_safety_plan_files_hold_together() {
+    let c = content();
+    let sc = c.selfcheck();
+    assert_eq!(sc.len(), usize::from(ieum::conversation::SELF_CHECK_ITEMS));
+    assert!(sc.source().contains("Hughes") && sc.source().contains("Research on Aging"));
+    for lang in [Lang::Ko, Lang::En] {
+        for (i, q) in sc.options(lang).iter().enumerate() {
+            assert_eq!(sc.score(&q.text), Some(i as u8 + 1), "{q:?}");
+        }
+        for score in 3..=9u8 {
+            let (text, ids, _) = sc.result(score, lang);
+            assert!(text.contains(&score.to_string()), "{text}");
+            assert!(ids.iter().any(|r| r == "lonely_120"), "{score}: {ids:?}");
+        }
+        let (low, _, _) = sc.result(5, lang);
+        let (high, ids, _) = sc.result(6, lang);
+        assert_ne!(low, high, "6-9 is read as lonely, 3-5 not");
+        assert!(ids.iter().any(|r| r == "isolation_agency"));
+    }
+    assert_eq!(sc.score("2"), Some(2));
+    assert_eq!(sc.score("12"), None);
+    assert_eq!(sc.score("가끔은 자주"), None, "two classes: asked again");
+    let plan = c.safety_plan();
+    assert!(plan.source().contains("Stanley"));
+    for lang in [Lang::Ko, Lang::En] {
+        assert_eq!(
+            plan.titles(lang).len(),
+            usize::from(ieum::conversation::PLAN_STEPS)
+        );
+        let (_, yes_no) = plan.offer(lang);
+        assert_eq!(c.screener().classify(&yes_no[0].text), Answer::Yes);
+        assert_eq!(c.screener().classify(&yes_no[1].text), Answer::No);
+        let (_, skip) = plan.ask(1, lang);
+        assert!(plan.is_skip(&skip[0].text));
+        let prefill = plan.prefill(lang).join(" ");
+        assert!(
+            prefill.contains("109") && prefill.contains("1577-0199"),
+            "{prefill}"
+        );
+    }
+    assert!(!plan.is_skip("친구에게 전화하기"));
+}
+
+/// Asking for the self-check (and the loneliness answers' quick reply) reach its intent.
+#[test]
+fn the_selfcheck_is_offered_after_loneliness() {
+    let c = content();
+    let lonely = c.intent("loneliness").unwrap();
+    let engine = engine();
+    for lang in [Lang::Ko, Lang::En] {
+        let offer = lonely
+            .quick_replies(lang)
+            .into_iter()
+            .find(|q| engine.assess(&q.text).intent.as_deref() == Some("loneliness_selfcheck"));
+        assert!(offer.is_some(), "{lang:?}: no self-check quick reply");
+    }
 }

@@ -79,6 +79,37 @@
     }
   });
 
+  // The safety plan panel (Stanley–Brown, six steps).
+  S.addStrings({
+    ko: {
+      planTitle: '안전계획 (함께 쓰기)', planAdd: '추가', planAddLabel: function (title) { return title + '에 항목 추가'; },
+      planNone: '아직 없음', planBy: { citizen: '본인', bot: '자동' },
+      planSteps: ['1. 나의 위험 신호', '2. 혼자서 할 수 있는 일', '3. 기분을 돌려 주는 사람과 장소',
+        '4. 도움을 청할 수 있는 사람', '5. 전문가와 기관', '6. 주변을 더 안전하게'],
+      planEvent: function (e) { return '안전계획 ' + e.step + '단계 · ' + e.text + ' (' + e.by + ')'; }
+    },
+    en: {
+      planTitle: 'Safety plan (written together)', planAdd: 'Add', planAddLabel: function (title) { return 'Add an item to ' + title; },
+      planNone: 'nothing yet', planBy: { citizen: 'citizen', bot: 'prefilled' },
+      planSteps: ['1. My warning signs', '2. Things I can do on my own to cope', '3. People and places that take my mind off things',
+        '4. People I can ask for help', '5. Professionals and services', '6. Making my surroundings safer'],
+      planEvent: function (e) { return 'Safety plan step ' + e.step + ' · ' + e.text + ' (' + e.by + ')'; }
+    }
+  });
+
+  /** A transcript event; plan items plainly (staff.js renders the other types). */
+  function renderEvent(e) {
+    if (e.type !== 'plan_item') return S.renderEvent(e);
+    var li = el('li', 'ev ev-plan_item ev-status');
+    li.dataset.seq = String(e.seq);
+    var meta = el('div', 'ev-meta');
+    meta.appendChild(el('span', 'ev-seq', '#' + e.seq));
+    meta.appendChild(el('time', 'ev-at', S.fmtTime(e.at)));
+    li.appendChild(meta);
+    li.appendChild(el('p', 'ev-text', t('planEvent')(e)));
+    return li;
+  }
+
   var ws = null;
   var attempt = 0;
   var queue = [];
@@ -101,7 +132,7 @@
   });
   S.onLang(function () {
     renderQueue();
-    order.forEach(function (id) { labelPanel(convs[id]); relabelTab(convs[id]); rerender(convs[id]); });
+    order.forEach(function (id) { labelPanel(convs[id]); relabelTab(convs[id]); rerender(convs[id]); renderPlan(convs[id]); });
     setConn(ws && ws.readyState === 1);
   });
 
@@ -170,6 +201,9 @@
         break;
       case 'event':
         addEvent(f.conversation_id, f.event);
+        break;
+      case 'safety_plan':
+        if (convs[f.conversation_id]) { convs[f.conversation_id].plan = f.steps || []; renderPlan(convs[f.conversation_id]); }
         break;
       case 'released':
         markEnded(f.conversation_id);
@@ -338,6 +372,7 @@
       c.panel = $('conv-template').content.firstElementChild.cloneNode(true);
       c.panel.id = 'panel-' + id;
       c.panel.setAttribute('aria-labelledby', 'tab-' + id);
+      buildPlanPanel(c);
       $('panels').appendChild(c.panel);
       wirePanel(c);
       labelPanel(c);
@@ -346,7 +381,9 @@
     c.level = level;
     c.ended = false;
     events.forEach(function (e) { c.events[e.seq] = e; });
+    c.plan = foldPlan(c);
     rerender(c);
+    renderPlan(c);
     relabelTab(c);
     activate(id);
     $('no-tabs').hidden = true;
@@ -524,6 +561,80 @@
     relabelTab(c);
   }
 
+  // ---- the safety plan panel ----
+  /** The plan from the transcript's plan_item events (until a safety_plan frame comes). */
+  function foldPlan(c) {
+    var steps = t('planSteps').map(function (title, i) { return { step: i + 1, title: title, items: [] }; });
+    Object.keys(c.events).map(Number).sort(function (a, b) { return a - b; }).forEach(function (seq) {
+      var e = c.events[seq];
+      if (e.type === 'plan_item' && steps[e.step - 1]) steps[e.step - 1].items.push(e.text);
+    });
+    return steps;
+  }
+
+  function buildPlanPanel(c) {
+    var box = el('section', 'plan');
+    var h = el('h3', 'plan-title');
+    h.id = 'plan-title-' + c.id;
+    box.setAttribute('aria-labelledby', h.id);
+    box.appendChild(h);
+    var ol = el('ol', 'plan-steps');
+    box.appendChild(ol);
+    c.planBox = box;
+    var tools = c.panel.querySelector('.tools');
+    c.panel.insertBefore(box, tools);
+  }
+
+  function renderPlan(c) {
+    if (!c.planBox) return;
+    var steps = c.plan && c.plan.length ? c.plan : foldPlan(c);
+    var titles = t('planSteps');
+    c.planBox.querySelector('.plan-title').textContent = t('planTitle');
+    var ol = c.planBox.querySelector('.plan-steps');
+    // Keep what the counselor is typing across a re-render.
+    var typed = {};
+    Array.prototype.forEach.call(ol.querySelectorAll('input.plan-input'), function (i) { typed[i.dataset.step] = i.value; });
+    var focused = document.activeElement && document.activeElement.classList.contains('plan-input') ? document.activeElement.dataset.step : null;
+    ol.textContent = '';
+    steps.forEach(function (s) {
+      var li = el('li', 'plan-step');
+      var title = s.title || titles[s.step - 1] || String(s.step);
+      li.appendChild(el('h4', 'plan-step-title', title));
+      var items = s.items || [];
+      if (items.length) {
+        var ul = el('ul', 'plan-items');
+        items.forEach(function (x) { ul.appendChild(el('li', null, x)); });
+        li.appendChild(ul);
+      } else {
+        li.appendChild(el('p', 'plan-none', t('planNone')));
+      }
+      var form = el('form', 'plan-add');
+      var input = el('input', 'plan-input');
+      input.type = 'text';
+      input.maxLength = 500;
+      input.dataset.step = String(s.step);
+      input.id = 'plan-' + c.id + '-' + s.step;
+      input.value = typed[s.step] || '';
+      var label = el('label', 'sr-only', t('planAddLabel')(title));
+      label.htmlFor = input.id;
+      var btn = el('button', 'plan-add-btn', t('planAdd'));
+      btn.type = 'submit';
+      form.appendChild(label);
+      form.appendChild(input);
+      form.appendChild(btn);
+      form.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var text = input.value;
+        if (!text.trim() || c.ended) return;
+        if (send({ type: 'plan_item', conversation_id: c.id, step: s.step, text: text })) input.value = '';
+      });
+      input.disabled = btn.disabled = !!c.ended;
+      li.appendChild(form);
+      ol.appendChild(li);
+      if (focused === String(s.step)) input.focus();
+    });
+  }
+
   function setEnded(c) {
     var p = c.panel;
     p.querySelector('.conv-ended').hidden = !c.ended;
@@ -545,6 +656,7 @@
     if (!c) return;
     c.ended = true;
     setEnded(c);
+    renderPlan(c);
     relabelTab(c);
   }
 

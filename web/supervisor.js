@@ -240,11 +240,27 @@
     });
   }
 
+  /** A transcript event; a safety-plan item plainly (step, words, who wrote it). */
+  function renderEvent(e) {
+    if (e.type !== 'plan_item') return S.renderEvent(e);
+    var li = el('li', 'ev ev-plan_item ev-status');
+    li.dataset.seq = String(e.seq);
+    var meta = el('div', 'ev-meta');
+    meta.appendChild(el('span', 'ev-seq', '#' + e.seq));
+    meta.appendChild(el('time', 'ev-at', S.fmtTime(e.at)));
+    li.appendChild(meta);
+    var who = e.by === 'citizen' ? (S.lang() === 'en' ? 'citizen' : '본인')
+      : e.by === 'bot' ? (S.lang() === 'en' ? 'prefilled' : '자동') : e.by;
+    li.appendChild(el('p', 'ev-text', (S.lang() === 'en' ? 'Safety plan, step ' : '안전계획 ') + e.step +
+      (S.lang() === 'en' ? ': ' : '단계: ') + e.text + ' (' + who + ')'));
+    return li;
+  }
+
   function renderTimeline() {
     var ol = $('timeline');
     ol.textContent = '';
     replay.events.forEach(function (e, i) {
-      var li = S.renderEvent(e);
+      var li = renderEvent(e);
       li.hidden = i >= replay.index;
       if (i === replay.index - 1) li.classList.add('current');
       ol.appendChild(li);

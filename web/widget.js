@@ -90,7 +90,17 @@
       callLabel: function (name, phone) { return name + ' 전화 걸기 ' + phone; },
       website: '웹사이트',
       charsLeft: function (n) { return n + '자 남음'; },
-      charsOver: function (n) { return n + '자 초과'; }
+      charsOver: function (n) { return n + '자 초과'; },
+      planTitle: '나의 안전계획',
+      planCount: function (n) { return n + '개 적음'; },
+      planNone: '아직 적은 것이 없어요',
+      planPrint: '인쇄',
+      planPrintLabel: '인쇄 (안전계획만)',
+      planSave: '저장',
+      planSaveLabel: '저장 (안전계획을 파일로 내려받기)',
+      planDocTitle: '나의 안전계획 · 이음',
+      planHelp: '위급하면 지금 바로 109(자살예방상담, 24시간) 또는 119로 전화하세요. 정신건강위기상담 1577-0199(24시간).',
+      planUpdated: '안전계획이 업데이트됐어요.'
     },
     en: {
       open: 'Talk to us · open the ieum chat, 24 hours',
@@ -154,7 +164,17 @@
       callLabel: function (name, phone) { return 'Call ' + name + ' ' + phone; },
       website: 'Website',
       charsLeft: function (n) { return n + ' characters left'; },
-      charsOver: function (n) { return n + ' characters over'; }
+      charsOver: function (n) { return n + ' characters over'; },
+      planTitle: 'My safety plan',
+      planCount: function (n) { return n + (n === 1 ? ' item' : ' items'); },
+      planNone: 'Nothing written yet',
+      planPrint: 'Print',
+      planPrintLabel: 'Print (the safety plan only)',
+      planSave: 'Save',
+      planSaveLabel: 'Save (download the safety plan as a file)',
+      planDocTitle: 'My safety plan · ieum',
+      planHelp: 'If you are in danger, call 109 (suicide prevention, 24h) or 119 right now. Mental-health crisis line 1577-0199 (24h).',
+      planUpdated: 'Your safety plan was updated.'
     }
   };
 
@@ -174,14 +194,16 @@
     greeting: saved.greeting || null,
     pending: Array.isArray(saved.pending) ? saved.pending : [], // [{id, text, state, error}]
     open: !!saved.open,
-    closed: saved.closed || null // {by}
+    closed: saved.closed || null, // {by}
+    plan: Array.isArray(saved.plan) ? saved.plan : null // the last safety_plan steps
   };
   if (st.lang !== 'en') st.lang = 'ko';
   function persist() {
     try {
       sessionStorage.setItem(KEY, JSON.stringify({
         lang: st.lang, conversationId: st.conversationId, token: st.token,
-        greeting: st.greeting, pending: st.pending, open: st.open, closed: st.closed
+        greeting: st.greeting, pending: st.pending, open: st.open, closed: st.closed,
+        plan: st.plan
       }));
     } catch (e) { /* storage full or blocked: the chat still works in memory */ }
   }
@@ -298,6 +320,41 @@
   queueBox.hidden = true;
   panel.appendChild(queueBox);
 
+  // The safety plan, built up as `safety_plan` frames arrive: folded to one line until
+  // opened, with print and save.
+  var planBox = el('details', 'plan');
+  planBox.id = 'ieum-plan';
+  planBox.hidden = true;
+  var planSum = el('summary', 'plan-sum');
+  var planSumTitle = el('span', 'plan-sum-title');
+  var planSumCount = el('span', 'plan-sum-count');
+  planSum.appendChild(planSumTitle);
+  planSum.appendChild(planSumCount);
+  planBox.appendChild(planSum);
+  var planBody = el('div', 'plan-body');
+  planBody.setAttribute('role', 'region');
+  planBody.setAttribute('aria-labelledby', 'ieum-plan-heading');
+  var planHeading = el('h3', 'sr-only');
+  planHeading.id = 'ieum-plan-heading';
+  planBody.appendChild(planHeading);
+  // Print and save first, so they are in reach without scrolling the steps.
+  var planTools = el('div', 'plan-tools');
+  var planPrintBtn = el('button', 'plan-print');
+  planPrintBtn.type = 'button';
+  var planSaveBtn = el('button', 'plan-save');
+  planSaveBtn.type = 'button';
+  planTools.appendChild(planPrintBtn);
+  planTools.appendChild(planSaveBtn);
+  planBody.appendChild(planTools);
+  var planList = el('ol', 'plan-steps');
+  planBody.appendChild(planList);
+  planBox.appendChild(planBody);
+  var planLive = el('p', 'sr-only');
+  planLive.setAttribute('role', 'status');
+  planLive.setAttribute('aria-live', 'polite');
+  panel.appendChild(planBox);
+  panel.appendChild(planLive);
+
   var quick = el('div', 'quick');
   panel.appendChild(quick);
 
@@ -369,6 +426,7 @@
     newBtn.textContent = t('newChat');
     renderRating();
     renderQueue();
+    renderPlan();
     refreshStatuses();
     updateCounter();
     if (inputErr.dataset.key) showInputError(inputErr.dataset.key);
@@ -594,6 +652,138 @@
   }
   var queueOpen = false;
 
+  // ---- the safety plan ----
+  var planSteps = st.plan; // the last `safety_plan` frame's steps (kept for a reload)
+
+  function planItemsCount() {
+    return (planSteps || []).reduce(function (n, s) { return n + (s.items || []).length; }, 0);
+  }
+
+  function renderPlan() {
+    planSumTitle.textContent = t('planTitle');
+    planHeading.textContent = t('planTitle');
+    planPrintBtn.textContent = t('planPrint');
+    planPrintBtn.setAttribute('aria-label', t('planPrintLabel'));
+    planSaveBtn.textContent = t('planSave');
+    planSaveBtn.setAttribute('aria-label', t('planSaveLabel'));
+    if (!planSteps) { planBox.hidden = true; return; }
+    planBox.hidden = false;
+    planSumCount.textContent = t('planCount')(planItemsCount());
+    planList.textContent = '';
+    planSteps.forEach(function (s) {
+      var li = el('li', 'plan-step');
+      li.appendChild(el('h4', 'plan-step-title', s.title));
+      var items = s.items || [];
+      if (!items.length) {
+        li.appendChild(el('p', 'plan-none', t('planNone')));
+      } else {
+        var ul = el('ul', 'plan-items');
+        items.forEach(function (x) { ul.appendChild(linked('li', 'plan-item', x)); });
+        li.appendChild(ul);
+      }
+      planList.appendChild(li);
+    });
+  }
+
+  function onPlan(steps) {
+    var had = !!planSteps;
+    planSteps = Array.isArray(steps) ? steps : [];
+    st.plan = planSteps;
+    persist();
+    renderPlan();
+    if (had) planLive.textContent = t('planUpdated');
+    keepNewest();
+  }
+
+  /** The plan as plain DOM for a printed page (text only, never innerHTML). */
+  function planPage(doc) {
+    var page = doc.createElement('div');
+    var h = doc.createElement('h1');
+    h.textContent = t('planTitle');
+    page.appendChild(h);
+    (planSteps || []).forEach(function (s) {
+      var h2 = doc.createElement('h2');
+      h2.textContent = s.title;
+      page.appendChild(h2);
+      var ul = doc.createElement('ul');
+      var items = s.items || [];
+      (items.length ? items : ['']).forEach(function (x) {
+        var li = doc.createElement('li');
+        li.textContent = x || '—';
+        ul.appendChild(li);
+      });
+      page.appendChild(ul);
+    });
+    var help = doc.createElement('p');
+    help.textContent = t('planHelp');
+    page.appendChild(help);
+    return page;
+  }
+
+  // Print: a print stylesheet hides the host page and shows only a plain copy of the plan,
+  // both removed once printing is done.
+  planPrintBtn.addEventListener('click', function () {
+    var sheet = document.createElement('style');
+    sheet.media = 'print';
+    sheet.textContent =
+      'body > *:not(#ieum-print) { display: none !important; }' +
+      '#ieum-print { display: block !important; font: 12pt/1.5 sans-serif; color: #000; }' +
+      '#ieum-print h1 { font-size: 18pt; } #ieum-print h2 { font-size: 13pt; margin: 14pt 0 4pt; }';
+    var copy = planPage(document);
+    copy.id = 'ieum-print';
+    copy.setAttribute('lang', st.lang);
+    copy.style.display = 'none';
+    document.head.appendChild(sheet);
+    document.body.appendChild(copy);
+    var done = false;
+    function cleanup() {
+      if (done) return;
+      done = true;
+      sheet.remove();
+      copy.remove();
+      window.removeEventListener('afterprint', cleanup);
+      planPrintBtn.focus();
+    }
+    window.addEventListener('afterprint', cleanup);
+    window.print();
+    setTimeout(cleanup, 1000);
+  });
+
+  function escapeHtml(x) {
+    return String(x).replace(/[&<>"']/g, function (c) {
+      return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+    });
+  }
+
+  // Save: a small standalone HTML file (no scripts), downloaded through a Blob.
+  planSaveBtn.addEventListener('click', function () {
+    var body = '<h1>' + escapeHtml(t('planTitle')) + '</h1>';
+    (planSteps || []).forEach(function (s) {
+      body += '<h2>' + escapeHtml(s.title) + '</h2><ul>';
+      var items = s.items || [];
+      if (!items.length) body += '<li>—</li>';
+      items.forEach(function (x) { body += '<li>' + escapeHtml(x) + '</li>'; });
+      body += '</ul>';
+    });
+    body += '<p><strong>' + escapeHtml(t('planHelp')) + '</strong></p>';
+    var html = '<!doctype html><html lang="' + st.lang + '"><head><meta charset="utf-8">' +
+      '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+      '<title>' + escapeHtml(t('planDocTitle')) + '</title>' +
+      '<style>body{font:16px/1.6 sans-serif;max-width:40em;margin:1em auto;padding:0 1em;color:#111}' +
+      'h1{font-size:1.4em}h2{font-size:1.1em;margin:1.2em 0 .3em}</style></head><body>' +
+      body + '</body></html>';
+    var blob = new Blob([html], { type: 'text/html;charset=utf-8' });
+    var url = URL.createObjectURL(blob);
+    var a = document.createElement('a');
+    a.href = url;
+    a.download = st.lang === 'ko' ? 'ieum-안전계획.html' : 'ieum-safety-plan.html';
+    a.style.display = 'none';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+  });
+
   function renderRating() {
     rating.textContent = '';
     var showIt = st.closed && st.closed.by === 'counselor' && !st.closed.rated;
@@ -808,6 +998,9 @@
     queueInfo = null;
     queueOpen = false;
     renderQueue();
+    planSteps = null;
+    st.plan = null;
+    renderPlan();
     setQuickReplies([]);
   }
 
@@ -917,6 +1110,9 @@
         persist();
         renderRating();
         setEndedUi(true);
+        break;
+      case 'safety_plan':
+        onPlan(f.steps);
         break;
       case 'error':
         onError(f);

@@ -18,13 +18,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::frames::PlanStepFrame;
 use super::frames::{CounselorFrame, ServerFrame};
 use super::{Lang, Reply, Responder};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::conversation::plan::{CitizenWords, Context, Effect, plan};
 use crate::conversation::{
-    Answer, ConversationMeta, Event, EventBody, IdlePolicy, KEEP_TALKING, KEEP_WAITING, Position,
-    ScreenFlow, State, StoredEvent, Summary, TriageNote,
+    Answer, Choice, ConversationMeta, Event, EventBody, IdlePolicy, KEEP_TALKING, KEEP_WAITING,
+    Position, SafetyPlan, ScreenFlow, State, StoredEvent, Summary, TriageNote,
 };
 use crate::crypto::Key;
 use crate::ids::{ConversationId, Token, hashes_equal, now_ms};
@@ -187,6 +188,12 @@ pub(super) enum Cmd {
     TakeOver {
         supervisor: String,
         out: mpsc::Sender<CounselorFrame>,
+        reply: Reply1<()>,
+    },
+    PlanItem {
+        counselor: String,
+        step: u8,
+        text: String,
         reply: Reply1<()>,
     },
 }
@@ -361,6 +368,27 @@ impl ConvHandle {
         let supervisor = supervisor.to_owned();
         self.ask(|reply| Cmd::Whisper {
             supervisor,
+            text,
+            reply,
+        })
+        .await
+    }
+
+    /// The counselor holding the conversation adds an item to step `step` (1–6) of the
+    /// person's safety plan; the citizen and the counselor get the updated plan.
+    ///
+    /// # Errors
+    /// [`ChatError::NotYours`], [`ChatError::NotSaved`].
+    pub async fn plan_item(
+        &self,
+        counselor: &str,
+        step: u8,
+        text: String,
+    ) -> Result<(), ChatError> {
+        let counselor = counselor.to_owned();
+        self.ask(|reply| Cmd::PlanItem {
+            counselor,
+            step,
             text,
             reply,
         })
@@ -681,6 +709,15 @@ impl Actor {
                 let r = self.take_over(supervisor, out).await;
                 let _ = reply.send(r);
             }
+            Cmd::PlanItem {
+                counselor,
+                step,
+                text,
+                reply,
+            } => {
+                let r = self.counselor_plan_item(counselor, step, text).await;
+                let _ = reply.send(r);
+            }
         }
     }
 
@@ -721,15 +758,18 @@ impl Actor {
                     .await
                     .map_err(|_| ChatError::NotSaved)?;
                 self.meta = meta;
-                let missed = transcript::events_after(
+                // The whole transcript: the missed events, and the safety plan (the fold of
+                // every `plan_item`), which a person reopens with their resume token.
+                let all = transcript::events_after(
                     &self.deps.store,
                     self.meta.id,
                     &self.key,
-                    last_seq,
+                    0,
                     self.meta.last_seq,
                 )
                 .await
                 .map_err(|_| ChatError::NotSaved)?;
+                let plan = SafetyPlan::fold(&all);
                 let mut frames = vec![ServerFrame::Welcome {
                     conversation_id: self.meta.id,
                     token: fresh.expose().to_owned(),
@@ -739,7 +779,14 @@ impl Actor {
                     greeting: None,
                     state,
                 }];
-                frames.extend(missed.iter().filter_map(ServerFrame::from_event));
+                if !plan.is_empty() {
+                    frames.push(self.plan_frame(&plan));
+                }
+                frames.extend(
+                    all.iter()
+                        .filter(|e| e.seq > last_seq)
+                        .filter_map(ServerFrame::from_event),
+                );
                 if let (State::Queued { .. }, Some(p)) =
                     (&self.meta.conversation.state, self.last_position.clone())
                 {
@@ -781,10 +828,24 @@ impl Actor {
             assessment.level
         };
         let action: TriageAction = engine.policy(acting).action;
-        let answer = if matches!(self.meta.conversation.state, State::Screening { .. }) {
+        let answer = if matches!(
+            self.meta.conversation.state,
+            State::Screening { .. } | State::PlanWalk { step: 0 }
+        ) {
             self.deps.responder.screener_answer(&text)
         } else {
             Answer::Unclear
+        };
+        let choice = match self.meta.conversation.state {
+            State::SelfCheck { .. } => self
+                .deps
+                .responder
+                .self_check_score(&text)
+                .map_or(Choice::Other, Choice::Score),
+            State::PlanWalk { step } if step > 0 && self.deps.responder.plan_skip(&text) => {
+                Choice::Skip
+            }
+            _ => Choice::Other,
         };
         let note = TriageNote {
             level: assessment.level,
@@ -812,6 +873,7 @@ impl Actor {
                 action,
                 intent: note.intent.clone(),
                 answer,
+                choice,
             },
         };
         let citizen = CitizenWords {
@@ -952,11 +1014,19 @@ impl Actor {
                 log_store_error(&e);
                 ChatError::NotSaved
             })?;
+        let plan = SafetyPlan::fold(&events);
         let _ = out.try_send(CounselorFrame::Claimed {
             conversation_id: self.meta.id,
             level: self.meta.level(),
             events,
         });
+        if !plan.is_empty() {
+            let steps = PlanStepFrame::all(&plan, &self.deps.responder.plan_titles(self.lang()));
+            let _ = out.try_send(CounselorFrame::SafetyPlan {
+                conversation_id: self.meta.id,
+                steps,
+            });
+        }
         self.counselor = Some(out);
         self.tell_holder_who_watches();
         Ok(())
@@ -1134,6 +1204,87 @@ impl Actor {
         self.counselor = Some(out);
         self.tell_holder_who_watches();
         Ok(())
+    }
+
+    /// A counselor adds an item to the person's safety plan. A plan that is still empty
+    /// starts with the prefilled lines of step 5 (109, 1577-0199, the district centre).
+    async fn counselor_plan_item(
+        &mut self,
+        counselor: String,
+        step: u8,
+        text: String,
+    ) -> Result<(), ChatError> {
+        if !self.holder_is(&counselor) {
+            return Err(ChatError::NotYours);
+        }
+        self.last_activity = Instant::now();
+        let text = crate::redact::redact_rrn(&text).into_owned();
+        let plan = self.load_plan().await?;
+        let now = now_ms();
+        let mut seq = self.meta.last_seq;
+        let mut events = Vec::new();
+        let mut push = |body: EventBody| {
+            seq += 1;
+            events.push(StoredEvent { seq, at: now, body });
+        };
+        if plan.is_empty() {
+            for line in self.deps.responder.plan_prefill(self.lang()) {
+                push(EventBody::PlanItem {
+                    step: 5,
+                    text: line,
+                    by: "bot".into(),
+                });
+            }
+        }
+        push(EventBody::PlanItem {
+            step,
+            text,
+            by: format!("counselor:{counselor}"),
+        });
+        let mut meta = self.meta.clone();
+        meta.last_seq = seq;
+        meta.updated_at = now;
+        self.commit(meta, events, None).await
+    }
+
+    /// The safety plan so far: the fold of the stored transcript.
+    async fn load_plan(&self) -> Result<SafetyPlan, ChatError> {
+        if self.meta.last_seq == 0 {
+            return Ok(SafetyPlan::default());
+        }
+        let events = transcript::events_after(
+            &self.deps.store,
+            self.meta.id,
+            &self.key,
+            0,
+            self.meta.last_seq,
+        )
+        .await
+        .map_err(|_| ChatError::NotSaved)?;
+        Ok(SafetyPlan::fold(&events))
+    }
+
+    fn plan_frame(&self, plan: &SafetyPlan) -> ServerFrame {
+        ServerFrame::SafetyPlan {
+            seq: self.meta.last_seq,
+            steps: PlanStepFrame::all(plan, &self.deps.responder.plan_titles(self.lang())),
+        }
+    }
+
+    /// The plan changed: the citizen and the counselor get it whole.
+    async fn send_plan(&mut self) {
+        let Ok(plan) = self.load_plan().await else {
+            // Stored, but not readable now: the next change or a resume sends it.
+            return;
+        };
+        let frame = self.plan_frame(&plan);
+        if let (Some(out), ServerFrame::SafetyPlan { steps, .. }) = (&self.counselor, &frame) {
+            let _ = out.try_send(CounselorFrame::SafetyPlan {
+                conversation_id: self.meta.id,
+                steps: steps.clone(),
+            });
+        }
+        self.send_citizen(frame);
     }
 
     fn holder_is(&self, counselor: &str) -> bool {
@@ -1315,6 +1466,9 @@ impl Actor {
         if let Some((id, seq)) = ack {
             self.send_citizen(ServerFrame::Ack { id, seq });
         }
+        let plan_changed = events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::PlanItem { .. }));
         // The events are stored: move them into the frames (no copy of the words and
         // resource cards), copying only for a counselor who is watching.
         for e in events {
@@ -1360,6 +1514,9 @@ impl Actor {
                     self.send_citizen(f);
                 }
             }
+        }
+        if plan_changed {
+            self.send_plan().await;
         }
         Ok(())
     }

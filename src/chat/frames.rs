@@ -114,6 +114,14 @@ pub enum ServerFrame {
         /// Who ended it.
         by: Closer,
     },
+    /// The person's safety plan so far: all six steps, each with its items. Sent whenever
+    /// it changes, and after `welcome` on a resume when a plan exists.
+    SafetyPlan {
+        /// Last stored seq.
+        seq: u64,
+        /// The six steps, in order.
+        steps: Vec<PlanStepFrame>,
+    },
     /// Something went wrong; `code` is stable.
     Error {
         /// Last stored seq.
@@ -178,7 +186,9 @@ impl ServerFrame {
             EventBody::State { .. }
             | EventBody::Queued { .. }
             | EventBody::Transferred { .. }
-            | EventBody::Rating { .. } => return None,
+            | EventBody::Rating { .. }
+            // The plan reaches the citizen whole, as a `safety_plan` frame.
+            | EventBody::PlanItem { .. } => return None,
             // A supervisor's whisper is for staff only: no citizen frame, ever (live fan-out
             // and resume replay both come through here).
             EventBody::Whisper { .. } => return None,
@@ -205,8 +215,38 @@ impl ServerFrame {
             | ServerFrame::CounselorJoined { seq, .. }
             | ServerFrame::Counselor { seq, .. }
             | ServerFrame::Closed { seq, .. }
+            | ServerFrame::SafetyPlan { seq, .. }
             | ServerFrame::Error { seq, .. } => *seq,
         }
+    }
+}
+
+/// One step of a safety plan as sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanStepFrame {
+    /// 1–6.
+    pub step: u8,
+    /// The step's title in the conversation's language.
+    pub title: String,
+    /// The items written so far, in order.
+    pub items: Vec<String>,
+}
+
+impl PlanStepFrame {
+    /// The six steps of `plan` with their `titles`.
+    pub fn all(plan: &crate::conversation::SafetyPlan, titles: &[String]) -> Vec<PlanStepFrame> {
+        plan.items
+            .iter()
+            .enumerate()
+            .map(|(i, items)| PlanStepFrame {
+                step: i as u8 + 1,
+                title: titles
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}", i + 1)),
+                items: items.clone(),
+            })
+            .collect()
     }
 }
 
@@ -258,6 +298,13 @@ pub enum CounselorFrame {
         conversation_id: ConversationId,
         /// The event.
         event: StoredEvent,
+    },
+    /// The safety plan of a conversation you hold, after it changed.
+    SafetyPlan {
+        /// Which conversation.
+        conversation_id: ConversationId,
+        /// The six steps, in order.
+        steps: Vec<PlanStepFrame>,
     },
     /// The conversation left your hands (closed, transferred, taken over).
     Released {

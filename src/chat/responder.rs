@@ -34,6 +34,14 @@ fn answer_buttons(lang: Lang) -> Vec<QuickReply> {
 }
 
 impl Content {
+    /// The cards of these resource ids (the loader checked they exist and are verified).
+    fn cards(&self, ids: &[String]) -> Vec<Card> {
+        ids.iter()
+            .filter_map(|id| self.resource(id))
+            .map(|r| r.card())
+            .collect()
+    }
+
     /// Adds the 24-hour crisis line cards (109 first) that a reply does not carry yet.
     fn with_crisis_lines(&self, reply: &mut Reply) {
         let lines: Vec<Card> = self
@@ -95,6 +103,63 @@ impl Responder for Content {
             // what they say when none are known.
             BotMessage::Holding => Responder::holding(self, lang, turn, 1, None),
             BotMessage::CounselorChanging => convert(self.counselor_changing(lang, turn)),
+            BotMessage::SelfCheckAsk { item, repeat } => {
+                let sc = self.selfcheck();
+                let q = sc.item(usize::from(*item), lang).unwrap_or_default();
+                let text = if *repeat {
+                    format!("{} {q}", sc.unclear(lang))
+                } else if *item == 0 {
+                    format!("{} {q}", sc.intro(lang))
+                } else {
+                    q.to_owned()
+                };
+                Reply {
+                    text,
+                    resources: Vec::new(),
+                    quick_replies: sc.options(lang),
+                }
+            }
+            BotMessage::SelfCheckResult { score } => {
+                let (text, ids, quick_replies) = self.selfcheck().result(*score, lang);
+                Reply {
+                    text,
+                    resources: self.cards(ids),
+                    quick_replies,
+                }
+            }
+            BotMessage::SelfCheckStopped => Reply {
+                text: self.selfcheck().stopped(lang).to_owned(),
+                ..Reply::default()
+            },
+            BotMessage::PlanOffer => {
+                let (text, mut quick_replies) = self.safety_plan().offer(lang);
+                // The screener's closing offer of a counselor stays one tap away.
+                quick_replies
+                    .extend(convert(self.safety_reply(Level::Medium, lang, turn)).quick_replies);
+                Reply {
+                    text: text.to_owned(),
+                    resources: Vec::new(),
+                    quick_replies,
+                }
+            }
+            BotMessage::PlanAsk { step } => {
+                let (text, quick_replies) = self.safety_plan().ask(*step, lang);
+                Reply {
+                    text: text.to_owned(),
+                    resources: Vec::new(),
+                    quick_replies,
+                }
+            }
+            BotMessage::PlanDeclined => Reply {
+                text: self.safety_plan().declined(lang).to_owned(),
+                resources: self.cards(self.safety_plan().resources()),
+                quick_replies: Vec::new(),
+            },
+            BotMessage::PlanDone => Reply {
+                text: self.safety_plan().done(lang).to_owned(),
+                resources: self.cards(self.safety_plan().resources()),
+                quick_replies: Vec::new(),
+            },
             BotMessage::AskRating => convert(self.rating_ask(lang)),
             BotMessage::ThanksForRating => convert(self.rating_thanks(lang)),
         };
@@ -144,6 +209,22 @@ impl Responder for Content {
             content::Answer::No => Answer::No,
             content::Answer::Unclear => Answer::Unclear,
         }
+    }
+
+    fn self_check_score(&self, text: &str) -> Option<u8> {
+        self.selfcheck().score(text)
+    }
+
+    fn plan_skip(&self, text: &str) -> bool {
+        self.safety_plan().is_skip(text)
+    }
+
+    fn plan_titles(&self, lang: Lang) -> Vec<String> {
+        self.safety_plan().titles(lang)
+    }
+
+    fn plan_prefill(&self, lang: Lang) -> Vec<String> {
+        self.safety_plan().prefill(lang).to_vec()
     }
 }
 
@@ -219,6 +300,35 @@ mod tests {
         );
         assert_ne!(fallback.text, after.text);
         assert_eq!(after.text, c.safety_reply(Level::Low, Lang::Ko, 1).text);
+    }
+
+    #[test]
+    fn the_plan_offer_keeps_a_counselor_one_tap_away() {
+        let c = content();
+        let done = Responder::bot(
+            &c,
+            &BotMessage::ScreeningDone { unclear: false },
+            "아니요",
+            Lang::Ko,
+            1,
+            Level::Medium,
+        );
+        let offer = Responder::bot(
+            &c,
+            &BotMessage::PlanOffer,
+            "아니요",
+            Lang::Ko,
+            1,
+            Level::Medium,
+        );
+        assert!(offer.text.contains("안전계획"), "{offer:?}");
+        for q in &done.quick_replies {
+            assert!(
+                offer.quick_replies.contains(q),
+                "{q:?} missing from {offer:?}"
+            );
+        }
+        assert!(has_109(&offer));
     }
 
     #[test]

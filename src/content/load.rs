@@ -21,7 +21,7 @@ use crate::triage::{Level, LoadError};
 
 /// The data files every intents directory must hold, by name. Every other `*.toml` holds
 /// only `[[intent]]` tables.
-pub const DATA_FILES: [&str; 7] = [
+pub const DATA_FILES: [&str; 9] = [
     "resources.toml",
     "messages.toml",
     "screener.toml",
@@ -29,6 +29,8 @@ pub const DATA_FILES: [&str; 7] = [
     "programs.toml",
     "districts.toml",
     "canned.toml",
+    "selfcheck.toml",
+    "safety_plan.toml",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -350,6 +352,112 @@ struct AnswerSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SelfCheckFile {
+    source: String,
+    intro_ko: String,
+    intro_en: String,
+    unclear_ko: String,
+    unclear_en: String,
+    stopped_ko: String,
+    stopped_en: String,
+    result_ko: String,
+    result_en: String,
+    item: Vec<ItemSpec>,
+    option: Vec<OptionSpec>,
+    band: Vec<BandSpec>,
+    #[serde(default)]
+    result_quick_reply: Vec<QuickReplySpec>,
+    answer: Vec<ScoreAnswerSpec>,
+    /// The intent that starts the self-check (read by triage as well).
+    #[serde(default)]
+    intent: Vec<IntentSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemSpec {
+    ko: String,
+    en: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionSpec {
+    score: u8,
+    label_ko: String,
+    text_ko: String,
+    label_en: String,
+    text_en: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BandSpec {
+    min: u8,
+    max: u8,
+    ko: String,
+    en: String,
+    #[serde(default)]
+    resources: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScoreAnswerSpec {
+    score: Spanned<u8>,
+    #[serde(default)]
+    patterns: Vec<String>,
+    #[serde(default)]
+    words: Vec<String>,
+    #[serde(default)]
+    regex: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    examples: Vec<String>,
+    counter_examples: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SafetyPlanFile {
+    source: String,
+    offer_ko: String,
+    offer_en: String,
+    yes_label_ko: String,
+    yes_text_ko: String,
+    no_label_ko: String,
+    no_text_ko: String,
+    yes_label_en: String,
+    yes_text_en: String,
+    no_label_en: String,
+    no_text_en: String,
+    skip_label_ko: String,
+    skip_text_ko: String,
+    skip_label_en: String,
+    skip_text_en: String,
+    skip_words: Vec<String>,
+    declined_ko: String,
+    declined_en: String,
+    done_ko: String,
+    done_en: String,
+    prefill_ko: Vec<String>,
+    prefill_en: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    step: Vec<StepSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepSpec {
+    title_ko: String,
+    title_en: String,
+    ask_ko: String,
+    ask_en: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CannedFile {
     canned: Vec<CannedSpec>,
 }
@@ -508,6 +616,7 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
     let (resources_src, messages_src, screener_src) = (next()?, next()?, next()?);
     let (prescriptions_src, programs_src, districts_src, canned_src) =
         (next()?, next()?, next()?, next()?);
+    let (selfcheck_src, plan_src) = (next()?, next()?);
 
     let resources = load_resources(&resources_src)?;
     let known = |ids: &[String], ctx: &Ctx<'_>, owner: Option<&Spanned<String>>| {
@@ -530,13 +639,24 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         Ok(())
     };
 
+    // The self-check file holds its own trigger intent; it is loaded with the others.
+    let selfcheck_file: SelfCheckFile = selfcheck_src.ctx().parse()?;
+    let mut selfcheck_file = Some(selfcheck_file);
+    let mut intent_files: Vec<(&Source, Vec<IntentSpec>)> = Vec::new();
+    for src in &intent_sources {
+        let file: IntentFile = src.ctx().parse()?;
+        intent_files.push((src, file.intent));
+    }
+    if let Some(f) = selfcheck_file.as_mut() {
+        intent_files.push((&selfcheck_src, std::mem::take(&mut f.intent)));
+    }
+
     // Intents.
     let mut intents = Vec::new();
     let mut seen = HashSet::new();
-    for src in &intent_sources {
+    for (src, specs) in intent_files {
         let ctx = src.ctx();
-        let file: IntentFile = ctx.parse()?;
-        for i in file.intent {
+        for i in specs {
             check_id(&ctx, &i.id, &mut seen, "intent")?;
             let fail = |m: String| ctx.err(&i.id, m);
             let has_patterns = [&i.patterns, &i.words, &i.regex, &i.compact_regex]
@@ -835,7 +955,17 @@ pub(crate) fn load(dir: &Path) -> Result<Content, LoadError> {
         });
     }
 
+    // The loneliness self-check and the safety plan.
+    let selfcheck = load_selfcheck(
+        &selfcheck_src,
+        selfcheck_file.take().expect("parsed above"),
+        &known,
+    )?;
+    let safety_plan = load_safety_plan(&plan_src, &known)?;
+
     Ok(Content {
+        selfcheck,
+        safety_plan,
         intents,
         resources,
         welcome,
@@ -1004,5 +1134,216 @@ fn load_screener(src: &Source) -> Result<Screener, LoadError> {
         unclear: pair(f.unclear_ko, f.unclear_en),
         done: pair(f.done_ko, f.done_en),
         urgent: pair(f.urgent_ko, f.urgent_en),
+    })
+}
+
+/// Items of the three-item UCLA Loneliness Scale (the state machine's
+/// `SELF_CHECK_ITEMS`; tests/content.rs checks they agree: content does not import the
+/// conversation module).
+const SELF_CHECK_ITEMS: usize = 3;
+
+/// Steps of a Stanley–Brown safety plan (the state machine's `PLAN_STEPS`).
+const PLAN_STEPS: usize = 6;
+
+type Known<'a> =
+    dyn Fn(&[String], &Ctx<'_>, Option<&Spanned<String>>) -> Result<(), LoadError> + 'a;
+
+fn load_selfcheck(
+    src: &Source,
+    f: SelfCheckFile,
+    known: &Known<'_>,
+) -> Result<super::SelfCheck, LoadError> {
+    use super::dialogues::{Band, ScoreClass};
+    let ctx = src.ctx();
+    let fail = |m: String| ctx.file_err(m);
+    filled(
+        [
+            &f.source,
+            &f.intro_ko,
+            &f.intro_en,
+            &f.unclear_ko,
+            &f.unclear_en,
+            &f.stopped_ko,
+            &f.stopped_en,
+            &f.result_ko,
+            &f.result_en,
+        ],
+        "selfcheck",
+        fail,
+    )?;
+    if !f.result_ko.contains("{score}") || !f.result_en.contains("{score}") {
+        return Err(fail("`result_ko` and `result_en` must hold {score}".into()));
+    }
+    if f.item.len() != SELF_CHECK_ITEMS {
+        return Err(fail(format!(
+            "the three-item UCLA Loneliness Scale has 3 items; found {}",
+            f.item.len()
+        )));
+    }
+    let mut items = Vec::new();
+    for i in f.item {
+        filled([&i.ko, &i.en], "item", fail)?;
+        items.push([i.ko, i.en]);
+    }
+    let mut scores: Vec<u8> = f.option.iter().map(|o| o.score).collect();
+    scores.sort_unstable();
+    if scores != [1, 2, 3] {
+        return Err(fail("needs one `option` for each score 1, 2 and 3".into()));
+    }
+    let mut options: Vec<(u8, QuickReplyDef)> = Vec::new();
+    for o in f.option {
+        let q = quick_replies(
+            vec![QuickReplySpec {
+                label_ko: o.label_ko,
+                text_ko: o.text_ko,
+                label_en: o.label_en,
+                text_en: o.text_en,
+            }],
+            fail,
+        )?;
+        options.extend(q.into_iter().map(|q| (o.score, q)));
+    }
+    options.sort_by_key(|(s, _)| *s);
+    let mut bands = Vec::new();
+    for b in f.band {
+        filled([&b.ko, &b.en], "band", fail)?;
+        known(&b.resources, &ctx, None)?;
+        bands.push(Band {
+            min: b.min,
+            max: b.max,
+            text: [b.ko, b.en],
+            resources: b.resources,
+        });
+    }
+    for score in 3..=9u8 {
+        let n = bands
+            .iter()
+            .filter(|b| (b.min..=b.max).contains(&score))
+            .count();
+        if n != 1 {
+            return Err(fail(format!(
+                "every score 3-9 falls in exactly one band; {score} falls in {n}"
+            )));
+        }
+    }
+    let result_quick = quick_replies(f.result_quick_reply, fail)?;
+    let mut answers = Vec::new();
+    for a in f.answer {
+        let score = *a.score.get_ref();
+        let id = Spanned::new(a.score.span(), score.to_string());
+        if !(1..=3).contains(&score) {
+            return Err(ctx.err(&id, "an answer's `score` is 1, 2 or 3"));
+        }
+        let matcher = matcher(&ctx, &id, &a.patterns, &a.words, &a.regex, &a.except)?;
+        answers.push(ScoreClass {
+            score,
+            matcher,
+            examples: a.examples,
+            counter_examples: a.counter_examples,
+            line: ctx.line(&id),
+        });
+    }
+    for score in 1..=3u8 {
+        if !answers.iter().any(|a| a.score == score) {
+            return Err(fail(format!("needs an `answer` with score {score}")));
+        }
+    }
+    Ok(super::SelfCheck {
+        file: src.path.clone(),
+        source: f.source,
+        intro: [f.intro_ko, f.intro_en],
+        unclear: [f.unclear_ko, f.unclear_en],
+        stopped: [f.stopped_ko, f.stopped_en],
+        result: [f.result_ko, f.result_en],
+        items,
+        options: options.into_iter().map(|(_, q)| q).collect(),
+        bands,
+        result_quick,
+        answers,
+    })
+}
+
+fn load_safety_plan(src: &Source, known: &Known<'_>) -> Result<super::PlanText, LoadError> {
+    use super::dialogues::PlanStep;
+    let ctx = src.ctx();
+    let f: SafetyPlanFile = ctx.parse()?;
+    let fail = |m: String| ctx.file_err(m);
+    filled(
+        [
+            &f.source,
+            &f.offer_ko,
+            &f.offer_en,
+            &f.declined_ko,
+            &f.declined_en,
+            &f.done_ko,
+            &f.done_en,
+        ],
+        "safety_plan",
+        fail,
+    )?;
+    known(&f.resources, &ctx, None)?;
+    if f.step.len() != PLAN_STEPS {
+        return Err(fail(format!(
+            "a safety plan has 6 steps (Stanley-Brown); found {}",
+            f.step.len()
+        )));
+    }
+    if f.prefill_ko.is_empty() || f.prefill_ko.len() != f.prefill_en.len() {
+        return Err(fail(
+            "`prefill_ko` and `prefill_en` hold the same lines of step 5, at least one".into(),
+        ));
+    }
+    filled(f.prefill_ko.iter().chain(&f.prefill_en), "prefill", fail)?;
+    let mut steps = Vec::new();
+    for s in f.step {
+        filled(
+            [&s.title_ko, &s.title_en, &s.ask_ko, &s.ask_en],
+            "step",
+            fail,
+        )?;
+        steps.push(PlanStep {
+            title: [s.title_ko, s.title_en],
+            ask: [s.ask_ko, s.ask_en],
+        });
+    }
+    let one = |label_ko: String, text_ko: String, label_en: String, text_en: String| {
+        quick_replies(
+            vec![QuickReplySpec {
+                label_ko,
+                text_ko,
+                label_en,
+                text_en,
+            }],
+            fail,
+        )
+        .map(|mut v| v.remove(0))
+    };
+    let skip_words: Vec<String> = f
+        .skip_words
+        .iter()
+        .map(|w| {
+            w.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect()
+        })
+        .collect();
+    Ok(super::PlanText {
+        source: f.source,
+        offer: [f.offer_ko, f.offer_en],
+        yes: one(f.yes_label_ko, f.yes_text_ko, f.yes_label_en, f.yes_text_en)?,
+        no: one(f.no_label_ko, f.no_text_ko, f.no_label_en, f.no_text_en)?,
+        skip: one(
+            f.skip_label_ko,
+            f.skip_text_ko,
+            f.skip_label_en,
+            f.skip_text_en,
+        )?,
+        skip_words,
+        declined: [f.declined_ko, f.declined_en],
+        done: [f.done_ko, f.done_en],
+        prefill: [f.prefill_ko, f.prefill_en],
+        resources: f.resources,
+        steps,
     })
 }

@@ -26,6 +26,7 @@
 //! [`LoadError`] naming the file, the line and the id. The format of every file is in
 //! `intents/README.md`.
 
+pub mod dialogues;
 mod load;
 pub mod matcher;
 pub mod screener;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use dialogues::{PlanText, SelfCheck};
 pub use load::DATA_FILES;
 pub use screener::{Answer, Question, Screener, SecondUnclear};
 
@@ -255,13 +257,13 @@ pub enum Handler {
 }
 
 #[derive(Debug, Clone)]
-struct QuickReplyDef {
+pub(crate) struct QuickReplyDef {
     label: [String; 2],
     text: [String; 2],
 }
 
 impl QuickReplyDef {
-    fn render(&self, lang: Lang) -> QuickReply {
+    pub(crate) fn render(&self, lang: Lang) -> QuickReply {
         QuickReply {
             label: self.label[lang.index()].clone(),
             text: self.text[lang.index()].clone(),
@@ -481,6 +483,8 @@ pub struct Content {
     catalog: Catalog,
     atlas: Atlas,
     canned: Vec<Canned>,
+    selfcheck: SelfCheck,
+    safety_plan: PlanText,
 }
 
 const _: () = {
@@ -797,6 +801,16 @@ impl Content {
         &self.screener
     }
 
+    /// The loneliness self-check (`intents/selfcheck.toml`).
+    pub fn selfcheck(&self) -> &SelfCheck {
+        &self.selfcheck
+    }
+
+    /// The safety plan's words (`intents/safety_plan.toml`).
+    pub fn safety_plan(&self) -> &PlanText {
+        &self.safety_plan
+    }
+
     /// A resource by id (unverified ones included, for staff).
     pub fn resource(&self, id: &str) -> Option<&Arc<Resource>> {
         self.resources.iter().find(|r| r.id == id)
@@ -981,6 +995,8 @@ impl Content {
             out.push((format!("canned {}", c.id), c.ko.clone()));
             out.push((format!("canned {}", c.id), c.en.clone()));
         }
+        out.extend(self.selfcheck.texts());
+        out.extend(self.safety_plan.texts());
         out
     }
 
@@ -1059,6 +1075,16 @@ impl Content {
             };
             let got = |t: &str| Some(format!("answer {}", s.classify(t).as_str()));
             let id = format!("answer {}", a.class.as_str());
+            check(&at, &id, &a.examples, &a.counter_examples, &got);
+        }
+        let sc = &self.selfcheck;
+        for a in &sc.answers {
+            let at = At {
+                file: sc.file.clone(),
+                line: a.line,
+            };
+            let got = |t: &str| sc.score(t).map(|s| format!("selfcheck score {s}"));
+            let id = format!("selfcheck score {}", a.score);
             check(&at, &id, &a.examples, &a.counter_examples, &got);
         }
         failures

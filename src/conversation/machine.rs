@@ -15,7 +15,13 @@
 //! * At `imminent`, the handoff is urgent and the emergency resources go out in the same
 //!   reply.
 //!
-//! States: `bot`, `screening`, `queued`, `with_counselor`, `closed`.
+//! * **Risk always wins over a dialogue.** The loneliness self-check and the safety-plan
+//!   walk read every answer, but a message at `medium` or above ends them and takes the
+//!   usual path (the screener, the safety answer, the handoff); what was written so far
+//!   is kept.
+//!
+//! States: `bot`, `screening`, `self_check`, `plan_walk`, `queued`, `with_counselor`,
+//! `closed`.
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +122,29 @@ pub enum Answer {
     Unclear,
 }
 
+/// How a message reads inside a dialogue other than the screener (read by the actor only
+/// in the state that asks for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    /// Nothing in particular (any other state, or words that are not an answer).
+    #[default]
+    Other,
+    /// A self-check answer: 1 hardly ever, 2 some of the time, 3 often.
+    Score(u8),
+    /// "건너뛰기" / "skip" in the safety-plan walk.
+    Skip,
+}
+
+/// The number of items of the loneliness self-check (the three-item UCLA Loneliness Scale).
+pub const SELF_CHECK_ITEMS: u8 = 3;
+
+/// The number of steps of a safety plan (Stanley–Brown).
+pub const PLAN_STEPS: u8 = 6;
+
+/// The intent that starts the loneliness self-check (`intents/selfcheck.toml`).
+pub const SELF_CHECK: &str = "loneliness_selfcheck";
+
 /// Who closed a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +171,21 @@ pub enum State {
         unclear: u8,
         /// Whether any answer so far was unclear.
         any_unclear: bool,
+    },
+    /// The loneliness self-check, one item at a time (`intents/selfcheck.toml`).
+    SelfCheck {
+        /// The item waiting for an answer (0-based).
+        item: u8,
+        /// The sum of the answers so far (each 1–3).
+        total: u8,
+        /// Unclear answers to this item (a second one ends the check without a score).
+        unclear: u8,
+    },
+    /// Writing a safety plan together, step by step (`intents/safety_plan.toml`). Step 0:
+    /// the bot offered it and waits for a yes or a no.
+    PlanWalk {
+        /// The step waiting for an answer (1–6), or 0 for the offer.
+        step: u8,
     },
     /// Waiting for a counselor. The bot does not counsel: every message gets a holding
     /// line, a safety answer or the resource asked for; unless the person chose to keep
@@ -173,6 +217,8 @@ impl State {
         match self {
             State::Bot => "bot",
             State::Screening { .. } => "screening",
+            State::SelfCheck { .. } => "self_check",
+            State::PlanWalk { .. } => "plan_walk",
             State::Queued { .. } => "queued",
             State::WithCounselor { .. } => "with_counselor",
             State::Closed { .. } => "closed",
@@ -229,8 +275,11 @@ pub enum Event {
         action: TriageAction,
         /// The top intent, if any.
         intent: Option<String>,
-        /// How the text reads as a screener answer (asked only while screening).
+        /// How the text reads as a screener answer (asked only while screening, and for the
+        /// safety-plan offer's yes or no).
         answer: Answer,
+        /// How the text reads in the self-check or the plan walk.
+        choice: Choice,
     },
     /// The citizen asked for a person (button, or the `talk_to_human` intent).
     RequestHuman,
@@ -309,6 +358,32 @@ pub enum BotMessage {
     /// A counselor sent the conversation back to the queue or passed it to a colleague:
     /// "상담사 선생님이 바뀌고 있어요, 잠시만요".
     CounselorChanging,
+    /// A self-check item.
+    SelfCheckAsk {
+        /// Which (0-based).
+        item: u8,
+        /// Asked again after an unclear answer.
+        #[serde(default)]
+        repeat: bool,
+    },
+    /// The self-check's result in kind words, with a next step.
+    SelfCheckResult {
+        /// 3–9.
+        score: u8,
+    },
+    /// The self-check stopped without a score (two unclear answers).
+    SelfCheckStopped,
+    /// After the screener ended at `medium`: shall we write a safety plan together?
+    PlanOffer,
+    /// A safety-plan step's prompt.
+    PlanAsk {
+        /// 1–6.
+        step: u8,
+    },
+    /// The person said no to the plan (it can be made later, or with a counselor).
+    PlanDeclined,
+    /// The walk is over: the plan can be saved or printed.
+    PlanDone,
     /// Asks for an optional 1–5 rating.
     AskRating,
     /// Thanks for a rating.
@@ -365,6 +440,15 @@ pub enum Action {
         /// Who holds it now.
         to: String,
     },
+    /// Store the self-check score (3–9) in the conversation record, as a number.
+    SelfCheckScored(u8),
+    /// Add the citizen's message as an item of this safety-plan step.
+    PlanItem {
+        /// 1–6.
+        step: u8,
+    },
+    /// Add the prefilled items (109, 1577-0199, the district centre) to step 5.
+    PlanPrefill,
 }
 
 /// Per-state idle limits, in seconds.
@@ -372,7 +456,7 @@ pub enum Action {
 pub struct IdlePolicy {
     /// Talking to the bot.
     pub bot: u64,
-    /// In the screener.
+    /// In the screener (and writing a safety plan after it).
     pub screening: u64,
     /// Waiting for a counselor: long, so nobody at risk is dropped from the queue.
     pub queued: u64,
@@ -398,8 +482,9 @@ impl IdlePolicy {
     /// The idle limit of a state, in seconds.
     pub fn limit(&self, state: &State) -> u64 {
         match state {
-            State::Bot => self.bot,
-            State::Screening { .. } => self.screening,
+            State::Bot | State::SelfCheck { .. } => self.bot,
+            // Writing a plan after a medium screener: as long as the screener.
+            State::Screening { .. } | State::PlanWalk { .. } => self.screening,
             State::Queued { .. } => self.queued,
             State::WithCounselor { .. } => self.with_counselor,
             State::Closed { .. } => self.closed,
@@ -470,8 +555,68 @@ pub fn step(flow: &ScreenFlow, mut c: Conversation, event: Event) -> (Conversati
             c.level = c.level.max(level);
             if intent.as_deref() == Some(TALK_TO_HUMAN) {
                 hand_off(&mut c, &mut actions, false);
+            } else if action == TriageAction::Answer && intent.as_deref() == Some(SELF_CHECK) {
+                c.state = State::SelfCheck {
+                    item: 0,
+                    total: 0,
+                    unclear: 0,
+                };
+                actions.push(Action::Bot(BotMessage::SelfCheckAsk {
+                    item: 0,
+                    repeat: false,
+                }));
             } else {
                 bot_turn(flow, &mut c, &mut actions, action, intent);
+            }
+        }
+        (
+            State::SelfCheck {
+                item,
+                total,
+                unclear,
+            },
+            Event::CitizenMessage {
+                level,
+                action,
+                intent,
+                choice,
+                ..
+            },
+        ) => {
+            c.turn += 1;
+            c.level = c.level.max(level);
+            if intent.as_deref() == Some(TALK_TO_HUMAN) {
+                hand_off(&mut c, &mut actions, false);
+            } else if action != TriageAction::Answer {
+                // Risk wins: the self-check ends and the usual path takes over.
+                c.state = State::Bot;
+                bot_turn(flow, &mut c, &mut actions, action, intent);
+            } else {
+                self_check(&mut c, &mut actions, item, total, unclear, choice);
+            }
+        }
+        (
+            State::PlanWalk { step: at },
+            Event::CitizenMessage {
+                level,
+                action,
+                intent,
+                answer,
+                choice,
+                ..
+            },
+        ) => {
+            c.turn += 1;
+            c.level = c.level.max(level);
+            if intent.as_deref() == Some(TALK_TO_HUMAN) {
+                hand_off(&mut c, &mut actions, false);
+            } else if action != TriageAction::Answer {
+                // Risk wins: the walk stops (the items so far are kept) and the usual path
+                // takes over.
+                c.state = State::Bot;
+                bot_turn(flow, &mut c, &mut actions, action, intent);
+            } else {
+                plan_walk(&mut c, &mut actions, at, answer, choice, intent);
             }
         }
         (
@@ -567,11 +712,17 @@ pub fn step(flow: &ScreenFlow, mut c: Conversation, event: Event) -> (Conversati
         }
 
         // ---- asking for a person, and choosing while waiting.
-        (State::Bot | State::Screening { .. }, Event::RequestHuman) => {
+        (
+            State::Bot | State::Screening { .. } | State::SelfCheck { .. } | State::PlanWalk { .. },
+            Event::RequestHuman,
+        ) => {
             hand_off(&mut c, &mut actions, false);
         }
         (State::Queued { .. } | State::WithCounselor { .. }, Event::RequestHuman) => {}
-        (State::Bot | State::Screening { .. }, Event::HandOffAt { level }) => {
+        (
+            State::Bot | State::Screening { .. } | State::SelfCheck { .. } | State::PlanWalk { .. },
+            Event::HandOffAt { level },
+        ) => {
             c.level = c.level.max(level);
             hand_off(&mut c, &mut actions, level == Level::Imminent);
         }
@@ -789,8 +940,105 @@ fn screen(
             actions.push(Action::Bot(BotMessage::ScreeningDone {
                 unclear: any_unclear,
             }));
+            // Ended at `medium`, still with the bot: offer to write a safety plan together.
+            if c.level == Level::Medium {
+                c.state = State::PlanWalk { step: 0 };
+                actions.push(Action::Bot(BotMessage::PlanOffer));
+            }
         }
     }
+}
+
+/// One self-check answer: 1–3 adds to the score and moves on; the last item gives the
+/// result (and the score to store). A first unclear answer asks again; a second ends the
+/// check without a score (the person has moved on; nothing is guessed).
+fn self_check(
+    c: &mut Conversation,
+    actions: &mut Vec<Action>,
+    item: u8,
+    total: u8,
+    unclear: u8,
+    choice: Choice,
+) {
+    match choice {
+        Choice::Score(n) if (1..=3).contains(&n) => {
+            let total = total + n;
+            let next = item + 1;
+            if next >= SELF_CHECK_ITEMS {
+                c.state = State::Bot;
+                actions.push(Action::SelfCheckScored(total));
+                actions.push(Action::Bot(BotMessage::SelfCheckResult { score: total }));
+            } else {
+                c.state = State::SelfCheck {
+                    item: next,
+                    total,
+                    unclear: 0,
+                };
+                actions.push(Action::Bot(BotMessage::SelfCheckAsk {
+                    item: next,
+                    repeat: false,
+                }));
+            }
+        }
+        _ if unclear == 0 => {
+            c.state = State::SelfCheck {
+                item,
+                total,
+                unclear: 1,
+            };
+            actions.push(Action::Bot(BotMessage::SelfCheckAsk { item, repeat: true }));
+        }
+        _ => {
+            c.state = State::Bot;
+            actions.push(Action::Bot(BotMessage::SelfCheckStopped));
+        }
+    }
+}
+
+/// One step of the safety-plan walk. At the offer (step 0) a yes starts at step 1, a no
+/// (or anything else) ends it kindly. At a step, "skip" moves on and any other words
+/// become an item of that step; step 5 starts with the prefilled lines (109, 1577-0199,
+/// the district centre); after step 6 the plan is shown as done.
+fn plan_walk(
+    c: &mut Conversation,
+    actions: &mut Vec<Action>,
+    at: u8,
+    answer: Answer,
+    choice: Choice,
+    intent: Option<String>,
+) {
+    if at == 0 {
+        match answer {
+            Answer::Yes => ask_step(c, actions, 1),
+            Answer::No => {
+                c.state = State::Bot;
+                actions.push(Action::Bot(BotMessage::PlanDeclined));
+            }
+            Answer::Unclear => {
+                // Not an answer to the offer: the bot answers what was said.
+                c.state = State::Bot;
+                actions.push(Action::Bot(BotMessage::Intent { intent }));
+            }
+        }
+        return;
+    }
+    if choice != Choice::Skip {
+        actions.push(Action::PlanItem { step: at });
+    }
+    if at >= PLAN_STEPS {
+        c.state = State::Bot;
+        actions.push(Action::Bot(BotMessage::PlanDone));
+    } else {
+        ask_step(c, actions, at + 1);
+    }
+}
+
+fn ask_step(c: &mut Conversation, actions: &mut Vec<Action>, step: u8) {
+    c.state = State::PlanWalk { step };
+    if step == 5 {
+        actions.push(Action::PlanPrefill);
+    }
+    actions.push(Action::Bot(BotMessage::PlanAsk { step }));
 }
 
 #[cfg(test)]

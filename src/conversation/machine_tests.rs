@@ -30,6 +30,7 @@ fn msg(level: Level, intent: Option<&str>, answer: Answer) -> Event {
         action,
         intent: intent.map(str::to_owned),
         answer,
+        choice: Choice::Other,
     }
 }
 
@@ -194,14 +195,14 @@ fn transition_table() {
             level: High,
         },
         Row {
-            name: "screening all no returns to bot",
+            name: "screening all no ends at medium and offers a safety plan",
             events: vec![
                 say(Medium),
                 answer(Answer::No),
                 answer(Answer::No),
                 answer(Answer::No),
             ],
-            state: "bot",
+            state: "plan_walk",
             level: Medium,
         },
         Row {
@@ -351,6 +352,7 @@ fn while_waiting_every_message_is_answered_and_never_counselled() {
             message_level: *message,
             action: TriageAction::Answer,
             intent: Option::None,
+            choice: Choice::Other,
             answer: Answer::Unclear,
         };
         let (c, actions) = step(flow(), waiting, e);
@@ -535,11 +537,23 @@ fn any_event() -> impl Strategy<Value = Event> {
     let intent = prop_oneof![
         Just(None),
         Just(Some("greeting".to_owned())),
+        Just(Some(SELF_CHECK.to_owned())),
         Just(Some(TALK_TO_HUMAN.to_owned()))
+    ];
+    let choice = prop_oneof![
+        Just(Choice::Other),
+        Just(Choice::Skip),
+        (0u8..5).prop_map(Choice::Score)
     ];
     let who = prop_oneof![Just("kim".to_owned()), Just("lee".to_owned())];
     prop_oneof![
-        6 => (level, intent, ans).prop_map(|(l, i, a)| msg(l, i.as_deref(), a)),
+        6 => (level, intent, ans, choice).prop_map(|(l, i, a, ch)| {
+            let mut e = msg(l, i.as_deref(), a);
+            if let Event::CitizenMessage { choice, .. } = &mut e {
+                *choice = ch;
+            }
+            e
+        }),
         1 => Just(Event::RequestHuman),
         1 => Just(Event::CitizenClose),
         1 => who.clone().prop_map(|counselor| Event::CounselorJoined { counselor }),
@@ -582,7 +596,7 @@ proptest! {
             let chose_to_talk = matches!(e, Event::WhileWaiting { talk: true });
             if handed_off && !closed && !chose_to_talk && !matches!(before.state, State::Queued { bot_meanwhile: true, .. }) {
                 for a in &actions {
-                    prop_assert!(!matches!(a, Action::Bot(BotMessage::Ask { .. } | BotMessage::Intent { .. } | BotMessage::ScreeningDone { .. })), "bot counselled after handoff: {a:?} on {e:?}");
+                    prop_assert!(!matches!(a, Action::Bot(BotMessage::Ask { .. } | BotMessage::Intent { .. } | BotMessage::ScreeningDone { .. } | BotMessage::SelfCheckAsk { .. } | BotMessage::PlanOffer | BotMessage::PlanAsk { .. })), "bot counselled after handoff: {a:?} on {e:?}");
                 }
             }
             // While waiting, every citizen message gets an answer.
@@ -591,6 +605,14 @@ proptest! {
             }
             // Risk never goes down.
             prop_assert!(next.level >= before.level);
+            // Risk always wins over a dialogue: a message at `medium` or above never leaves
+            // the conversation in the self-check, and never adds a plan item.
+            if let Event::CitizenMessage { action, .. } = &e {
+                if *action != TriageAction::Answer && matches!(before.state, State::SelfCheck { .. } | State::PlanWalk { .. }) {
+                    prop_assert!(!matches!(next.state, State::SelfCheck { .. } | State::PlanWalk { .. }), "{e:?}");
+                    prop_assert!(!actions.iter().any(|a| matches!(a, Action::PlanItem { .. } | Action::SelfCheckScored(_))), "{e:?}");
+                }
+            }
             // Closed is terminal.
             if closed {
                 prop_assert_eq!(next.state.name(), "closed");
@@ -620,4 +642,296 @@ proptest! {
             c = next;
         }
     }
+}
+
+// ---- the loneliness self-check and the safety-plan walk.
+
+/// A plain message (level none) that reads as `choice` (and `answer`), with an intent.
+fn reply(intent: Option<&str>, answer: Answer, choice: Choice) -> Event {
+    Event::CitizenMessage {
+        level: Level::None,
+        message_level: Level::None,
+        action: TriageAction::Answer,
+        intent: intent.map(str::to_owned),
+        answer,
+        choice,
+    }
+}
+
+fn start_self_check() -> Event {
+    reply(Some(SELF_CHECK), Answer::Unclear, Choice::Other)
+}
+
+fn score(n: u8) -> Event {
+    reply(None, Answer::Unclear, Choice::Score(n))
+}
+
+fn bot_says(actions: &[Action]) -> Vec<BotMessage> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Bot(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The screener ended at `medium` with every answer "no": the plan is offered.
+fn screened_medium() -> Vec<Event> {
+    let mut events = vec![say(Level::Medium)];
+    let (mut c, _) = run(events.clone());
+    while matches!(c.state, State::Screening { .. }) {
+        events.push(answer(Answer::No));
+        c = run(events.clone()).0;
+    }
+    events
+}
+
+#[test]
+fn self_check_table() {
+    use Level::*;
+    struct Row {
+        name: &'static str,
+        events: Vec<Event>,
+        state: State,
+        level: Level,
+        scored: Option<u8>,
+        last: Option<BotMessage>,
+    }
+    let full = |a: u8, b: u8, c: u8| vec![start_self_check(), score(a), score(b), score(c)];
+    let rows = vec![
+        Row {
+            name: "asking starts it with the first item",
+            events: vec![start_self_check()],
+            state: State::SelfCheck {
+                item: 0,
+                total: 0,
+                unclear: 0,
+            },
+            level: None,
+            scored: Option::None,
+            last: Some(BotMessage::SelfCheckAsk {
+                item: 0,
+                repeat: false,
+            }),
+        },
+        Row {
+            name: "three answers give the score (lowest)",
+            events: full(1, 1, 1),
+            state: State::Bot,
+            level: None,
+            scored: Some(3),
+            last: Some(BotMessage::SelfCheckResult { score: 3 }),
+        },
+        Row {
+            name: "three answers give the score (lonely band)",
+            events: full(2, 3, 3),
+            state: State::Bot,
+            level: None,
+            scored: Some(8),
+            last: Some(BotMessage::SelfCheckResult { score: 8 }),
+        },
+        Row {
+            name: "an unclear answer asks the same item again",
+            events: vec![
+                start_self_check(),
+                score(2),
+                reply(Option::None, Answer::Unclear, Choice::Other),
+            ],
+            state: State::SelfCheck {
+                item: 1,
+                total: 2,
+                unclear: 1,
+            },
+            level: None,
+            scored: Option::None,
+            last: Some(BotMessage::SelfCheckAsk {
+                item: 1,
+                repeat: true,
+            }),
+        },
+        Row {
+            name: "a second unclear answer stops it without a score",
+            events: vec![
+                start_self_check(),
+                reply(Option::None, Answer::Unclear, Choice::Other),
+                reply(Option::None, Answer::Unclear, Choice::Other),
+            ],
+            state: State::Bot,
+            level: None,
+            scored: Option::None,
+            last: Some(BotMessage::SelfCheckStopped),
+        },
+        Row {
+            name: "medium mid-check interrupts it and starts the screener",
+            events: vec![start_self_check(), score(3), say(Medium)],
+            state: State::Screening {
+                question: q("wish_dead"),
+                unclear: 0,
+                any_unclear: false,
+            },
+            level: Medium,
+            scored: Option::None,
+            last: Some(BotMessage::Ask {
+                question: q("wish_dead"),
+                repeat: false,
+            }),
+        },
+        Row {
+            name: "high mid-check hands off with the safety answer",
+            events: vec![start_self_check(), say(High)],
+            state: State::Queued {
+                urgent: false,
+                bot_meanwhile: false,
+            },
+            level: High,
+            scored: Option::None,
+            last: Some(BotMessage::Holding),
+        },
+        Row {
+            name: "asking for a person mid-check hands off",
+            events: vec![start_self_check(), Event::RequestHuman],
+            state: State::Queued {
+                urgent: false,
+                bot_meanwhile: false,
+            },
+            level: None,
+            scored: Option::None,
+            last: Some(BotMessage::Holding),
+        },
+        Row {
+            name: "the self-check intent at medium is risk first: the screener",
+            events: vec![msg(Medium, Some(SELF_CHECK), Answer::Unclear)],
+            state: State::Screening {
+                question: q("wish_dead"),
+                unclear: 0,
+                any_unclear: false,
+            },
+            level: Medium,
+            scored: Option::None,
+            last: Some(BotMessage::Ask {
+                question: q("wish_dead"),
+                repeat: false,
+            }),
+        },
+    ];
+    for row in rows {
+        let (c, actions) = run(row.events);
+        assert_eq!(c.state, row.state, "{}", row.name);
+        assert_eq!(c.level, row.level, "{}", row.name);
+        let scored: Vec<u8> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::SelfCheckScored(s) => Some(*s),
+                _ => Option::None,
+            })
+            .collect();
+        assert_eq!(
+            scored,
+            row.scored.into_iter().collect::<Vec<_>>(),
+            "{}",
+            row.name
+        );
+        assert_eq!(bot_says(&actions).last(), row.last.as_ref(), "{}", row.name);
+    }
+    // The high interruption said the safety answer before the holding line.
+    let (_, actions) = run([start_self_check(), say(High)]);
+    assert!(bot_says(&actions).contains(&BotMessage::Safety { level: High }));
+}
+
+#[test]
+fn plan_walk_table() {
+    use Level::*;
+    let offered = screened_medium();
+    let (c, actions) = run(offered.clone());
+    assert_eq!(c.state, State::PlanWalk { step: 0 });
+    assert_eq!(
+        &bot_says(&actions)[bot_says(&actions).len() - 2..],
+        &[
+            BotMessage::ScreeningDone { unclear: false },
+            BotMessage::PlanOffer
+        ]
+    );
+    let with = |more: Vec<Event>| {
+        let mut e = offered.clone();
+        e.extend(more);
+        run(e)
+    };
+    let yes = || reply(Option::None, Answer::Yes, Choice::Other);
+    let item = || reply(Option::None, Answer::Unclear, Choice::Other);
+    let skip = || reply(Option::None, Answer::Unclear, Choice::Skip);
+    let items = |actions: &[Action]| -> Vec<u8> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::PlanItem { step } => Some(*step),
+                _ => Option::None,
+            })
+            .collect()
+    };
+
+    // No: a kind word, back with the bot, nothing written.
+    let (c, actions) = with(vec![reply(Option::None, Answer::No, Choice::Other)]);
+    assert_eq!(c.state, State::Bot);
+    assert_eq!(bot_says(&actions).last(), Some(&BotMessage::PlanDeclined));
+    assert!(items(&actions).is_empty());
+
+    // Yes: step 1 is asked.
+    let (c, actions) = with(vec![yes()]);
+    assert_eq!(c.state, State::PlanWalk { step: 1 });
+    assert_eq!(
+        bot_says(&actions).last(),
+        Some(&BotMessage::PlanAsk { step: 1 })
+    );
+
+    // The whole walk: six answers (one skipped), step 5 prefilled, then done.
+    let (c, actions) = with(vec![yes(), item(), item(), skip(), item(), item(), item()]);
+    assert_eq!(c.state, State::Bot);
+    assert_eq!(items(&actions), vec![1, 2, 4, 5, 6]);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::PlanPrefill))
+            .count(),
+        1
+    );
+    assert_eq!(bot_says(&actions).last(), Some(&BotMessage::PlanDone));
+    let asked: Vec<u8> = bot_says(&actions)
+        .iter()
+        .filter_map(|m| match m {
+            BotMessage::PlanAsk { step } => Some(*step),
+            _ => Option::None,
+        })
+        .collect();
+    assert_eq!(asked, vec![1, 2, 3, 4, 5, 6]);
+
+    // High mid-walk: the walk stops, a counselor is asked for; what was written is kept
+    // (no item is taken back, and the high words are not an item).
+    let (c, actions) = with(vec![yes(), item(), say(High)]);
+    assert!(matches!(c.state, State::Queued { .. }), "{:?}", c.state);
+    assert_eq!(c.level, High);
+    assert_eq!(items(&actions), vec![1]);
+    assert!(bot_says(&actions).contains(&BotMessage::Safety { level: High }));
+
+    // Medium mid-walk (already screened): the safety answer, the walk stops.
+    let (c, actions) = with(vec![yes(), say(Medium)]);
+    assert_eq!(c.state, State::Bot);
+    assert_eq!(
+        bot_says(&actions).last(),
+        Some(&BotMessage::Safety { level: Medium })
+    );
+
+    // Asking for a person mid-walk hands off.
+    let (c, _) = with(vec![yes(), Event::RequestHuman]);
+    assert!(c.state.is_handed_off());
+
+    // The screener ending at high never offers a plan: it hands off.
+    let (_, actions) = run([
+        say(Medium),
+        answer(Answer::Yes),
+        answer(Answer::Yes),
+        answer(Answer::Yes),
+        answer(Answer::Yes),
+    ]);
+    assert!(!bot_says(&actions).contains(&BotMessage::PlanOffer));
 }

@@ -19,6 +19,6 @@ pub mod words;
 
 pub use machine::*;
 pub use record::{
-    ConversationMeta, EventBody, Position, RaisedLine, StoredEvent, Summary, TriageNote,
+    ConversationMeta, EventBody, Position, RaisedLine, SafetyPlan, StoredEvent, Summary, TriageNote,
 };
 pub use words::{Reply, Responder};

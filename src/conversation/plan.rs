@@ -234,6 +234,27 @@ pub fn plan(
                     &mut events,
                 );
             }
+            Action::SelfCheckScored(score) => meta.selfcheck = Some(score),
+            Action::PlanItem { step } => push(
+                EventBody::PlanItem {
+                    step,
+                    text: text.clone(),
+                    by: "citizen".into(),
+                },
+                &mut events,
+            ),
+            Action::PlanPrefill => {
+                for line in ctx.words.plan_prefill(lang) {
+                    push(
+                        EventBody::PlanItem {
+                            step: 5,
+                            text: line,
+                            by: "bot".into(),
+                        },
+                        &mut events,
+                    );
+                }
+            }
         }
     }
     // One place where a counselor lets go: whenever they held it and no longer do.

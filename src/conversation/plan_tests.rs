@@ -3,7 +3,7 @@
 use super::*;
 use crate::conversation::machine::{Closer, Conversation};
 use crate::conversation::words::Reply;
-use crate::conversation::{Answer, SecondUnclear};
+use crate::conversation::{Answer, Choice, SecondUnclear};
 use crate::ids::ConversationId;
 use crate::triage::{Action as TriageAction, Category, RuleHit};
 
@@ -134,6 +134,9 @@ impl Responder for Named {
     fn screener_answer(&self, _: &str) -> Answer {
         Answer::Unclear
     }
+    fn plan_prefill(&self, _: Lang) -> Vec<String> {
+        vec!["109".into(), "1577-0199".into()]
+    }
 }
 
 fn flow() -> ScreenFlow {
@@ -179,6 +182,7 @@ fn message(level: Level, conversation: Level) -> Event {
         },
         intent: None,
         answer: Answer::Unclear,
+        choice: Choice::Other,
     }
 }
 
@@ -201,6 +205,7 @@ fn kinds(p: &Plan) -> Vec<String> {
             EventBody::Rating { value } => format!("rating:{value}"),
             EventBody::Whisper { supervisor, .. } => format!("whisper:{supervisor}"),
             EventBody::CounselorChanged { from, to, .. } => format!("changed:{from}>{to}"),
+            EventBody::PlanItem { step, text, by } => format!("plan:{step}:{by}:{text}"),
         })
         .collect()
 }
@@ -573,4 +578,78 @@ fn the_level_is_kept_once_and_never_lowered() {
     );
     assert!(kinds(&p).contains(&"bot:holding:0:-".to_owned()));
     let _ = Closer::Citizen;
+}
+
+fn answer_with(choice: Choice) -> Event {
+    Event::CitizenMessage {
+        level: Level::None,
+        message_level: Level::None,
+        action: TriageAction::Answer,
+        intent: Option::None,
+        answer: Answer::Unclear,
+        choice,
+    }
+}
+
+/// The dialogues' outcomes become data: the self-check score a number in the record, each
+/// plan answer a `plan_item` event in the citizen's words, the prefill the bot's items.
+#[test]
+fn self_check_scores_and_plan_items_are_stored() {
+    let flow = flow();
+    let ctx = Context {
+        flow: &flow,
+        words: &Named,
+        now: NOW,
+        counselors_online: 0,
+        place: Option::None,
+    };
+    // The last self-check answer: the score goes into the record, as a number.
+    let r = record(
+        State::SelfCheck {
+            item: 2,
+            total: 4,
+            unclear: 0,
+        },
+        Level::None,
+    );
+    let p = plan(
+        &r,
+        answer_with(Choice::Score(3)),
+        Some(words("3 자주", Level::None)),
+        Option::None,
+        &ctx,
+    );
+    assert_eq!(p.record.selfcheck, Some(7));
+    assert_eq!(p.record.conversation.state, State::Bot);
+    // More than the progress changed: the conversation record is rewritten.
+    assert!(r.clone().differs_beyond_progress(&p.record));
+    // A plan answer at step 4: a `plan_item` by the citizen, then step 5's prefill and
+    // its question.
+    let r = record(State::PlanWalk { step: 4 }, Level::Medium);
+    let p = plan(
+        &r,
+        answer_with(Choice::Other),
+        Some(words("언니", Level::None)),
+        Option::None,
+        &ctx,
+    );
+    let k = kinds(&p);
+    assert_eq!(k[0], "citizen");
+    assert_eq!(k[1], "plan:4:citizen:언니");
+    assert_eq!(k[2], "plan:5:bot:109");
+    assert_eq!(k[3], "plan:5:bot:1577-0199");
+    assert!(k[4].starts_with("bot:PlanAsk { step: 5 }"), "{k:?}");
+    // Skipped: no item.
+    let p = plan(
+        &r,
+        answer_with(Choice::Skip),
+        Some(words("건너뛰기", Level::None)),
+        Option::None,
+        &ctx,
+    );
+    assert!(
+        !kinds(&p).iter().any(|k| k.starts_with("plan:4")),
+        "{:?}",
+        kinds(&p)
+    );
 }

@@ -135,6 +135,52 @@ pub enum EventBody {
         /// What the citizen is told, in their language.
         text: String,
     },
+    /// An item of the person's safety plan (Stanley–Brown, six steps). The plan is the
+    /// fold of these events ([`SafetyPlan::fold`]): sealed, replayed and purged with the
+    /// transcript.
+    PlanItem {
+        /// 1–6.
+        step: u8,
+        /// The item, in the writer's words.
+        text: String,
+        /// `citizen`, `counselor:<username>` or `bot` (the prefilled lines).
+        by: String,
+    },
+}
+
+/// A safety plan: the items of each of its six steps, in the order written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SafetyPlan {
+    /// `items[0]` is step 1.
+    pub items: [Vec<String>; 6],
+}
+
+impl SafetyPlan {
+    /// The plan the events hold (every `plan_item`, in order).
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> SafetyPlan {
+        let mut plan = SafetyPlan::default();
+        for e in events {
+            plan.add(&e.body);
+        }
+        plan
+    }
+
+    /// Adds the item an event carries, if it is one.
+    pub fn add(&mut self, body: &EventBody) {
+        if let EventBody::PlanItem { step, text, .. } = body {
+            if let Some(list) = (*step as usize)
+                .checked_sub(1)
+                .and_then(|i| self.items.get_mut(i))
+            {
+                list.push(text.clone());
+            }
+        }
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.items.iter().all(Vec::is_empty)
+    }
 }
 
 /// The conversation's record: everything about it other than its events. Each fact is
@@ -182,7 +228,8 @@ pub struct ConversationMeta {
     /// said it"). A district's name, never the words it came in.
     #[serde(default)]
     pub district: Option<String>,
-    /// The loneliness self-check's score (3–9), a number only: never the answers' words.
+    /// The loneliness self-check's score (3–9, the three-item UCLA Loneliness Scale), as a
+    /// number so statistics can band it; `None` until a self-check was finished.
     #[serde(default)]
     pub selfcheck: Option<u8>,
 }

@@ -58,4 +58,21 @@ pub trait Responder: Send + Sync + 'static {
             _ => "다른 상담사 선생님이 이어서 이야기할게요.".into(),
         }
     }
+    /// How a message reads as a self-check answer: 1 (hardly ever), 2 (some of the time),
+    /// 3 (often), or `None` when it is not clearly one of them.
+    fn self_check_score(&self, _text: &str) -> Option<u8> {
+        None
+    }
+    /// Whether a message in the safety-plan walk means "skip this step".
+    fn plan_skip(&self, _text: &str) -> bool {
+        false
+    }
+    /// The six safety-plan step titles, in order.
+    fn plan_titles(&self, _lang: Lang) -> Vec<String> {
+        (1..=6).map(|i| format!("{i}")).collect()
+    }
+    /// The lines step 5 of a safety plan starts with (109, 1577-0199, the district centre).
+    fn plan_prefill(&self, _lang: Lang) -> Vec<String> {
+        Vec::new()
+    }
 }

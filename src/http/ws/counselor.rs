@@ -324,5 +324,20 @@ async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Optio
                 .err()
                 .map(|e| chat_error(e, conversation_id))
         }
+        In::PlanItem {
+            conversation_id,
+            step,
+            text,
+        } => {
+            // Only the counselor holding the conversation may add to its plan (the actor
+            // checks: `not_yours` otherwise).
+            let Some(h) = ctx.registry.get(conversation_id).await else {
+                return Some(chat_error(ChatError::Gone, conversation_id));
+            };
+            h.plan_item(me, step, text)
+                .await
+                .err()
+                .map(|e| chat_error(e, conversation_id))
+        }
     }
 }

@@ -100,6 +100,16 @@ pub enum CounselorFrame {
         #[serde(rename = "conversation", alias = "conversation_id")]
         conversation_id: ConversationId,
     },
+    /// Add an item to the person's safety plan (step 1–6).
+    PlanItem {
+        /// Which conversation (`conversation` is accepted too).
+        #[serde(alias = "conversation")]
+        conversation_id: ConversationId,
+        /// 1–6.
+        step: u8,
+        /// The item.
+        text: String,
+    },
 }
 
 impl CounselorFrame {
@@ -114,6 +124,9 @@ impl CounselorFrame {
         )
     }
 }
+
+/// Longest safety-plan item, in characters.
+pub const MAX_PLAN_ITEM_CHARS: usize = 500;
 
 /// Why a frame was not understood. `code()` is stable; clients switch on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,11 +226,23 @@ impl CounselorFrame {
                 "unwatch",
                 "whisper",
                 "take_over",
+                "plan_item",
             ],
         )?;
         if let CounselorFrame::Message { text, .. } | CounselorFrame::Whisper { text, .. } = &frame
         {
             check_text(text)?;
+        }
+        if let CounselorFrame::PlanItem { step, text, .. } = &frame {
+            if !(1..=crate::conversation::PLAN_STEPS).contains(step) {
+                return Err(DecodeError::BadField(
+                    "`step` is a plan step from 1 to 6".into(),
+                ));
+            }
+            check_text(text)?;
+            if text.chars().count() > MAX_PLAN_ITEM_CHARS {
+                return Err(DecodeError::MessageTooLong);
+            }
         }
         Ok(frame)
     }
@@ -378,6 +403,24 @@ mod tests {
             .unwrap_err()
             .code(),
             "empty_message"
+        );
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"plan_item","conversation":"{id}","step":4,"text":"언니"}}"#
+            )),
+            Ok(CounselorFrame::PlanItem {
+                conversation_id: id,
+                step: 4,
+                text: "언니".into()
+            })
+        );
+        assert_eq!(
+            CounselorFrame::decode(&format!(
+                r#"{{"type":"plan_item","conversation_id":"{id}","step":7,"text":"x"}}"#
+            ))
+            .unwrap_err()
+            .code(),
+            "bad_field"
         );
         assert_eq!(
             CounselorFrame::decode(r#"{"type":"claim","conversation_id":"nope"}"#)
