@@ -119,9 +119,7 @@ impl StoredEvent {
             }
             EventBody::Counselor { text, .. }
             | EventBody::Whisper { text, .. }
-            | EventBody::PlanItem { text, .. } => {
-                *text = crate::redact::redact_contacts(text)
-            }
+            | EventBody::PlanItem { text, .. } => *text = crate::redact::redact_contacts(text),
             _ => {}
         }
         e

@@ -17,8 +17,9 @@ async fn call(
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-/// A citizen handed off at `high`, claimed by `counselor`: (citizen socket, conversation).
-async fn held_by(app: &TestApp, counselor: &str) -> (Ws, String) {
+/// A citizen handed off at `high`, claimed by `counselor`: (citizen socket, conversation,
+/// counselor socket).
+async fn held_with(app: &TestApp, counselor: &str) -> (Ws, String, Ws) {
     let mut c = app.citizen("").await;
     let w = next(&mut c).await;
     let conv = w["conversation_id"].as_str().unwrap().to_owned();
@@ -39,6 +40,11 @@ async fn held_by(app: &TestApp, counselor: &str) -> (Ws, String) {
         assert_ne!(v["type"], "error", "{v}");
     }
     until(&mut c, "counselor_joined").await;
+    (c, conv, k)
+}
+
+async fn held_by(app: &TestApp, counselor: &str) -> (Ws, String) {
+    let (c, conv, _k) = held_with(app, counselor).await;
     (c, conv)
 }
 
@@ -68,7 +74,14 @@ async fn case_notes_are_for_the_counselor_who_held_it_and_supervisors_with_an_as
         app.login("lee").await,
         app.login("boss").await,
     );
-    let (_c, conv) = held_by(&app, "kim").await;
+    let (mut c, conv, mut k) = held_with(&app, "kim").await;
+    // A safety plan written together: the counselor adds a person to step 4.
+    send(
+        &mut k,
+        json!({"type": "plan_item", "conversation_id": conv, "step": 4, "text": "언니에게 전화하기"}),
+    )
+    .await;
+    until(&mut c, "safety_plan").await;
     let path = format!("/api/conversations/{conv}/notes");
 
     let (s, note) = call(
@@ -107,6 +120,11 @@ async fn case_notes_are_for_the_counselor_who_held_it_and_supervisors_with_an_as
             .any(|r| r["level"] == "high" || r["level"] == "imminent"),
         "the rules that raised it are named: {a}"
     );
+    // The safety plan is part of the summary: step 5 starts with the lines to call.
+    let plan = a["safety_plan"].as_array().unwrap();
+    assert_eq!(plan.len(), 6);
+    assert_eq!(plan[3]["step"], 4);
+    assert_eq!(plan[3]["items"][0], "언니에게 전화하기");
     assert!(audited(&app, &boss, "read_notes", Some(&conv)).await);
     assert!(audited(&app, &boss, "add_note", Some(&conv)).await);
 
@@ -422,6 +440,13 @@ async fn statistics_count_from_the_records_and_hide_small_numbers() {
         until(&mut c, "bot").await;
         sockets.push(c);
     }
+    // One of them names their district.
+    send(
+        &mut sockets[0],
+        json!({"type": "message", "id": "d", "text": "마포구 살아요"}),
+    )
+    .await;
+    until(&mut sockets[0], "bot").await;
     let (_c, conv) = held_by(&app, "kim").await;
     let (s, r) = call(&app, "POST", "/api/referrals", &kim, Some(json!({
         "conversation": conv, "to": {"kind": "job", "name": "고용24"}, "consent": {"given": true},
@@ -435,6 +460,8 @@ async fn statistics_count_from_the_records_and_hide_small_numbers() {
     assert_eq!(total["handoffs"], "<5");
     assert_eq!(total["by_level"]["high"], "<5");
     assert_eq!(total["by_level"]["imminent"], 0);
+    assert_eq!(total["by_district"]["마포구"], "<5");
+    assert_eq!(total["by_district"]["unknown"], 5);
     assert_eq!(total["referrals"]["sent"], "<5");
     assert_eq!(v["suppressed_below"], 5);
     // A range with nothing in it.

@@ -1091,7 +1091,8 @@
         queueInfo = null;
         renderQueue();
         if (markSeen(f.seq)) break;
-        var j = notice(t('joined'), 'joined');
+        // A change of person (a supervisor took over) is said plainly, in the server's words.
+        var j = notice(f.changed && f.text ? f.text : t('joined'), f.changed ? 'joined changed' : 'joined');
         j.dataset.seq = String(f.seq);
         setQuickReplies([]);
         break;

@@ -211,6 +211,10 @@ impl Responder for Content {
         }
     }
 
+    fn district(&self, text: &str) -> Option<String> {
+        Content::district(self, text).map(|d| d.name_ko.clone())
+    }
+
     fn self_check_score(&self, text: &str) -> Option<u8> {
         self.selfcheck().score(text)
     }

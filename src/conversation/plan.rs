@@ -110,6 +110,10 @@ pub fn plan(
     if let Some(c) = citizen {
         let before = meta.level();
         summary_changed = update_summary(&mut meta.summary, &c.text, &c.note, before);
+        // The first district the person names, for the statistics: its name only.
+        if meta.district.is_none() {
+            meta.district = ctx.words.district(&c.text);
+        }
         push(
             EventBody::Citizen {
                 id: c.id.clone(),

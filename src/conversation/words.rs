@@ -75,4 +75,9 @@ pub trait Responder: Send + Sync + 'static {
     fn plan_prefill(&self, _lang: Lang) -> Vec<String> {
         Vec::new()
     }
+    /// The Seoul district a message names (`마포구`), if any: kept in the record as a name
+    /// (statistics by district), never with the words it came in.
+    fn district(&self, _text: &str) -> Option<String> {
+        None
+    }
 }

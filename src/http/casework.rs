@@ -124,8 +124,8 @@ struct NewNote {
 }
 
 /// What the conversation shows of itself for a case: the level and what raised it, the
-/// screener's questions and answers, the self-check's score, the outcome. Read from the
-/// transcript (the caller audited the read); contacts are redacted.
+/// screener's questions and answers, the safety plan, the self-check's score, the outcome.
+/// Read from the transcript (the caller audited the read); contacts are redacted.
 async fn assessment(
     state: &AppState,
     meta: &ConversationMeta,
@@ -164,9 +164,12 @@ async fn assessment(
             _ => {}
         }
     }
+    // The safety plan as written together (steps 1–6), as the citizen sees it.
+    let plan = crate::conversation::SafetyPlan::fold(events.iter());
     Ok(json!({
         "level": meta.level(),
         "handoff_level": meta.handoff_level,
+        "safety_plan": plan.items.iter().enumerate().map(|(i, items)| json!({"step": i + 1, "items": items})).collect::<Vec<_>>(),
         "why": rules,
         "screener": screener,
         "selfcheck_score": meta.selfcheck_score(),
