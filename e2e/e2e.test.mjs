@@ -949,6 +949,17 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
   assert.equal(parkLogin.status(), 401, 'a disabled counselor cannot log in');
 
   await closeConversation(panel);
+
+  // The casework page: a case, the follow-up and referral lists, the statistics.
+  await sp.goto(`${base}/casework?conversation=${citizen.conv}`);
+  await sp.locator('#case-body').waitFor({ state: 'visible' });
+  await check(sp, '/casework (a case with its forms)');
+  await sp.getByRole('button', { name: '후속 조치', exact: true }).click();
+  await sp.locator('#fu-table').waitFor();
+  await check(sp, '/casework (follow-ups)');
+  await sp.getByRole('button', { name: '통계' }).click();
+  await sp.locator('#st-tables table').first().waitFor();
+  await check(sp, '/casework (statistics)');
   for (const p of [desk, citizen, counselor, sup]) {
     assert.deepEqual(p.errors, []);
     await p.context.close();
@@ -956,18 +967,51 @@ test('axe: no critical or serious violations on any page', { timeout: 120_000 },
   assert.ok(failures.length === 0, `axe found critical or serious violations:\n${failures.join('\n')}`);
 });
 
-test('casework: close with a follow-up and a referral, the follow-up comes due, the statistics show the conversation', { timeout: 120_000 }, async () => {
+test('casework walk: a safety plan together, a supervisor whispers and takes over, close with a follow-up and a referral, the follow-up comes due, the statistics count it', { timeout: 150_000 }, async () => {
   const citizen = await queuedCitizen();
+  const cp = citizen.page;
+  const conv = citizen.conv;
   const counselor = await newPage({ width: 1280, height: 1000 });
   const kp = counselor.page;
   await staffLogin(kp, '/console', 'kim');
-  const panel = await claimByKeyboard(kp, citizen.conv);
-  await closeConversation(panel);
+  const panel = await claimByKeyboard(kp, conv);
 
-  // The case page, opened on this conversation: the assessment says what raised it.
-  await kp.goto(`${base}/casework?conversation=${citizen.conv}`);
+  // A safety plan written together: the counselor adds what the person says; it builds up
+  // in the person's widget.
+  const box = panel.getByLabel('4. 도움을 청할 수 있는 사람에 항목 추가');
+  await box.fill('언니에게 전화하기');
+  await box.press('Enter');
+  await cp.locator('.plan summary').waitFor();
+  await cp.locator('.plan summary').click();
+  await cp.locator('.plan .plan-item', { hasText: '언니에게 전화하기' }).waitFor();
+
+  // The supervisor watches silently, whispers to the counselor, then takes over.
+  const sup = await newPage({ width: 1280, height: 1000 });
+  const sp = sup.page;
+  sp.on('dialog', (d) => d.accept());
+  await staffLogin(sp, '/supervisor', 'boss');
+  const row = sp.locator(`#conv-table tr[data-id="${conv}"]`);
+  await row.waitFor();
+  await row.getByRole('button', { name: /실시간 보기/ }).click();
+  await sp.locator('#live-log .ev-citizen').first().waitFor();
+  await sp.locator('#whisper-text').fill('안전한 곳에 있는지 먼저 확인해 주세요');
+  await sp.locator('#whisper-form button[type=submit]').click();
+  await panel.locator('.ev-whisper', { hasText: '안전한 곳에 있는지' }).waitFor();
+  await sp.locator('#take-over').click();
+  await sp.locator('#live-reply').waitFor({ state: 'visible' });
+  await cp.locator('.notice.joined.changed', { hasText: '다른 상담사 선생님이 이어서' }).waitFor();
+  const widgetText = await cp.evaluate(() => document.getElementById('ieum-widget').shadowRoot.textContent);
+  assert.ok(!widgetText.includes('안전한 곳에 있는지'), 'the citizen never sees a whisper');
+  await sp.locator('#live-outcome').selectOption('resolved');
+  await sp.locator('#live-close-btn').click();
+  await cp.locator('.notice.closed').waitFor();
+
+  // The counselor's case page: the assessment says what raised it and holds the plan.
+  await kp.goto(`${base}/casework?conversation=${conv}`);
   await kp.locator('#case-body').waitFor({ state: 'visible' });
-  assert.match(await kp.locator('#assessment').textContent(), /높음|긴급/);
+  const assessment = await kp.locator('#assessment').textContent();
+  assert.match(assessment, /높음|긴급/);
+  assert.match(assessment, /언니에게 전화하기/);
   await kp.getByLabel('새 메모').fill('첫 상담: 다음 주 안부 전화에 동의함');
   await kp.getByRole('button', { name: '저장', exact: true }).click();
   await kp.locator('#notes li', { hasText: '다음 주 안부 전화에 동의함' }).waitFor();
@@ -992,7 +1036,7 @@ test('casework: close with a follow-up and a referral, the follow-up comes due, 
   await rf.getByRole('button', { name: '연계 저장' }).click();
   await kp.locator('#status:not(.bad)', { hasText: '저장했어요' }).waitFor();
 
-  // The follow-up list: the due one first; no answer is recorded.
+  // The follow-up list: the one that came due is first; no answer is recorded.
   await kp.getByRole('button', { name: '후속 조치', exact: true }).click();
   const first = kp.locator('#fu-table tbody tr').first();
   await first.waitFor();
@@ -1001,19 +1045,17 @@ test('casework: close with a follow-up and a referral, the follow-up comes due, 
   await first.getByRole('button', { name: '부재' }).click();
   await kp.locator('#fu-table tbody tr').first().locator('td:nth-child(7)', { hasText: /^1$/ }).waitFor();
 
-  // The referral moves on; its form prints.
+  // The referral moves on.
   await kp.getByRole('button', { name: '연계', exact: true }).click();
-  const row = kp.locator('#rf-table tbody tr', { hasText: '마포구 종합사회복지관' });
-  await row.waitFor();
-  await row.getByRole('combobox').selectOption('accepted');
-  await row.getByRole('button', { name: '변경' }).click();
+  const ref = kp.locator('#rf-table tbody tr', { hasText: '마포구 종합사회복지관' });
+  await ref.waitFor();
+  await ref.getByRole('combobox').selectOption('accepted');
+  await ref.getByRole('button', { name: '변경' }).click();
   await kp.locator('#rf-table tbody tr .badge.rf-accepted').waitFor();
   await shot(kp, 'casework');
 
-  // The supervisor's statistics count this conversation.
-  const sup = await newPage({ width: 1280, height: 1000 });
-  const sp = sup.page;
-  await staffLogin(sp, '/casework', 'boss');
+  // The supervisor's statistics count the conversation (small counts shown as <5).
+  await sp.goto(`${base}/casework`);
   await sp.getByRole('button', { name: '통계' }).click();
   await sp.locator('#st-tables table').first().waitFor();
   await sp.locator('#chart-conv .uplot').waitFor();
@@ -1025,6 +1067,7 @@ test('casework: close with a follow-up and a referral, the follow-up comes due, 
     assert.deepEqual(p.errors, []);
     await p.context.close();
   }
+});
 
 test('supervisor monitoring: watch silently, whisper to the counselor only, take over', { timeout: 90_000 }, async (t) => {
   const csp = { bypassCSP: true }; // axe goes in as a script tag

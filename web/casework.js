@@ -38,11 +38,11 @@
       outcomes: { reached: '연락됨', no_answer: '부재', declined: '거절', cancelled: '취소' },
       team: '팀', chatReturn: '채팅으로 돌아올 때', form: '의뢰서', change: '변경', checkDue: '확인일 지남',
       saved: '저장했어요.', needConsent: '본인 동의 없이는 저장하지 않아요. 먼저 물어봐 주세요.',
-      aLevel: '위험도', aHandoff: '연결 시 위험도', aWhy: '위험 판단 근거', aScreener: '선별 질문', aSelf: '외로움 자가진단',
+      aLevel: '위험도', aHandoff: '연결 시 위험도', aWhy: '위험 판단 근거', aScreener: '선별 질문', aPlan: '안전 계획', planStep: function (n) { return n + '단계'; }, aSelf: '외로움 자가진단',
       aOutcome: '결과', none: '—', loadFailed: '불러오지 못했어요.',
       tTotal: '합계', tConversations: '대화', tHandoffs: '상담 연결', tByLevel: '최고 위험도별', tByOutcome: '결과별',
       tByDistrict: '구별', tSelf: '외로움 자가진단 점수', tWait: '상담사 연결까지 (위험도별)', tFollowups: '후속 조치', tReferrals: '연계',
-      wReached: '연결', wWithin: '목표 안', wMedian: '중앙값(초)', wTarget: '목표(초)'
+      band: '점수 구간', count: '건수', wReached: '연결', wWithin: '목표 안', wMedian: '중앙값(초)', wTarget: '목표(초)'
     },
     en: {
       skip: 'Skip to content', cwTitle: 'ieum casework', navLabel: 'Casework menu', backToConsole: 'Console',
@@ -70,11 +70,11 @@
       outcomes: { reached: 'Reached', no_answer: 'No answer', declined: 'Declined', cancelled: 'Cancel' },
       team: 'team', chatReturn: 'when they return to the chat', form: 'Form', change: 'Change', checkDue: 'check date passed',
       saved: 'Saved.', needConsent: 'Nothing is kept without the person\'s consent. Please ask them first.',
-      aLevel: 'Level', aHandoff: 'Level at handoff', aWhy: 'Why (rules)', aScreener: 'Screener', aSelf: 'Loneliness self-check',
+      aLevel: 'Level', aHandoff: 'Level at handoff', aWhy: 'Why (rules)', aScreener: 'Screener', aPlan: 'Safety plan', planStep: function (n) { return 'Step ' + n; }, aSelf: 'Loneliness self-check',
       aOutcome: 'Outcome', none: '—', loadFailed: 'Could not load.',
       tTotal: 'Total', tConversations: 'Conversations', tHandoffs: 'Handoffs', tByLevel: 'By highest level', tByOutcome: 'By outcome',
       tByDistrict: 'By district', tSelf: 'Loneliness self-check score', tWait: 'Time to a counselor (by level)', tFollowups: 'Follow-ups', tReferrals: 'Referrals',
-      wReached: 'Reached', wWithin: 'Within target', wMedian: 'Median (s)', wTarget: 'Target (s)'
+      band: 'Score band', count: 'Count', wReached: 'Reached', wWithin: 'Within target', wMedian: 'Median (s)', wTarget: 'Target (s)'
     }
   });
 
@@ -227,6 +227,11 @@
       var sc = el('ol');
       a.screener.forEach(function (q) { sc.appendChild(el('li', null, q.question + ' → ' + q.answer)); });
       dd(dl, t('aScreener'), a.screener.length ? sc : null);
+      var plan = el('ol');
+      (a.safety_plan || []).forEach(function (st) {
+        if (st.items.length) plan.appendChild(el('li', null, t('planStep')(st.step) + ': ' + st.items.join(' · ')));
+      });
+      dd(dl, t('aPlan'), plan.children.length ? plan : null);
       dd(dl, t('aSelf'), a.selfcheck_score == null ? null : a.selfcheck_score + ' / 9');
       dd(dl, t('aOutcome'), a.outcome ? S.outcomeName(a.outcome) : null);
       var ol = document.getElementById('notes');
@@ -359,14 +364,14 @@
       out.appendChild(table(t('tByLevel'), [t('colLevel'), t('tConversations')], pairs(r.total.by_level, t('levels'))));
       out.appendChild(table(t('tByOutcome'), [t('aOutcome'), t('tConversations')], pairs(r.total.by_outcome)));
       out.appendChild(table(t('tByDistrict'), [t('district'), t('tConversations')], pairs(r.total.by_district)));
-      out.appendChild(table(t('tSelf'), ['', t('tConversations')], pairs(r.total.selfcheck)));
+      out.appendChild(table(t('tSelf'), [t('band'), t('tConversations')], pairs(r.total.selfcheck)));
       out.appendChild(table(t('tWait'), [t('colLevel'), t('wReached'), t('wWithin'), t('wMedian'), t('wTarget')],
         Object.keys(r.total.time_to_counselor).map(function (k) {
           var w = r.total.time_to_counselor[k];
           return [S.levelName(k), w.reached, w.within_target, w.median_secs, w.target_secs];
         })));
-      out.appendChild(table(t('tFollowups'), [t('colStatus'), ''], pairs(r.total.followups, t('fuStatus'))));
-      out.appendChild(table(t('tReferrals'), [t('colStatus'), ''], pairs(r.total.referrals, t('rfStatus'))));
+      out.appendChild(table(t('tFollowups'), [t('colStatus'), t('count')], pairs(r.total.followups, t('fuStatus'))));
+      out.appendChild(table(t('tReferrals'), [t('colStatus'), t('count')], pairs(r.total.referrals, t('rfStatus'))));
     }, fail);
   }
   document.getElementById('st-form').addEventListener('submit', function (e) { e.preventDefault(); loadStats(); });
