@@ -137,11 +137,37 @@ async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
     )
     .await;
     until(&mut c, "closed").await;
+    // Casework on it: a case note and a follow-up with the person's phone number.
+    let notes = format!("/api/conversations/{conv}/notes");
+    let (s, _, _) = request(
+        app.port,
+        "POST",
+        &notes,
+        Some(&kim),
+        Some(json!({"text": "비밀메모표식 안부 전화 동의"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _, body) = request(
+        app.port,
+        "POST",
+        "/api/followups",
+        Some(&kim),
+        Some(json!({
+            "conversation": conv, "kind": "call", "due_at": 1, "consent": {"given": true},
+            "contact": {"kind": "phone", "number": "010-7777-3131"},
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
 
     // Acknowledged means flushed: the words are on disk, but only as ciphertext; so is
-    // the conversation record (level, counselors, state, token hash).
+    // the conversation record (level, counselors, state, token hash), and so is the
+    // casework (the note, the phone number).
     let data = app.dir.path().join("data");
-    let record_fragments: [&[u8]; 5] = [
+    let record_fragments: [&[u8]; 7] = [
+        "비밀메모표식".as_bytes(),
+        b"010-7777-3131",
         "도깨비방망이표식".as_bytes(),
         b"\"counselors\"",
         b"\"token_hash\"",
@@ -183,6 +209,15 @@ async fn transcripts_are_encrypted_at_rest_and_purging_destroys_them() {
     assert_eq!(status, 404);
     let id = ieum::ids::ConversationId::parse(&conv).unwrap();
     assert!(app.state.keyring.key(id).await.unwrap().is_none());
+    // Its casework went with it.
+    assert_eq!(app.get_json(&notes, &boss).await.0, 404);
+    let left = app
+        .state
+        .store
+        .scan_prefix(ieum::store::Tree::Casework, id.as_bytes())
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "casework records left after the purge");
     let (_, audit) = app.get_json("/api/audit", &boss).await;
     assert!(audit["records"].as_array().unwrap().iter().any(|r| {
         r["action"] == "purge" && r["conversation_id"] == conv.as_str() && r["actor"] == "system"
