@@ -1,5 +1,5 @@
-//! `kill -9` during casework writes loses nothing acknowledged: notes, follow-up attempts
-//! and referral status changes are written by three writers at once while the real server
+//! `kill -9` during casework writes loses nothing acknowledged: notes, follow-up attempts,
+//! referral status changes and safety-plan items are written by four writers at once while the real server
 //! is killed with SIGKILL at a random moment, several times; after each kill the data
 //! directory is opened in this process and every change the server answered `200`/`201`
 //! for must be there.
@@ -63,6 +63,74 @@ struct Acked {
     notes: Vec<String>,
     attempts: usize,
     statuses: usize,
+    /// Items of step 2 of the safety plan the counselor got back in a `safety_plan` frame
+    /// (sent only after the item was stored).
+    plan_items: usize,
+}
+
+/// The counselor adds safety-plan items (step 2) one after another; each `safety_plan`
+/// frame that comes back counts as the acknowledgement of what it shows.
+async fn plan_writer(port: u16, conv: String, acked: Arc<Mutex<Acked>>) {
+    let r = try_request(
+        port,
+        "POST",
+        "/api/login",
+        "-",
+        json!({"username": "kim", "password": "a long password"}),
+    )
+    .await;
+    let Some((200, v)) = r else {
+        return;
+    };
+    let token = v["token"].as_str().unwrap().to_owned();
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://127.0.0.1:{port}/ws/counselor"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let c = tokio_tungstenite::connect_async(req).await;
+    let Ok((mut k, _)) = c else {
+        return;
+    };
+    // Held already after a restart, or claimed now.
+    send(&mut k, json!({"type": "claim", "conversation_id": conv})).await;
+    for i in 0.. {
+        let text = format!("plan {i}");
+        if futures::SinkExt::send(
+            &mut k,
+            tokio_tungstenite::tungstenite::Message::Text(
+                json!({"type": "plan_item", "conversation_id": conv, "step": 2, "text": text})
+                    .to_string()
+                    .into(),
+            ),
+        )
+        .await
+        .is_err()
+        {
+            return;
+        }
+        loop {
+            let frame =
+                tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut k))
+                    .await;
+            let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) = frame else {
+                match frame {
+                    Ok(Some(Ok(_))) => continue,
+                    _ => return,
+                }
+            };
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "safety_plan" && v["conversation_id"] == conv.as_str() {
+                let items = v["steps"][1]["items"].as_array().unwrap();
+                if items.iter().any(|x| x == text.as_str()) {
+                    let mut a = acked.lock().await;
+                    a.plan_items = a.plan_items.max(items.len());
+                    break;
+                }
+            }
+        }
+    }
 }
 
 async fn login(port: u16) -> String {
@@ -171,6 +239,20 @@ async fn verify(data: &Path, conv: &str, followup: &str, referral: &str, acked: 
         r.history.len() - 1,
         acked.statuses
     );
+    let meta = ieum::transcript::load_meta(&store, id, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    let events = ieum::transcript::events_after(&store, id, &key, 0, meta.last_seq)
+        .await
+        .unwrap();
+    let plan = ieum::conversation::SafetyPlan::fold(events.iter());
+    assert!(
+        plan.items[1].len() >= acked.plan_items,
+        "acknowledged plan items lost: {} stored, {} acknowledged",
+        plan.items[1].len(),
+        acked.plan_items
+    );
     drop(keyring);
     store.close().await.unwrap();
 }
@@ -186,6 +268,14 @@ async fn acknowledged_casework_survives_kill_9() {
             &store,
             "boss",
             ieum::auth::Role::Supervisor,
+            "a long password",
+        )
+        .await
+        .unwrap();
+        ieum::auth::add_staff(
+            &store,
+            "kim",
+            ieum::auth::Role::Counselor,
             "a long password",
         )
         .await
@@ -243,7 +333,7 @@ async fn acknowledged_casework_survives_kill_9() {
             child = Server(serve_child(port, &data, |_| {}).await);
         }
         let token = login(port).await;
-        let tasks: Vec<_> = (0..3u8)
+        let mut tasks: Vec<_> = (0..3u8)
             .map(|w| {
                 tokio::spawn(writer(
                     port,
@@ -256,6 +346,7 @@ async fn acknowledged_casework_survives_kill_9() {
                 ))
             })
             .collect();
+        tasks.push(tokio::spawn(plan_writer(port, conv.clone(), acked.clone())));
         let wait = rand::rng().random_range(300..1500);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         child.0.kill().unwrap(); // SIGKILL
@@ -269,15 +360,16 @@ async fn acknowledged_casework_survives_kill_9() {
         let a = acked.lock().await;
         verify(&data, &conv, &followup, &referral, &a).await;
         println!(
-            "round {round}: killed after {wait} ms; {} notes, {} attempts, {} status changes acknowledged, all present",
+            "round {round}: killed after {wait} ms; {} notes, {} attempts, {} status changes, {} plan items acknowledged, all present",
             a.notes.len(),
             a.attempts,
-            a.statuses
+            a.statuses,
+            a.plan_items
         );
     }
     let a = acked.lock().await;
     assert!(
-        !a.notes.is_empty() && a.attempts > 0 && a.statuses > 0,
+        !a.notes.is_empty() && a.attempts > 0 && a.statuses > 0 && a.plan_items > 0,
         "each writer got answers"
     );
 }
