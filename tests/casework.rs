@@ -357,6 +357,7 @@ async fn referrals_move_to_an_outcome_with_a_printable_form() {
     assert_eq!(l["referrals"][0]["id"], id.as_str());
     // Other counselors: not theirs.
     assert_eq!(app.get_json(&path, &lee).await.0, 403);
+    assert_eq!(app.get_json(&format!("{path}/form"), &lee).await.0, 403);
     assert_eq!(
         call(
             &app,

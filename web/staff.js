@@ -8,7 +8,7 @@
 
   var STR = {
     ko: {
-      langToggle: 'English', langToggleLabel: 'Switch to English',
+      langToggle: 'English', langToggleLabel: 'Switch to English', navCasework: '사례 관리',
       username: '아이디', password: '비밀번호', login: '로그인', logout: '로그아웃',
       loginTitle: '직원 로그인', badCredentials: '아이디 또는 비밀번호가 맞지 않아요.',
       loginFailed: '로그인하지 못했어요. 잠시 후 다시 해 주세요.',
@@ -34,7 +34,7 @@
       error: '문제가 생겼어요'
     },
     en: {
-      langToggle: '한국어', langToggleLabel: '한국어로 바꾸기',
+      langToggle: '한국어', langToggleLabel: '한국어로 바꾸기', navCasework: 'Casework',
       username: 'Username', password: 'Password', login: 'Log in', logout: 'Log out',
       loginTitle: 'Staff login', badCredentials: 'Wrong username or password.',
       loginFailed: 'Could not log in. Please try again shortly.',
