@@ -3,7 +3,9 @@
 //! terminal, a counselor joins only from the queue).
 #![no_main]
 
-use ieum::conversation::{Action, Answer, BotMessage, Conversation, Event, State, step};
+use ieum::conversation::{
+    Action, Answer, BotMessage, Choice, Conversation, Event, ScreenFlow, State, step,
+};
 use ieum::triage::{Action as TriageAction, Level};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,10 +18,16 @@ fn event(b: &[u8]) -> Event {
         TriageAction::UrgentHandoff,
     ][(b[2] % 4) as usize];
     let answer = [Answer::Yes, Answer::No, Answer::Unclear][(b[3] % 3) as usize];
+    let choice = match b[3] % 5 {
+        0 => Choice::Skip,
+        1..=3 => Choice::Score(b[3] % 5),
+        _ => Choice::Other,
+    };
     let who = if b[2] % 2 == 0 { "kim" } else { "lee" };
     match b[0] % 10 {
         0..=3 => Event::CitizenMessage {
             level,
+            message_level: Level::ALL[(b[2] % 5) as usize].min(level),
             action,
             intent: match b[3] % 3 {
                 0 => None,
@@ -27,6 +35,7 @@ fn event(b: &[u8]) -> Event {
                 _ => Some(ieum::conversation::TALK_TO_HUMAN.into()),
             },
             answer,
+            choice,
         },
         4 => Event::RequestHuman,
         5 => Event::CitizenClose,
@@ -39,10 +48,23 @@ fn event(b: &[u8]) -> Event {
         8 => match b[1] % 3 {
             0 => Event::ReturnedToQueue,
             1 => Event::CounselorClose,
+            2 if b[2] % 3 == 0 => Event::TakenOver {
+                by: "boss".into(),
+            },
             _ => Event::IdleTimeout,
         },
         _ => Event::Rating(b[1] % 8),
     }
+}
+
+/// The live screener, from the shipped `intents/` (the flow the service runs).
+fn flow() -> &'static ScreenFlow {
+    static FLOW: std::sync::OnceLock<ScreenFlow> = std::sync::OnceLock::new();
+    FLOW.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../intents");
+        let content = ieum::content::Content::load(&dir).expect("shipped content loads");
+        ScreenFlow::from_screener(content.screener())
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -52,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data.chunks_exact(4) {
         let e = event(chunk);
         let before = c.clone();
-        let (next, actions) = step(c, e.clone());
+        let (next, actions) = step(flow(), c, e.clone());
         if handed_off && !closed {
             for a in &actions {
                 assert!(
