@@ -1006,8 +1006,9 @@ test('casework walk: a safety plan together, a supervisor whispers and takes ove
   await sp.locator('#live-close-btn').click();
   await cp.locator('.notice.closed').waitFor();
 
-  // The counselor's case page: the assessment says what raised it and holds the plan.
-  await kp.goto(`${base}/casework?conversation=${conv}`);
+  // The counselor's case page, one click from the ended conversation: the assessment says
+  // what raised it and holds the plan.
+  await panel.getByRole('link', { name: '사례 기록·후속 조치' }).click();
   await kp.locator('#case-body').waitFor({ state: 'visible' });
   const assessment = await kp.locator('#assessment').textContent();
   assert.match(assessment, /높음|긴급/);

@@ -28,7 +28,7 @@
       offer: function (lvl) { return '동료가 대화를 넘겼어요 (' + lvl + '). 대기열에서 "맡기"를 눌러 이어 주세요.'; },
       reservedFor: function (n) { return n + ' 상담사에게 넘겨지는 중'; },
       outcome: '종료 결과', closeConv: '대화 종료',
-      ended: '이 대화는 더 이상 내 담당이 아니에요 (종료 또는 넘김).', closeTab: '탭 닫기',
+      ended: '이 대화는 더 이상 내 담당이 아니에요 (종료 또는 넘김).', closeTab: '탭 닫기', caseLink: '사례 기록·후속 조치',
       errors: {
         not_yours: '내가 맡은 대화가 아니에요.', not_waiting: '이미 다른 상담사가 맡았거나 대기 중이 아니에요.',
         at_capacity: '동시에 3개까지만 맡을 수 있어요.', conversation_closed: '이미 끝난 대화예요.',
@@ -62,7 +62,7 @@
       offer: function (lvl) { return 'A colleague passed you a conversation (' + lvl + '). Claim it from the queue.'; },
       reservedFor: function (n) { return 'being passed to ' + n; },
       outcome: 'Outcome', closeConv: 'Close conversation',
-      ended: 'This conversation is no longer yours (closed or transferred).', closeTab: 'Close tab',
+      ended: 'This conversation is no longer yours (closed or transferred).', closeTab: 'Close tab', caseLink: 'Case notes and follow-up',
       errors: {
         not_yours: 'This conversation is not yours.', not_waiting: 'Someone else took it, or it is not waiting.',
         at_capacity: 'You can hold at most 3 conversations.', conversation_closed: 'The conversation has ended.',
@@ -643,6 +643,12 @@
     });
     var head = p.querySelector('.conv-head');
     var x = head.querySelector('.close-tab');
+    // After the chat: notes, a follow-up (with consent) and referrals on the casework page.
+    if (c.ended && !head.querySelector('.case-link')) {
+      var a = el('a', 'case-link', t('caseLink'));
+      a.href = '/casework?conversation=' + c.id;
+      head.appendChild(a);
+    }
     if (c.ended && !x) {
       x = el('button', 'close-tab', t('closeTab'));
       x.type = 'button';
