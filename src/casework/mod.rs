@@ -56,7 +56,7 @@ pub const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
 /// The longest note, summary or free text accepted (characters).
 pub const MAX_TEXT: usize = 4000;
 
-/// An item's id: its conversation and 8 random bytes (48 hex digits). It names its
+/// An item's id: its conversation and 8 bytes of its own (48 hex digits). It names its
 /// conversation, so the record is found with one read and checked with its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ItemId {
@@ -67,11 +67,27 @@ pub struct ItemId {
 }
 
 impl ItemId {
-    /// A fresh id in `conversation`.
-    pub fn random(conversation: ConversationId) -> ItemId {
+    /// A fresh id in `conversation`: the time in nanoseconds, strictly increasing within the
+    /// process, so items sort in the order they were made (two notes written in the same
+    /// millisecond still come back in order). Not a secret: every read is checked and
+    /// audited.
+    pub fn next(conversation: ConversationId) -> ItemId {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut prev = LAST.load(Ordering::Relaxed);
+        let next = loop {
+            let next = now.max(prev + 1);
+            match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break next,
+                Err(p) => prev = p,
+            }
+        };
         ItemId {
             conversation,
-            item: rand::random(),
+            item: next.to_be_bytes(),
         }
     }
 
@@ -172,7 +188,7 @@ pub async fn add_note(
     text: &str,
 ) -> Result<Note, StoreError> {
     let note = Note {
-        id: ItemId::random(conversation),
+        id: ItemId::next(conversation),
         at: now_ms(),
         author: author.to_owned(),
         role: role.to_owned(),
@@ -201,7 +217,7 @@ pub async fn notes(
         .iter()
         .map(|(k, v)| open(key, k, v))
         .collect::<Result<_, _>>()?;
-    out.sort_by_key(|n| n.at);
+    out.sort_by_key(|n| (n.at, n.id.item));
     Ok(out)
 }
 

@@ -5,7 +5,7 @@ use crate::store::MemoryBackend;
 
 fn plan(level: Level, due_at: u64) -> Followup {
     Followup {
-        id: ItemId::random(ConversationId::random()),
+        id: ItemId::next(ConversationId::random()),
         created_at: 1,
         created_by: "kim".into(),
         kind: FollowupKind::Call,
@@ -94,7 +94,7 @@ fn referral_moves_forward_and_ends_for_good() {
 #[test]
 fn item_ids_round_trip_and_name_their_conversation() {
     let c = ConversationId::random();
-    let id = ItemId::random(c);
+    let id = ItemId::next(c);
     let s = id.to_string();
     assert_eq!(s.len(), 48);
     assert!(s.starts_with(&c.to_string()));
@@ -118,8 +118,17 @@ async fn notes_are_sealed_and_come_back_in_order() {
     add_note(&store, &key, c, "park", "supervisor", "second")
         .await
         .unwrap();
+    // Many in the same millisecond still come back in the order written.
+    for i in 0..50 {
+        add_note(&store, &key, c, "kim", "counselor", &format!("n{i}"))
+            .await
+            .unwrap();
+    }
     let got = notes(&store, &key, c).await.unwrap();
-    assert_eq!(got.len(), 2);
+    assert_eq!(got.len(), 52);
+    for (i, n) in got[2..].iter().enumerate() {
+        assert_eq!(n.text, format!("n{i}"));
+    }
     assert_eq!(got[0].text, "first 메모");
     // The stored bytes do not hold the words.
     for (_, v) in store.scan_prefix(Tree::Casework, &[]).await.unwrap() {
@@ -157,7 +166,7 @@ async fn an_ending_attempt_drops_the_contact() {
     let stored = followup(&store, &key, f.id).await.unwrap().unwrap();
     assert_eq!(stored.followup.contact, None, "destroyed when it ended");
     assert_eq!(stored.attempts.len(), 2);
-    let missing = ItemId::random(ConversationId::random());
+    let missing = ItemId::next(ConversationId::random());
     assert!(
         add_attempt(&store, &key, missing, attempt(AttemptOutcome::Reached))
             .await
@@ -171,7 +180,7 @@ async fn referral_history_and_check_date() {
     let store = store();
     let key = Key::random();
     let r = Referral {
-        id: ItemId::random(ConversationId::random()),
+        id: ItemId::next(ConversationId::random()),
         created_at: now_ms(),
         created_by: "kim".into(),
         to: ReferralTo {

@@ -362,10 +362,10 @@ async fn add_followups(
     }
     let note = optional_text("note", body.note.as_deref())?;
     let now = now_ms();
-    let first = ItemId::random(id);
+    let first = ItemId::next(id);
     let planned: Vec<Followup> = (0..sessions)
         .map(|i| Followup {
-            id: if i == 0 { first } else { ItemId::random(id) },
+            id: if i == 0 { first } else { ItemId::next(id) },
             created_at: now,
             created_by: s.username.clone(),
             kind: body.kind,
@@ -576,7 +576,7 @@ async fn add_referral(
         district: optional_text("shared.district", body.shared.district.as_deref())?,
     };
     let r = Referral {
-        id: ItemId::random(id),
+        id: ItemId::next(id),
         created_at: now_ms(),
         created_by: s.username.clone(),
         to,
