@@ -745,3 +745,53 @@ async fn loop_until(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         }
     }
 }
+
+/// `ieum staff add` and `ieum audit verify` take `--store` too; beside a running node,
+/// `staff add` says plainly that the database is in use.
+#[test]
+fn staff_add_and_audit_verify_accept_store() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("cli");
+    let dir = tempfile::tempdir().unwrap();
+    let ieum = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ieum"))
+            .args(args)
+            .args(["--store", &url, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("IEUM_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = ieum(
+        &["staff", "add", "kim", "--role", "counselor"],
+        "a long password\n",
+    );
+    assert!(ok, "{out}");
+    let backend = PostgresBackend::open(&url).unwrap();
+    assert!(
+        backend.get(Tree::Staff, b"kim").unwrap().is_some(),
+        "the account is in PostgreSQL"
+    );
+    let (ok, out) = ieum(
+        &["staff", "add", "lee", "--role", "counselor"],
+        "a long password\n",
+    );
+    assert!(!ok && out.contains("in use by a running ieum"), "{out}");
+    drop(backend);
+    let (ok, out) = ieum(&["audit", "verify"], "");
+    assert!(ok && out.contains("audit log intact"), "{out}");
+}
