@@ -795,3 +795,29 @@ fn staff_add_and_audit_verify_accept_store() {
     let (ok, out) = ieum(&["audit", "verify"], "");
     assert!(ok && out.contains("audit log intact"), "{out}");
 }
+
+/// A database restart while ieum is idle costs no write and no read: the first statement
+/// after it finds the closed connection and replaces it before anything was sent.
+#[test]
+fn a_restart_while_idle_is_invisible_to_the_next_write_and_read() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("idle");
+    let backend = PostgresBackend::open(&url).unwrap();
+    backend
+        .apply(&[Write::put(Tree::Meta, b"a".to_vec(), b"1".to_vec())])
+        .unwrap();
+    backend.flush().unwrap();
+    assert!(backend.get(Tree::Meta, b"a").unwrap().is_some());
+    pg.stop();
+    pg.start_again();
+    assert_eq!(
+        backend.get(Tree::Meta, b"a").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "a read retries once on a fresh connection"
+    );
+    backend
+        .apply(&[Write::put(Tree::Meta, b"b".to_vec(), b"2".to_vec())])
+        .expect("the writer reconnects before its transaction starts");
+    backend.flush().unwrap();
+    assert_eq!(backend.scan_prefix(Tree::Meta, &[]).unwrap().len(), 2);
+}

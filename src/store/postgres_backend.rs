@@ -392,7 +392,10 @@ impl PostgresBackend {
                     w.in_tx = true;
                     return Ok(());
                 }
-                Err(e) if e.as_db_error().is_some() => return Err(from_pg(e)),
+                // A server that shut the session down answers with an error and closes it.
+                Err(e) if e.as_db_error().is_some() && !w.conn.client.is_closed() => {
+                    return Err(from_pg(e));
+                }
                 Err(_) => {
                     *slot = None;
                 }
