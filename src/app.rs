@@ -24,7 +24,7 @@ use crate::http::ws::GatewayConfig;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::queue::{QueueConfig, QueueHandle};
-use crate::store::{Location, Store, StoreOptions};
+use crate::store::{Location, Store, StoreError, StoreOptions};
 use crate::transcript::Keyring;
 use crate::triage::TriageEngine;
 
@@ -157,13 +157,24 @@ impl App {
                     })?;
                 }
                 let at = location.clone();
-                tokio::task::spawn_blocking(move || at.open(StoreOptions::default()))
+                let opened = tokio::task::spawn_blocking(move || at.open(StoreOptions::default()))
                     .await
-                    .context("opening the store")?
-                    .with_context(|| match &location {
-                        Location::Sled(dir) => format!("opening the store in {}", dir.display()),
-                        other => format!("opening the store ({other})"),
-                    })?
+                    .context("opening the store")?;
+                match (opened, &location) {
+                    (Ok(store), _) => store,
+                    // StoreError::Busy speaks of a data directory; say what is held here.
+                    (Err(StoreError::Busy(why)), Location::Postgres(_)) => {
+                        anyhow::bail!("opening the store ({location}): {why}")
+                    }
+                    (Err(e), Location::Sled(dir)) => {
+                        return Err(anyhow::Error::new(e))
+                            .with_context(|| format!("opening the store in {}", dir.display()));
+                    }
+                    (Err(e), other) => {
+                        return Err(anyhow::Error::new(e))
+                            .with_context(|| format!("opening the store ({other})"));
+                    }
+                }
             }
         };
         let key_file = settings

@@ -40,7 +40,9 @@
 //!   acknowledged). [`Backend::recover`], which the store calls at most once a second while
 //!   writes fail, reconnects the writer (each try bounded by [`CONNECT_TIMEOUT`]); readers
 //!   drop a broken connection and retry once on a fresh one. So the service recovers by
-//!   itself when the database comes back.
+//!   itself when the database comes back. A host that vanishes silently is noticed by
+//!   [`TCP_USER_TIMEOUT`] and keepalive probes (10 s idle, then 2 probes 5 s apart) unless
+//!   the URL sets them; no statement timeout is set.
 //! * **One node.** The writer's connection holds a session advisory lock ([`NODE_LOCK`])
 //!   for as long as it lives: a second ieum on the same database gets
 //!   [`StoreError::Busy`] at open, as a second process on a sled directory does. Several
@@ -65,6 +67,10 @@ use super::backend::{Backend, KeyValue, StoreError, Tree, Write, prefix_successo
 
 /// How long one connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long data sent to the database may stay unacknowledged by its host before the
+/// connection counts as lost (Linux `TCP_USER_TIMEOUT`).
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Read connections at most (the writer has its own). Reads wait for a free one.
 pub const DEFAULT_READERS: usize = 4;
@@ -265,6 +271,22 @@ impl PostgresBackend {
         }
         if config.get_application_name().is_none() {
             config.application_name("ieum");
+        }
+        // A database host that vanishes without closing the connection (a partition, a
+        // dead machine) would otherwise leave a statement waiting for hours, with writes
+        // queued and neither an ack nor `not_saved`. Unsent data times out after
+        // TCP_USER_TIMEOUT; a silent peer is found by keepalive probes.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        if config.get_keepalives_idle() >= Duration::from_secs(60 * 60) {
+            config.keepalives_idle(Duration::from_secs(10));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(5));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(2);
         }
         let writer = Self::connect_writer(&config)?;
         let backend = PostgresBackend {
