@@ -684,7 +684,15 @@ async fn a_postgres_restart_is_survived_without_restarting_ieum() {
     );
     assert_eq!(last["code"], "not_saved");
     assert_eq!(last["id"], "m2");
-    assert_eq!(healthz(app.port).await, 503, "degraded while writes fail");
+    // The writer marks the store failing right after it answered the group's waiters.
+    let started = Instant::now();
+    while healthz(app.port).await != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "degraded while writes fail"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.start_again())
