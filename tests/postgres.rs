@@ -529,7 +529,7 @@ async fn chat_until_killed(
                 break;
             }
             if v["type"] == "error" && v["id"] == id.as_str() {
-                return;
+                panic!("a message refused before the kill: {v}");
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -563,7 +563,9 @@ async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
     let port = free_port();
     let store_arg = url.clone();
     let mut child = serve_child(port, &data, move |c| {
-        c.args(["--store", &store_arg]);
+        // Citizens here type faster than a person: they chat until the kill.
+        c.args(["--store", &store_arg])
+            .args(["--rate-per-second", "1000", "--rate-burst", "1000"]);
     })
     .await;
 
@@ -597,7 +599,9 @@ async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), t).await {
+            assert!(!e.is_panic(), "a citizen failed: {e}");
+        }
     }
 
     // The killed node's session (and lock) ends when Postgres sees its socket close.
@@ -636,6 +640,16 @@ async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
         }
     }
     assert!(checked >= 20, "too few acks to mean anything: {checked}");
+    // PostgreSQL holds ciphertext only: no stored value carries the words.
+    let words = "혼자 밥 먹었어요".as_bytes();
+    for tree in Tree::ALL {
+        for (_, v) in store.scan_prefix(*tree, &[]).await.unwrap() {
+            assert!(
+                !v.windows(words.len()).any(|w| w == words),
+                "plain text in {tree}"
+            );
+        }
+    }
     eprintln!("kill -9 of ieum on postgres: {checked} acknowledged messages, none lost");
     drop(keyring);
     store.close().await.unwrap();
