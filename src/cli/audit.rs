@@ -5,6 +5,10 @@
 //! For forensics it never writes to the directory it is given when `--read-only` is set
 //! (or the directory cannot be written): it copies the store to a temporary directory and
 //! verifies the copy. sled cannot open a directory read-only.
+//!
+//! With `--store postgres://…` it verifies the log in PostgreSQL. Opening the store there
+//! takes the node lock, so it runs with the service stopped, and `--read-only` is refused:
+//! nothing here can copy a database.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
