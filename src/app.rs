@@ -24,7 +24,7 @@ use crate::http::ws::GatewayConfig;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::queue::{QueueConfig, QueueHandle};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Location, Store, StoreError, StoreOptions};
 use crate::transcript::Keyring;
 use crate::triage::TriageEngine;
 
@@ -33,8 +33,11 @@ use crate::triage::TriageEngine;
 pub struct Settings {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// Where sled keeps its files.
+    /// Where sled keeps its files; the master key file and the audit head live here on
+    /// every store.
     pub data_dir: PathBuf,
+    /// The store (`--store`); `None` is sled in `data_dir`.
+    pub store: Option<crate::store::Location>,
     /// The risk rules file.
     pub rules: PathBuf,
     /// The intents directory.
@@ -72,6 +75,7 @@ impl Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
+            store: None,
             rules: PathBuf::from(crate::defaults::RULES),
             intents: PathBuf::from(crate::defaults::INTENTS),
             gateway: GatewayConfig::default(),
@@ -139,15 +143,38 @@ impl App {
         let store = match &settings.backend {
             Some(b) => Store::new(Arc::clone(&b.0)).context("starting the store")?,
             None => {
-                // Opening sled reads its log and may wait for its file lock: off the
-                // async threads.
-                let dir = settings.data_dir.clone();
-                tokio::task::spawn_blocking(move || Store::open_sled(&dir, StoreOptions::default()))
+                // Opening sled reads its log and may wait for its file lock; Postgres
+                // connects and migrates with a blocking client: off the async threads.
+                let location = settings
+                    .store
+                    .clone()
+                    .unwrap_or_else(|| Location::Sled(settings.data_dir.clone()));
+                if let Location::Sled(dir) = &location
+                    && dir != &settings.data_dir
+                {
+                    crate::store::prepare_data_dir(dir).with_context(|| {
+                        format!("preparing the store directory {}", dir.display())
+                    })?;
+                }
+                let at = location.clone();
+                let opened = tokio::task::spawn_blocking(move || at.open(StoreOptions::default()))
                     .await
-                    .context("opening the store")?
-                    .with_context(|| {
-                        format!("opening the store in {}", settings.data_dir.display())
-                    })?
+                    .context("opening the store")?;
+                match (opened, &location) {
+                    (Ok(store), _) => store,
+                    // StoreError::Busy speaks of a data directory; say what is held here.
+                    (Err(StoreError::Busy(why)), Location::Postgres(_)) => {
+                        anyhow::bail!("opening the store ({location}): {why}")
+                    }
+                    (Err(e), Location::Sled(dir)) => {
+                        return Err(anyhow::Error::new(e))
+                            .with_context(|| format!("opening the store in {}", dir.display()));
+                    }
+                    (Err(e), other) => {
+                        return Err(anyhow::Error::new(e))
+                            .with_context(|| format!("opening the store ({other})"));
+                    }
+                }
             }
         };
         let key_file = settings

@@ -16,7 +16,7 @@
 //! | live conversations | [`chat`] | one actor per conversation (the I/O shell around `plan`) |
 //! | counselor queue | [`queue`] | actor + cheap handle; level, then time, with aging |
 //! | transcripts | [`transcript`] | encoding, sealing, reading, the keyring, export |
-//! | durable storage | [`store`] | backend trait (sled, memory), group commit; ack after flush |
+//! | durable storage | [`store`] | backend trait (sled, PostgreSQL, memory), group commit; ack after flush |
 //! | casework: notes, follow-ups, referrals, statistics | [`casework`] | sealed with the conversation's key; append-only changes |
 //! | staff accounts, sessions | [`auth`] | argon2id, tokens stored as hashes |
 //! | audit log | [`audit`] | actor; append-only, hash-chained, recorded before serving |

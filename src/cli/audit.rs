@@ -5,6 +5,10 @@
 //! For forensics it never writes to the directory it is given when `--read-only` is set
 //! (or the directory cannot be written): it copies the store to a temporary directory and
 //! verifies the copy. sled cannot open a directory read-only.
+//!
+//! With `--store postgres://…` it verifies the log in PostgreSQL. Opening the store there
+//! takes the node lock, so it runs with the service stopped, and `--read-only` is refused:
+//! nothing here can copy a database.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::store::{Store, StoreOptions};
+use crate::store::{Location, StoreOptions};
 
 /// `ieum audit ...`
 #[derive(Debug, Args)]
@@ -22,6 +26,10 @@ pub struct AuditArgs {
     /// The service's data directory.
     #[arg(long, env = "IEUM_DATA_DIR", default_value = "data", global = true)]
     data_dir: PathBuf,
+    /// The service's store (`sled:<dir>` or `postgres://…`); default: sled in `--data-dir`.
+    /// The anchored head (`audit.head`) is read from `--data-dir` either way.
+    #[arg(long, env = "IEUM_STORE", hide_env_values = true, global = true)]
+    store: Option<String>,
     /// The master key file (default: `<data-dir>/master.key`): opens the anchored head.
     #[arg(long, env = "IEUM_MASTER_KEY_FILE", global = true)]
     master_key_file: Option<PathBuf>,
@@ -66,25 +74,30 @@ fn writable(dir: &Path) -> bool {
 
 pub(super) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify { read_only } = args.command;
+    let location = Location::parse(args.store.as_deref(), &args.data_dir)?;
+    if let Location::Postgres(_) = &location {
+        anyhow::ensure!(
+            !read_only,
+            "--read-only copies a sled directory; on PostgreSQL verify a restored copy of the \
+             database instead"
+        );
+        return verify(&location, anchor(&args)?);
+    }
+    if let Location::Sled(dir) = &location
+        && dir != &args.data_dir
+    {
+        anyhow::bail!(
+            "audit verify reads the sled store in --data-dir; pass --data-dir {} instead of \
+             --store",
+            dir.display()
+        );
+    }
     anyhow::ensure!(
         args.data_dir.join("db").exists() || args.data_dir.join("conf").exists(),
         "{} holds no ieum store",
         args.data_dir.display()
     );
-    // The master key opens the anchored head; without it the chain alone is checked.
-    let key_file = args
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("master.key"));
-    let key = if args.master_key.is_some() || key_file.exists() {
-        Some(crate::crypto::load_master_key(
-            args.master_key.as_deref(),
-            &key_file,
-        )?)
-    } else {
-        None
-    };
-    let anchor = key.map(|k| crate::audit::Anchor::in_dir(&args.data_dir, k));
+    let anchor = anchor(&args)?;
     let copy = if read_only || !writable(&args.data_dir) {
         let tmp = tempfile_dir()?;
         copy_dir(&args.data_dir, &tmp)
@@ -98,12 +111,44 @@ pub(super) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let dir = copy.clone().unwrap_or_else(|| args.data_dir.clone());
+    let result = verify(&Location::Sled(dir), anchor);
+    if let Some(tmp) = copy {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    result
+}
+
+/// The master key opens the anchored head; without it the chain alone is checked.
+fn anchor(args: &AuditArgs) -> anyhow::Result<Option<crate::audit::Anchor>> {
+    let key_file = args
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("master.key"));
+    let key = if args.master_key.is_some() || key_file.exists() {
+        Some(crate::crypto::load_master_key(
+            args.master_key.as_deref(),
+            &key_file,
+        )?)
+    } else {
+        None
+    };
+    Ok(key.map(|k| crate::audit::Anchor::in_dir(&args.data_dir, k)))
+}
+
+/// Opens the store at `location` and walks the chain.
+fn verify(location: &Location, anchor: Option<crate::audit::Anchor>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(async {
-        let store = Store::open_sled(&dir, StoreOptions::default())
-            .with_context(|| format!("opening the store in {}", dir.display()))?;
+    runtime.block_on(async {
+        // Off the runtime's thread: the PostgreSQL client blocks on a runtime of its own.
+        let at = location.clone();
+        let store = tokio::task::spawn_blocking(move || at.open(StoreOptions::default()))
+            .await?
+            .with_context(|| match location {
+                Location::Sled(dir) => format!("opening the store in {}", dir.display()),
+                other => format!("opening the store ({other})"),
+            })?;
         let v = match &anchor {
             Some(a) => crate::audit::verify_anchored(&store, a).await?,
             None => {
@@ -130,11 +175,7 @@ pub(super) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }
         })
-    });
-    if let Some(tmp) = copy {
-        let _ = std::fs::remove_dir_all(tmp);
-    }
-    result
+    })
 }
 
 /// A fresh directory under the system's temporary directory.

@@ -16,9 +16,14 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "IEUM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where sled keeps the transcripts.
+    /// Where sled keeps the transcripts (with the default `--store`), the master key file
+    /// (unless `--master-key-file`/`--master-key`) and the audit head.
     #[arg(long, env = "IEUM_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// The store: `sled:<dir>` or `postgres://user@host/db` (also `postgresql://`).
+    /// Default: sled in `--data-dir`.
+    #[arg(long, env = "IEUM_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Sites allowed to embed the widget (their origin, e.g. `https://example.org`); the
     /// service's own origin is always allowed. Repeat the flag or separate with commas.
     #[arg(
@@ -67,10 +72,12 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let store = crate::store::Location::parse(args.store.as_deref(), &args.data_dir)?;
     runtime.block_on(async move {
         let mut settings = Settings {
             listen: args.listen,
             data_dir: args.data_dir,
+            store: Some(store),
             rules: args.paths.rules,
             intents: args.paths.intents,
             ..Settings::defaults()

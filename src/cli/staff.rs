@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::auth::{self, Role};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{Location, StoreError, StoreOptions};
 
 /// `ieum staff ...`
 #[derive(Debug, Args)]
@@ -22,6 +22,9 @@ pub struct StaffArgs {
     /// The service's data directory.
     #[arg(long, env = "IEUM_DATA_DIR", default_value = "data", global = true)]
     data_dir: PathBuf,
+    /// The service's store (`sled:<dir>` or `postgres://…`); default: sled in `--data-dir`.
+    #[arg(long, env = "IEUM_STORE", hide_env_values = true, global = true)]
+    store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,21 +50,38 @@ pub(super) fn run(args: StaffArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let location = Location::parse(args.store.as_deref(), &args.data_dir)?;
     runtime.block_on(async {
-        crate::store::prepare_data_dir(&args.data_dir)?;
+        if let Location::Sled(dir) = &location {
+            crate::store::prepare_data_dir(dir)?;
+        }
         let options = StoreOptions::default().lock_wait(std::time::Duration::from_secs(2));
-        let store = match Store::open_sled(&args.data_dir, options) {
+        // Off the runtime's thread: the PostgreSQL client blocks on a runtime of its own.
+        let at = location.clone();
+        let opened = tokio::task::spawn_blocking(move || at.open(options)).await?;
+        let store = match opened {
             Ok(store) => store,
+            Err(StoreError::Busy(_)) if location.is_postgres() => anyhow::bail!(
+                "the PostgreSQL database is in use by a running ieum (one node at a time).\n\
+                 While the service runs, a supervisor adds and disables staff on the supervisor \
+                 page (/supervisor, Staff) or with POST /api/staff; or stop the service and run \
+                 this again."
+            ),
             Err(StoreError::Busy(_)) => anyhow::bail!(
                 "the data directory {} is in use by a running ieum (one process at a time).\n\
                  While the service runs, a supervisor adds and disables staff on the supervisor \
                  page (/supervisor, Staff) or with POST /api/staff; or stop the service and run \
                  this again.",
-                args.data_dir.display()
+                match &location {
+                    Location::Sled(dir) => dir.display().to_string(),
+                    other => other.to_string(),
+                }
             ),
             Err(e) => {
-                return Err(anyhow::Error::new(e))
-                    .with_context(|| format!("opening the store in {}", args.data_dir.display()));
+                return Err(anyhow::Error::new(e)).with_context(|| match &location {
+                    Location::Sled(dir) => format!("opening the store in {}", dir.display()),
+                    other => format!("opening the store ({other})"),
+                });
             }
         };
         auth::add_staff(&store, &name, role, password).await?;

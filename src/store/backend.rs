@@ -196,8 +196,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Atomicity is per implementation and documented there; every implementation applies
     /// a batch that touches a single tree atomically, and a batch over several trees at
     /// least in [`APPLY_ORDER`] (a later tree's part is never durable without an earlier
-    /// one's). Applied writes are visible to reads at
-    /// once but are durable only after a successful [`Backend::flush`].
+    /// one's). Applied writes are durable only after a successful [`Backend::flush`]. On
+    /// sled and in memory they are visible to reads at once; on PostgreSQL only after the
+    /// flush (the commit; see `postgres_backend`). Nothing may rely on either: read what
+    /// [`Store::write`](super::Store::write) acknowledged.
     ///
     /// # Errors
     /// [`StoreError::Io`] if the engine could not write; some writes of a failed batch may

@@ -32,8 +32,9 @@
 //!
 //! # Reads
 //!
-//! Reads go straight to the shared backend on tokio's blocking pool (`spawn_blocking`) and
-//! see every applied write, including ones whose flush is still in progress.
+//! Reads go straight to the shared backend on tokio's blocking pool (`spawn_blocking`). On
+//! sled they see every applied write, including ones whose flush is still in progress; on
+//! PostgreSQL only committed ones. Callers read only what `write` acknowledged.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -20,8 +20,15 @@
 //! acknowledged write survives a crash of the process. Surviving power loss depends on the
 //! device's write cache and the file's metadata, and is not promised.
 //!
+//! On PostgreSQL ([`postgres_backend`]) a flush is a `COMMIT`: with Postgres's defaults an
+//! acknowledged write is in its write-ahead log on disk, and survives a crash of ieum and
+//! of the database server.
+//!
 //! * [`backend`] — the trait, [`Tree`], [`Write`], [`StoreError`].
 //! * [`sled_backend`] — sled: what is atomic, what is durable, configuration.
+//! * [`postgres_backend`] — PostgreSQL: a group commit is a transaction; how it differs
+//!   from sled (reads see a write after its commit), one node per database.
+//! * [`location`] — `--store`: `sled:<dir>` or a `postgres://` URL.
 //! * [`memory`] — the in-memory backend with failure injection.
 //! * [`handle`] — [`Store`], group commit, backpressure, shutdown.
 //! * [`keys`] — key layouts and why big-endian.
@@ -31,7 +38,9 @@
 pub mod backend;
 pub mod handle;
 pub mod keys;
+pub mod location;
 pub mod memory;
+pub mod postgres_backend;
 pub mod private;
 pub mod sled_backend;
 pub mod stats;
@@ -39,7 +48,9 @@ pub mod stats;
 pub use backend::{APPLY_ORDER, Backend, KeyValue, StoreError, Tree, Write};
 pub use handle::{GroupCommit, Store, StoreOptions};
 pub use keys::{CONVERSATION_ID_LEN, EVENT_KEY_LEN, decode_event_key, event_key};
+pub use location::Location;
 pub use memory::MemoryBackend;
+pub use postgres_backend::PostgresBackend;
 pub use private::prepare_data_dir;
 pub use sled_backend::SledBackend;
 pub use stats::{FLUSH_BUCKETS_US, LatencyHistogram, StoreStats};
@@ -55,6 +66,7 @@ mod tests {
         assert_send_sync::<Store>();
         assert_send_sync::<SledBackend>();
         assert_send_sync::<MemoryBackend>();
+        assert_send_sync::<PostgresBackend>();
         assert_send_sync::<StoreError>();
         assert_send_sync::<StoreStats>();
     }
