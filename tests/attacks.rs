@@ -280,6 +280,7 @@ async fn a_parallel_login_flood_keeps_memory_bounded() {
         statuses.push(t.await.unwrap());
     }
     let after = peak_rss_mib(pid);
+    println!("login flood: 64 logins at once, peak RSS {before} MiB before, {after} MiB after");
     let _ = server.kill();
     let _ = server.wait();
     assert!(
