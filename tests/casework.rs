@@ -215,6 +215,16 @@ async fn follow_ups_need_consent_come_due_first_escalate_and_drop_the_contact_wh
     )
     .await;
     assert_eq!(s, 400);
+    // A date no person means.
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/followups",
+        &kim,
+        Some(with(json!({"consent": consent(), "due_at": u64::MAX}))),
+    )
+    .await;
+    assert_eq!(s, 400);
     // More than 8 weekly sessions.
     let (s, _) = call(
         &app,

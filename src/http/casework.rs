@@ -95,6 +95,19 @@ fn optional_text(what: &str, text: Option<&str>) -> Result<Option<String>, ApiEr
     }
 }
 
+/// The latest time accepted (9999-12-31, Unix ms): dates are for people, and the statistics
+/// do calendar arithmetic on them.
+const LATEST_MS: u64 = 253_402_300_799_999;
+
+fn sane_time(what: &str, t: u64) -> Result<(), ApiError> {
+    if t == 0 || t > LATEST_MS {
+        return Err(ApiError::BadRequest(format!(
+            "{what} is Unix milliseconds, before the year 10000"
+        )));
+    }
+    Ok(())
+}
+
 fn consent_required() -> ApiError {
     ApiError::Refused {
         status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -357,9 +370,7 @@ async fn add_followups(
             "sessions is 1 to {MAX_SESSIONS}"
         )));
     }
-    if body.due_at == 0 {
-        return Err(ApiError::BadRequest("due_at is Unix milliseconds".into()));
-    }
+    sane_time("due_at", body.due_at)?;
     let note = optional_text("note", body.note.as_deref())?;
     let now = now_ms();
     let first = ItemId::next(id);
@@ -369,7 +380,7 @@ async fn add_followups(
             created_at: now,
             created_by: s.username.clone(),
             kind: body.kind,
-            due_at: body.due_at + u64::from(i) * WEEK_MS,
+            due_at: body.due_at.saturating_add(u64::from(i) * WEEK_MS),
             assigned_to: body.assigned_to.clone(),
             consent: consent.clone(),
             contact: body.contact.clone(),
@@ -575,6 +586,9 @@ async fn add_referral(
         },
         district: optional_text("shared.district", body.shared.district.as_deref())?,
     };
+    if let Some(t) = body.check_at {
+        sane_time("check_at", t)?;
+    }
     let r = Referral {
         id: ItemId::next(id),
         created_at: now_ms(),
@@ -785,6 +799,7 @@ fn when(s: &str, what: &str) -> Result<u64, ApiError> {
     s.parse::<u64>()
         .ok()
         .or_else(|| stats::seoul_midnight(s))
+        .map(|t| t.min(LATEST_MS + 1))
         .ok_or_else(|| ApiError::BadRequest(format!("{what} is Unix ms or YYYY-MM-DD")))
 }
 
