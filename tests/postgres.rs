@@ -125,6 +125,20 @@ fn backend_agrees_with_memory_on_every_scan_and_orders_bytes_unsigned() {
             "last in range {s:?}..{e:?}"
         );
     }
+    // Pages, as `ieum store copy` reads a tree.
+    for (s, n) in [
+        (&[][..], 0),
+        (&[][..], 2),
+        (&[1], 3),
+        (&[0x7F], 100),
+        (&[0xFF, 0], 5),
+    ] {
+        assert_eq!(
+            backend.scan_from(Tree::Audit, s, n).unwrap(),
+            mem.scan_from(Tree::Audit, s, n).unwrap(),
+            "from {s:?}, {n} at most"
+        );
+    }
     let all: Vec<Vec<u8>> = backend
         .scan_prefix(Tree::Audit, &[])
         .unwrap()

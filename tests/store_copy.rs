@@ -7,7 +7,8 @@
 //! supervisor the conversation and its transcript, and `ieum audit verify` passes there. A
 //! second copy into the same database is refused without `--force`; a copy out of a store
 //! a running `ieum serve` holds is refused; a source whose audit chain was tampered with is
-//! copied as it is and reported. (A destination that changes a value is caught by the
+//! copied as it is and reported. A tree of more than one batch is copied page by page
+//! through the library. (A destination that changes a value is caught by the
 //! content comparison: see the unit tests in `src/store/copy.rs`.)
 
 mod common;
@@ -17,7 +18,8 @@ use std::process::{Command, Stdio};
 
 use common::pg::Pg;
 use common::*;
-use ieum::store::{Store, StoreOptions, Tree, Write};
+use ieum::store::copy::{self, COPY_BATCH};
+use ieum::store::{Backend, PostgresBackend, SledBackend, Store, StoreOptions, Tree, Write};
 use serde_json::json;
 
 /// Runs `ieum ARGS`; (success, stdout and stderr).
@@ -215,4 +217,38 @@ async fn a_tampered_source_is_reported() {
     assert!(!ok, "{out}");
     assert!(out.contains("audit log BROKEN"), "{out}");
     assert!(out.contains("copy FAILED verification"), "{out}");
+}
+
+/// More keys than one batch, with values of every byte and keys crossing 0x7F/0x80: sled
+/// to PostgreSQL page by page, and the comparison agrees, tree by tree.
+#[test]
+fn a_store_larger_than_one_batch_is_copied_page_by_page() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("pages");
+    let dir = tempfile::tempdir().unwrap();
+    let sled = SledBackend::open(dir.path()).unwrap();
+    let n = COPY_BATCH as u32 * 2 + 17;
+    let batch: Vec<Write> = (0..n)
+        .map(|i| {
+            let key = (i.wrapping_mul(2_654_435_761)).to_be_bytes().to_vec();
+            let value: Vec<u8> = (0..(i % 300)).map(|b| (b + i) as u8).collect();
+            Write::put(Tree::Events, key, value)
+        })
+        .collect();
+    sled.apply(&batch).unwrap();
+    sled.apply(&[Write::put(Tree::Keys, vec![0x80], vec![0xFF; 40])])
+        .unwrap();
+    sled.flush().unwrap();
+    let pg_backend = PostgresBackend::open(&url).unwrap();
+    assert!(copy::non_empty_trees(&pg_backend).unwrap().is_empty());
+    let report = copy::copy(&sled, &pg_backend).unwrap();
+    assert!(report.iter().all(|r| r.verified()), "{report:?}");
+    let events = report.iter().find(|r| r.tree == Tree::Events).unwrap();
+    assert_eq!(events.destination.keys, u64::from(n));
+    assert_eq!(
+        pg_backend.scan_prefix(Tree::Events, &[]).unwrap(),
+        sled.scan_prefix(Tree::Events, &[]).unwrap()
+    );
+    copy::clear(&pg_backend).unwrap();
+    assert!(copy::non_empty_trees(&pg_backend).unwrap().is_empty());
 }

@@ -5,17 +5,18 @@
 //! ciphertext, and nothing here opens them, so the destination needs the same master key
 //! as the source. Writes go in batches of at most [`COPY_BATCH`] keys, each flushed
 //! before the next (on PostgreSQL one transaction per batch), trees in
-//! [`APPLY_ORDER`](super::APPLY_ORDER).
+//! [`APPLY_ORDER`] (keys before the events they open).
 //!
-//! Then each tree is read back from both sides and compared: the number of keys and a
+//! The source is hashed as it is read; then the destination is read back and hashed, and
+//! both are compared: the number of keys and a
 //! SHA-256 over every key and value in key order ([`TreeDigest`]). Any difference is a
 //! failed copy.
 //!
 //! # Cost
 //!
-//! The backend's scans return a whole tree at once, so each tree is held in memory while
-//! it is copied, and again while it is compared (a year of transcripts at Seoul's scale is
-//! tens of megabytes). The writes are bounded by [`COPY_BATCH`].
+//! Both sides are read page by page ([`Backend::scan_from`], [`COPY_BATCH`] keys at a
+//! time) and hashed as they go: memory stays bounded by one batch, whatever the size of
+//! the store.
 
 use sha2::{Digest, Sha256};
 
@@ -37,16 +38,69 @@ pub struct TreeDigest {
 impl TreeDigest {
     /// The digest of `entries`, which must be in key order (as every scan returns them).
     pub fn of(entries: &[KeyValue]) -> TreeDigest {
-        let mut h = Sha256::new();
+        let mut d = Digesting::default();
+        d.add(entries);
+        d.finish()
+    }
+
+    /// The digest of a whole tree, read page by page ([`COPY_BATCH`] keys at a time).
+    ///
+    /// # Errors
+    /// Store errors from the backend.
+    pub fn read(backend: &dyn Backend, tree: Tree) -> Result<TreeDigest, StoreError> {
+        let mut d = Digesting::default();
+        for_each_page(backend, tree, |page| {
+            d.add(page);
+            Ok(())
+        })?;
+        Ok(d.finish())
+    }
+}
+
+/// A [`TreeDigest`] being computed, entry by entry in key order.
+#[derive(Default)]
+struct Digesting {
+    keys: u64,
+    hash: Sha256,
+}
+
+impl Digesting {
+    fn add(&mut self, entries: &[KeyValue]) {
         for (k, v) in entries {
-            h.update((k.len() as u64).to_be_bytes());
-            h.update(k);
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(v);
+            self.hash.update((k.len() as u64).to_be_bytes());
+            self.hash.update(k);
+            self.hash.update((v.len() as u64).to_be_bytes());
+            self.hash.update(v);
         }
+        self.keys += entries.len() as u64;
+    }
+
+    fn finish(self) -> TreeDigest {
         TreeDigest {
-            keys: entries.len() as u64,
-            sha256: h.finalize().into(),
+            keys: self.keys,
+            sha256: self.hash.finalize().into(),
+        }
+    }
+}
+
+/// Calls `f` with each page of `tree` in key order, [`COPY_BATCH`] entries at most.
+fn for_each_page(
+    backend: &dyn Backend,
+    tree: Tree,
+    mut f: impl FnMut(&[KeyValue]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut start = Vec::new();
+    loop {
+        let page = backend.scan_from(tree, &start, COPY_BATCH)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        // The smallest key after `last`.
+        start = last.clone();
+        start.push(0);
+        f(&page)?;
+        if page.len() < COPY_BATCH {
+            return Ok(());
         }
     }
 }
@@ -89,11 +143,14 @@ pub fn non_empty_trees(backend: &dyn Backend) -> Result<Vec<Tree>, StoreError> {
 /// Store errors from the backend; some batches may have been removed.
 pub fn clear(backend: &dyn Backend) -> Result<(), StoreError> {
     for &tree in APPLY_ORDER.iter().rev() {
-        let keys = backend.scan_prefix(tree, &[])?;
-        for chunk in keys.chunks(COPY_BATCH) {
-            let batch: Vec<Write> = chunk
-                .iter()
-                .map(|(k, _)| Write::remove(tree, k.clone()))
+        loop {
+            let page = backend.scan_from(tree, &[], COPY_BATCH)?;
+            if page.is_empty() {
+                break;
+            }
+            let batch: Vec<Write> = page
+                .into_iter()
+                .map(|(k, _)| Write::remove(tree, k))
                 .collect();
             backend.apply(&batch)?;
             backend.flush()?;
@@ -112,22 +169,20 @@ pub fn clear(backend: &dyn Backend) -> Result<(), StoreError> {
 pub fn copy(from: &dyn Backend, to: &dyn Backend) -> Result<Vec<TreeCopy>, StoreError> {
     let mut report = Vec::with_capacity(Tree::ALL.len());
     for &tree in APPLY_ORDER.iter() {
-        let entries = from.scan_prefix(tree, &[])?;
-        let source = TreeDigest::of(&entries);
-        for chunk in entries.chunks(COPY_BATCH) {
-            let batch: Vec<Write> = chunk
+        let mut source = Digesting::default();
+        for_each_page(from, tree, |page| {
+            source.add(page);
+            let batch: Vec<Write> = page
                 .iter()
                 .map(|(k, v)| Write::put(tree, k.clone(), v.clone()))
                 .collect();
             to.apply(&batch)?;
-            to.flush()?;
-        }
-        drop(entries);
-        let destination = TreeDigest::of(&to.scan_prefix(tree, &[])?);
+            to.flush()
+        })?;
         report.push(TreeCopy {
             tree,
-            source,
-            destination,
+            source: source.finish(),
+            destination: TreeDigest::read(to, tree)?,
         });
     }
     Ok(report)
@@ -174,6 +229,11 @@ mod tests {
         }
         let events = report.iter().find(|r| r.tree == Tree::Events).unwrap();
         assert_eq!(events.destination.keys, 2_500);
+        assert_eq!(
+            events.source,
+            TreeDigest::of(&from.scan_prefix(Tree::Events, &[]).unwrap()),
+            "page by page hashes what the whole tree hashes"
+        );
         assert_eq!(non_empty_trees(&to).unwrap().len(), 3);
     }
 
@@ -204,6 +264,14 @@ mod tests {
             }
             fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
                 self.0.scan_prefix(tree, prefix)
+            }
+            fn scan_from(
+                &self,
+                tree: Tree,
+                start: &[u8],
+                limit: usize,
+            ) -> Result<Vec<KeyValue>, StoreError> {
+                self.0.scan_from(tree, start, limit)
             }
             fn scan_range(
                 &self,
