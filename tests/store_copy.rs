@@ -114,11 +114,19 @@ async fn a_sled_deployment_moves_to_postgres_and_is_served_from_there() {
     let (ok, out) = ieum(&["store", "copy", "--from", &from, "--to", &url], &data);
     assert!(!ok && out.contains("already holds data"), "{out}");
     assert!(!out.contains("pw-must-not-show"), "{out}");
-    let (ok, out) = ieum(
-        &["store", "copy", "--from", &from, "--to", &url, "--force"],
-        &data,
+    // (--data-dir defaults to the sled source: the master key and audit head are found.)
+    let out = Command::new(env!("CARGO_BIN_EXE_ieum"))
+        .args(["store", "copy", "--from", &from, "--to", &url, "--force"])
+        .env_remove("IEUM_DATA_DIR")
+        .output()
+        .unwrap();
+    let out =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.contains("copy verified"), "{out}");
+    assert!(
+        !out.contains("no master key"),
+        "the anchored head was checked: {out}"
     );
-    assert!(ok && out.contains("copy verified"), "{out}");
 
     // The service on the copy, with the same data directory (master key, audit head).
     let port = free_port();

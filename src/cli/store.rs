@@ -12,7 +12,7 @@
 //! * A destination that holds anything is refused unless `--force`, which empties it first.
 //! * A PostgreSQL URL is never printed (it may carry a password).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,9 +50,10 @@ struct CopyArgs {
     #[arg(long)]
     force: bool,
     /// The service's data directory: the anchored audit head (`audit.head`) and, by
-    /// default, the master key that opens it.
-    #[arg(long, env = "IEUM_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
+    /// default, the master key that opens it. Default: the `--from` directory when that is
+    /// sled, else `data`.
+    #[arg(long, env = "IEUM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// The master key file (default: `<data-dir>/master.key`).
     #[arg(long, env = "IEUM_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
@@ -63,8 +64,14 @@ struct CopyArgs {
 
 pub(super) fn run(args: StoreArgs) -> anyhow::Result<ExitCode> {
     let StoreCommand::Copy(args) = args.command;
-    let from = Location::parse(Some(&args.from), &args.data_dir).context("--from")?;
-    let to = Location::parse(Some(&args.to), &args.data_dir).context("--to")?;
+    // `parse` only uses the directory when the flag is absent; both are given here.
+    let from = Location::parse(Some(&args.from), Path::new("data")).context("--from")?;
+    let to = Location::parse(Some(&args.to), Path::new("data")).context("--to")?;
+    let data_dir = match (&args.data_dir, &from) {
+        (Some(dir), _) => dir.clone(),
+        (None, Location::Sled(dir)) => dir.clone(),
+        (None, Location::Postgres(_)) => PathBuf::from("data"),
+    };
     anyhow::ensure!(from != to, "--from and --to are the same store");
     if let Location::Sled(dir) = &from {
         anyhow::ensure!(
@@ -78,7 +85,7 @@ pub(super) fn run(args: StoreArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("preparing {}", dir.display()))?;
     }
     let anchor = super::audit::load_anchor(
-        &args.data_dir,
+        &data_dir,
         args.master_key_file.as_deref(),
         args.master_key.as_deref(),
     )?;
