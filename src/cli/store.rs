@@ -72,7 +72,15 @@ pub(super) fn run(args: StoreArgs) -> anyhow::Result<ExitCode> {
         (None, Location::Sled(dir)) => dir.clone(),
         (None, Location::Postgres(_)) => PathBuf::from("data"),
     };
-    anyhow::ensure!(from != to, "--from and --to are the same store");
+    let same = match (&from, &to) {
+        (Location::Sled(a), Location::Sled(b)) => {
+            a == b
+                || (a.canonicalize().ok().is_some()
+                    && a.canonicalize().ok() == b.canonicalize().ok())
+        }
+        (a, b) => a == b,
+    };
+    anyhow::ensure!(!same, "--from and --to are the same store");
     if let Location::Sled(dir) = &from {
         anyhow::ensure!(
             dir.join("db").exists() || dir.join("conf").exists(),
@@ -98,14 +106,15 @@ pub(super) fn run(args: StoreArgs) -> anyhow::Result<ExitCode> {
         let names: Vec<&str> = filled.iter().map(|t| t.name()).collect();
         anyhow::ensure!(
             args.force,
-            "the destination ({to}) already holds data (trees: {}); copy into an empty store, \
+            "the destination ({}) already holds data (trees: {}); copy into an empty store, \
              or pass --force to empty it first",
+            describe(&to),
             names.join(", ")
         );
-        eprintln!("--force: emptying the destination ({to})");
+        eprintln!("--force: emptying the destination ({})", describe(&to));
         copy::clear(destination.as_ref()).context("emptying the destination")?;
     }
-    eprintln!("copying {from} to {to}");
+    eprintln!("copying {} to {}", describe(&from), describe(&to));
     let report = copy::copy(source.as_ref(), destination.as_ref()).context("copying")?;
     drop(source);
     let copied_ok = print_report(&report);
@@ -133,12 +142,20 @@ fn open(location: &Location, side: &str) -> anyhow::Result<Arc<dyn Backend>> {
     match location.open_backend(Duration::from_secs(2)) {
         Ok(b) => Ok(b),
         Err(StoreError::Busy(_)) => anyhow::bail!(
-            "{side} ({location}) is in use by a running ieum; stop the service and run this \
-             again"
+            "{side} ({}) is in use by a running ieum; stop the service and run this again",
+            describe(location)
         ),
-        Err(e) => {
-            Err(anyhow::Error::new(e)).with_context(|| format!("opening {side} ({location})"))
-        }
+        Err(e) => Err(anyhow::Error::new(e))
+            .with_context(|| format!("opening {side} ({})", describe(location))),
+    }
+}
+
+/// A store for messages: the sled directory, or just "PostgreSQL" (never the URL, which
+/// may carry a password).
+fn describe(location: &Location) -> String {
+    match location {
+        Location::Sled(dir) => format!("sled:{}", dir.display()),
+        Location::Postgres(_) => "PostgreSQL".into(),
     }
 }
 
