@@ -74,9 +74,7 @@ pub(super) fn run(args: StoreArgs) -> anyhow::Result<ExitCode> {
     };
     let same = match (&from, &to) {
         (Location::Sled(a), Location::Sled(b)) => {
-            a == b
-                || (a.canonicalize().ok().is_some()
-                    && a.canonicalize().ok() == b.canonicalize().ok())
+            a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
         }
         (a, b) => a == b,
     };
