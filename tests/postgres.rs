@@ -16,11 +16,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pg::Pg;
 use common::*;
 use futures::StreamExt;
 use ieum::conversation::EventBody;
@@ -33,187 +33,7 @@ use ieum::transcript::{self, Keyring};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-// ---------------------------------------------------------------------------------------
-// A PostgreSQL server for one test.
-
-/// A running PostgreSQL in a temporary directory; stopped (immediately) when dropped.
-struct Pg {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Run the server's commands as this user (the tests run as root; PostgreSQL refuses).
-    user: Option<&'static str>,
-}
-
-fn pg_bin() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("IEUM_PG_BIN") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-impl Pg {
-    /// Starts a fresh server, or says why it cannot (a failure under `CI=true`).
-    fn start() -> Option<Pg> {
-        let Some(bin) = pg_bin().filter(|b| b.join("initdb").exists()) else {
-            let why = "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; \
-                       apt-get install -y postgresql, or set IEUM_PG_BIN)";
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true: the PostgreSQL tests must run: {why}"
-            );
-            eprintln!("SKIPPED: {why}");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        let user = root.then_some("postgres");
-        if let Some(u) = user {
-            let ok = Command::new("chown")
-                .args(["-R", &format!("{u}:"), dir.path().to_str().unwrap()])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown of the PostgreSQL directory to {u}");
-        }
-        let pg = Pg {
-            bin,
-            dir,
-            port: free_port(),
-            user,
-        };
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                pg.data().to_str().unwrap(),
-                "-U",
-                "ieum",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        );
-        pg.start_again();
-        Some(pg)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("pgdata")
-    }
-
-    fn command(&self, tool: &str) -> Command {
-        let exe = self.bin.join(tool);
-        let mut cmd = match self.user {
-            Some(u) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", u, "--"]).arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        };
-        cmd.current_dir(self.dir.path());
-        cmd
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let out = self
-            .command(tool)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("{tool} runs: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Starts the server (again, after [`Pg::stop`]) on the same port and data.
-    fn start_again(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={}",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("server.log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data().to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ],
-        );
-    }
-
-    /// Stops the server, disconnecting every client (`-m fast`).
-    fn stop(&self) {
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data().to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ],
-        );
-    }
-
-    /// Creates database `name` and returns its URL.
-    fn database(&self, name: &str) -> String {
-        self.run(
-            "createdb",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "ieum",
-                name,
-            ],
-        );
-        format!("postgres://ieum@127.0.0.1:{}/{name}", self.port)
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self
-            .command("pg_ctl")
-            .args([
-                "-D",
-                self.data().to_str().unwrap(),
-                "-m",
-                "immediate",
-                "stop",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+// A PostgreSQL server for one test: [`common::pg::Pg`].
 
 /// Opens the backend on the blocking pool (the client must not run on an async thread).
 async fn open_store(url: &str) -> Store {
@@ -303,6 +123,20 @@ fn backend_agrees_with_memory_on_every_scan_and_orders_bytes_unsigned() {
             backend.last_in_range(Tree::Audit, s, e).unwrap(),
             mem.last_in_range(Tree::Audit, s, e).unwrap(),
             "last in range {s:?}..{e:?}"
+        );
+    }
+    // Pages, as `ieum store copy` reads a tree.
+    for (s, n) in [
+        (&[][..], 0),
+        (&[][..], 2),
+        (&[1], 3),
+        (&[0x7F], 100),
+        (&[0xFF, 0], 5),
+    ] {
+        assert_eq!(
+            backend.scan_from(Tree::Audit, s, n).unwrap(),
+            mem.scan_from(Tree::Audit, s, n).unwrap(),
+            "from {s:?}, {n} at most"
         );
     }
     let all: Vec<Vec<u8>> = backend

@@ -144,6 +144,19 @@ fn backends_agree_on_scans() {
             "range {s:?}..{e:?}"
         );
     }
+    for (s, n) in [
+        (&[][..], 0),
+        (&[][..], 2),
+        (&[1], 3),
+        (&[1, 0], 100),
+        (&[0xFF, 0], 5),
+    ] {
+        assert_eq!(
+            sled.scan_from(Tree::Audit, s, n).unwrap(),
+            mem.scan_from(Tree::Audit, s, n).unwrap(),
+            "from {s:?}, {n} at most"
+        );
+    }
     assert!(sled.scan_prefix(Tree::Events, &[]).unwrap().is_empty());
 }
 

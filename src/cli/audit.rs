@@ -120,19 +120,29 @@ pub(super) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 
 /// The master key opens the anchored head; without it the chain alone is checked.
 fn anchor(args: &AuditArgs) -> anyhow::Result<Option<crate::audit::Anchor>> {
-    let key_file = args
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("master.key"));
-    let key = if args.master_key.is_some() || key_file.exists() {
-        Some(crate::crypto::load_master_key(
-            args.master_key.as_deref(),
-            &key_file,
-        )?)
+    load_anchor(
+        &args.data_dir,
+        args.master_key_file.as_deref(),
+        args.master_key.as_deref(),
+    )
+}
+
+/// The anchored head in `data_dir`, opened with the master key (`master_key` hex, else
+/// `master_key_file`, else `<data_dir>/master.key`); `None` if there is no key.
+pub(super) fn load_anchor(
+    data_dir: &Path,
+    master_key_file: Option<&Path>,
+    master_key: Option<&str>,
+) -> anyhow::Result<Option<crate::audit::Anchor>> {
+    let key_file = master_key_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    let key = if master_key.is_some() || key_file.exists() {
+        Some(crate::crypto::load_master_key(master_key, &key_file)?)
     } else {
         None
     };
-    Ok(key.map(|k| crate::audit::Anchor::in_dir(&args.data_dir, k)))
+    Ok(key.map(|k| crate::audit::Anchor::in_dir(data_dir, k)))
 }
 
 /// Opens the store at `location` and walks the chain.
@@ -149,32 +159,43 @@ fn verify(location: &Location, anchor: Option<crate::audit::Anchor>) -> anyhow::
                 Location::Sled(dir) => format!("opening the store in {}", dir.display()),
                 other => format!("opening the store ({other})"),
             })?;
-        let v = match &anchor {
-            Some(a) => crate::audit::verify_anchored(&store, a).await?,
-            None => {
-                eprintln!("no master key: the anchored head is not checked");
-                crate::audit::verify(&store).await?
-            }
-        };
+        let code = verify_store(&store, anchor.as_ref()).await?;
         store.shutdown().await?;
-        anyhow::Ok(match v.broken {
-            None => {
-                println!("audit log intact: {} records", v.records);
-                ExitCode::SUCCESS
-            }
-            Some((seq, why)) => {
-                println!(
-                    "audit log BROKEN at record {seq}: {why} ({} records verified before it{})",
-                    v.records,
-                    if v.missing > 0 {
-                        format!("; {} missing", v.missing)
-                    } else {
-                        String::new()
-                    }
-                );
-                ExitCode::FAILURE
-            }
-        })
+        anyhow::Ok(code)
+    })
+}
+
+/// Walks the chain of an open store (and its anchored head, given the key), prints the
+/// verdict and returns the exit code: what `ieum audit verify` says, for `ieum store copy`
+/// too.
+pub(super) async fn verify_store(
+    store: &crate::store::Store,
+    anchor: Option<&crate::audit::Anchor>,
+) -> anyhow::Result<ExitCode> {
+    let v = match anchor {
+        Some(a) => crate::audit::verify_anchored(store, a).await?,
+        None => {
+            eprintln!("no master key: the anchored head is not checked");
+            crate::audit::verify(store).await?
+        }
+    };
+    Ok(match v.broken {
+        None => {
+            println!("audit log intact: {} records", v.records);
+            ExitCode::SUCCESS
+        }
+        Some((seq, why)) => {
+            println!(
+                "audit log BROKEN at record {seq}: {why} ({} records verified before it{})",
+                v.records,
+                if v.missing > 0 {
+                    format!("; {} missing", v.missing)
+                } else {
+                    String::new()
+                }
+            );
+            ExitCode::FAILURE
+        }
     })
 }
 

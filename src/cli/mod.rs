@@ -17,6 +17,7 @@ pub mod eval;
 mod normalize;
 mod serve;
 mod staff;
+mod store;
 mod triage;
 
 /// ieum (이음): loneliness and crisis chat service.
@@ -41,6 +42,8 @@ pub enum Command {
     Staff(staff::StaffArgs),
     /// Check the audit log.
     Audit(audit::AuditArgs),
+    /// Move the store: copy every record from sled to PostgreSQL (or back) and verify.
+    Store(store::StoreArgs),
     /// Score a labelled corpus (`label<TAB>text` lines): recall per level, false alarms,
     /// confusion matrix.
     Eval(eval::EvalArgs),
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Staff(args) => staff::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Store(args) => store::run(args),
     };
     match result {
         Ok(code) => code,

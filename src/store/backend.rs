@@ -236,6 +236,19 @@ pub trait Backend: Send + Sync + 'static {
     /// [`StoreError::Io`] or [`StoreError::Corrupt`] from the engine.
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
 
+    /// At most `limit` entries with `key >= start`, ordered by key: a tree page by page
+    /// (`ieum store copy`), never the whole of it at once. The next page starts just after
+    /// the last key returned (that key followed by a `0x00` byte).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::Corrupt`] from the engine.
+    fn scan_from(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+
     /// Every entry with `start <= key < end`, ordered by key. Empty if `start >= end`.
     ///
     /// # Errors

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::backend::StoreError;
+use super::backend::{Backend, StoreError};
 use super::handle::{Store, StoreOptions};
 use super::postgres_backend::{PostgresBackend, is_postgres_url};
+use super::sled_backend::SledBackend;
 
 /// A store to open.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +69,26 @@ impl Location {
                 Store::with_options(Arc::new(PostgresBackend::open(url)?), options)
             }
         }
+    }
+
+    /// Opens the bare backend, without a [`Store`] over it (`ieum store copy`). Blocking,
+    /// as [`Location::open`]; sled waits at most `lock_wait` for its directory's lock.
+    ///
+    /// # Errors
+    /// As [`SledBackend::open`](super::SledBackend::open) and [`PostgresBackend::open`];
+    /// [`StoreError::Busy`] while another process (a running `ieum serve`) holds the store.
+    pub fn open_backend(
+        &self,
+        lock_wait: std::time::Duration,
+    ) -> Result<Arc<dyn Backend>, StoreError> {
+        Ok(match self {
+            Location::Sled(dir) => Arc::new(SledBackend::open_waiting(
+                dir,
+                super::sled_backend::DEFAULT_CACHE_BYTES,
+                lock_wait,
+            )?),
+            Location::Postgres(url) => Arc::new(PostgresBackend::open(url)?),
+        })
     }
 
     /// Whether this is the PostgreSQL store.

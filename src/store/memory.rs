@@ -185,6 +185,20 @@ impl Backend for MemoryBackend {
         Ok(collect(trees[tree.index()].range(prefix_bounds(prefix))))
     }
 
+    fn scan_from(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let trees = self.lock()?;
+        Ok(collect(
+            trees[tree.index()]
+                .range((Bound::Included(start.to_vec()), Bound::Unbounded))
+                .take(limit),
+        ))
+    }
+
     fn scan_range(
         &self,
         tree: Tree,

@@ -28,6 +28,7 @@
 //! * [`sled_backend`] — sled: what is atomic, what is durable, configuration.
 //! * [`postgres_backend`] — PostgreSQL: a group commit is a transaction; how it differs
 //!   from sled (reads see a write after its commit), one node per database.
+//! * [`copy`] — a whole store from one backend to another, verified (`ieum store copy`).
 //! * [`location`] — `--store`: `sled:<dir>` or a `postgres://` URL.
 //! * [`memory`] — the in-memory backend with failure injection.
 //! * [`handle`] — [`Store`], group commit, backpressure, shutdown.
@@ -36,6 +37,7 @@
 //! * [`private`] — the data directory `0700`, its files `0600`.
 
 pub mod backend;
+pub mod copy;
 pub mod handle;
 pub mod keys;
 pub mod location;

@@ -110,6 +110,8 @@ enum Op {
     Get,
     /// `key >= $1`, ascending.
     From,
+    /// `key >= $1`, ascending, at most `$2` rows.
+    FromLimit,
     /// `key >= $1 AND key < $2`, ascending.
     Range,
     /// `key >= $1`, the greatest.
@@ -129,6 +131,9 @@ impl Op {
             Op::Delete => format!("DELETE FROM {t} WHERE key = $1"),
             Op::Get => format!("SELECT value FROM {t} WHERE key = $1"),
             Op::From => format!("SELECT key, value FROM {t} WHERE key >= $1 ORDER BY key"),
+            Op::FromLimit => {
+                format!("SELECT key, value FROM {t} WHERE key >= $1 ORDER BY key LIMIT $2")
+            }
             Op::Range => {
                 format!("SELECT key, value FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key")
             }
@@ -596,6 +601,16 @@ impl Backend for PostgresBackend {
             Some(end) => self.scan_range(tree, prefix, &end),
             None => self.read(|c| c.rows(tree, Op::From, &[&prefix])),
         }
+    }
+
+    fn scan_from(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| c.rows(tree, Op::FromLimit, &[&start, &limit]))
     }
 
     fn scan_range(

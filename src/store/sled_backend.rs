@@ -239,6 +239,19 @@ impl Backend for SledBackend {
         pairs(self.current()?.trees[tree.index()].scan_prefix(prefix))
     }
 
+    fn scan_from(
+        &self,
+        tree: Tree,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.current()?.trees[tree.index()]
+            .range(start..)
+            .take(limit)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(from_sled))
+            .collect()
+    }
+
     fn scan_range(
         &self,
         tree: Tree,

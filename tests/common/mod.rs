@@ -2,6 +2,8 @@
 //! temporary data directory) and talk to it over real sockets.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::Path;
 use std::time::Duration;
 
