@@ -458,6 +458,10 @@ pub(super) struct Actor {
     key: Key,
     /// The wrapped key, written with the conversation's first batch.
     key_write: Option<Write>,
+    /// The safety plan (the fold of every stored `plan_item`), once known: read from the
+    /// transcript at most once per actor, then kept up to date by [`Actor::commit`], so a
+    /// plan change or a resume does not read the whole transcript again.
+    plan: Option<SafetyPlan>,
 }
 
 impl Actor {
@@ -472,7 +476,10 @@ impl Actor {
             crate::hex::encode(&token.hash()),
         );
         let (key, key_write) = deps.keyring.create(meta.id);
-        Actor::with_meta(deps, meta, false, Some(token), key, Some(key_write))
+        let mut actor = Actor::with_meta(deps, meta, false, Some(token), key, Some(key_write));
+        // Nothing stored yet: no plan to read.
+        actor.plan = Some(SafetyPlan::default());
+        actor
     }
 
     /// A stored conversation brought back to life, with its key.
@@ -504,6 +511,7 @@ impl Actor {
             fresh_token,
             key,
             key_write,
+            plan: None,
         }
     }
 
@@ -758,18 +766,23 @@ impl Actor {
                     .await
                     .map_err(|_| ChatError::NotSaved)?;
                 self.meta = meta;
-                // The whole transcript: the missed events, and the safety plan (the fold of
-                // every `plan_item`), which a person reopens with their resume token.
+                // The missed events, and the safety plan (which a person reopens with their
+                // resume token): the whole transcript is read only while the plan is not
+                // yet known to this actor.
+                let from = if self.plan.is_some() { last_seq } else { 0 };
                 let all = transcript::events_after(
                     &self.deps.store,
                     self.meta.id,
                     &self.key,
-                    0,
+                    from,
                     self.meta.last_seq,
                 )
                 .await
                 .map_err(|_| ChatError::NotSaved)?;
-                let plan = SafetyPlan::fold(&all);
+                let plan = self
+                    .plan
+                    .get_or_insert_with(|| SafetyPlan::fold(&all))
+                    .clone();
                 let mut frames = vec![ServerFrame::Welcome {
                     conversation_id: self.meta.id,
                     token: fresh.expose().to_owned(),
@@ -1015,6 +1028,7 @@ impl Actor {
                 ChatError::NotSaved
             })?;
         let plan = SafetyPlan::fold(&events);
+        self.plan = Some(plan.clone());
         let _ = out.try_send(CounselorFrame::Claimed {
             conversation_id: self.meta.id,
             level: self.meta.level(),
@@ -1248,9 +1262,9 @@ impl Actor {
     }
 
     /// The safety plan so far: the fold of the stored transcript.
-    async fn load_plan(&self) -> Result<SafetyPlan, ChatError> {
-        if self.meta.last_seq == 0 {
-            return Ok(SafetyPlan::default());
+    async fn load_plan(&mut self) -> Result<SafetyPlan, ChatError> {
+        if let Some(plan) = &self.plan {
+            return Ok(plan.clone());
         }
         let events = transcript::events_after(
             &self.deps.store,
@@ -1261,7 +1275,9 @@ impl Actor {
         )
         .await
         .map_err(|_| ChatError::NotSaved)?;
-        Ok(SafetyPlan::fold(&events))
+        let plan = SafetyPlan::fold(&events);
+        self.plan = Some(plan.clone());
+        Ok(plan)
     }
 
     fn plan_frame(&self, plan: &SafetyPlan) -> ServerFrame {
@@ -1466,9 +1482,15 @@ impl Actor {
         if let Some((id, seq)) = ack {
             self.send_citizen(ServerFrame::Ack { id, seq });
         }
-        let plan_changed = events
-            .iter()
-            .any(|e| matches!(e.body, EventBody::PlanItem { .. }));
+        let mut plan_changed = false;
+        for e in &events {
+            if let EventBody::PlanItem { .. } = e.body {
+                plan_changed = true;
+                if let Some(plan) = &mut self.plan {
+                    plan.add(&e.body);
+                }
+            }
+        }
         // The events are stored: move them into the frames (no copy of the words and
         // resource cards), copying only for a counselor who is watching.
         for e in events {
