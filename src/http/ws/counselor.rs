@@ -239,105 +239,27 @@ async fn handle(ctx: &CounselorCtx, frame: In, out: &mpsc::Sender<Out>) -> Optio
             None,
         ));
     }
-    match frame {
-        In::Claim { conversation_id } => {
-            // The actor claims it from the queue (or reopens it for the counselor who holds
-            // it, after a reconnect): the gateway only forwards.
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.counselor_join(me, ctx.role.as_str(), out.clone())
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
+    let id = frame.conversation_id();
+    let Some(h) = ctx.registry.get(id).await else {
+        // Letting go of a conversation that is gone is nothing to report.
+        if matches!(frame, In::Unwatch { .. }) {
+            return None;
         }
-        In::Message {
-            conversation_id,
-            text,
-        } => {
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.counselor_message(me, text)
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::Transfer {
-            conversation_id,
-            to,
-        } => {
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.transfer(me, to)
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::Close {
-            conversation_id,
-            outcome,
-        } => {
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.counselor_close(me, outcome)
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::Watch { conversation_id } => {
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.watch(me, out.clone())
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::Unwatch { conversation_id } => {
-            let h = ctx.registry.get(conversation_id).await?;
-            h.unwatch(me)
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::Whisper {
-            conversation_id,
-            text,
-        } => {
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.whisper(me, text)
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::TakeOver { conversation_id } => {
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.take_over(me, out.clone())
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-        In::PlanItem {
-            conversation_id,
-            step,
-            text,
-        } => {
-            // Only the counselor holding the conversation may add to its plan (the actor
-            // checks: `not_yours` otherwise).
-            let Some(h) = ctx.registry.get(conversation_id).await else {
-                return Some(chat_error(ChatError::Gone, conversation_id));
-            };
-            h.plan_item(me, step, text)
-                .await
-                .err()
-                .map(|e| chat_error(e, conversation_id))
-        }
-    }
+        return Some(chat_error(ChatError::Gone, id));
+    };
+    // The actor decides (who holds it, whether it waits, whether it is closed): the gateway
+    // only forwards, and turns a refusal into an error frame.
+    let done = match frame {
+        In::Claim { .. } => h.counselor_join(me, ctx.role.as_str(), out.clone()).await,
+        In::Message { text, .. } => h.counselor_message(me, text).await.map(drop),
+        In::Transfer { to, .. } => h.transfer(me, to).await,
+        In::Close { outcome, .. } => h.counselor_close(me, outcome).await,
+        In::Watch { .. } => h.watch(me, out.clone()).await,
+        In::Unwatch { .. } => h.unwatch(me).await,
+        In::Whisper { text, .. } => h.whisper(me, text).await.map(drop),
+        In::TakeOver { .. } => h.take_over(me, out.clone()).await,
+        // Only the counselor holding the conversation may add to its plan (`not_yours`).
+        In::PlanItem { step, text, .. } => h.plan_item(me, step, text).await,
+    };
+    done.err().map(|e| chat_error(e, id))
 }

@@ -113,6 +113,31 @@ pub enum CounselorFrame {
 }
 
 impl CounselorFrame {
+    /// The conversation it is about (every counselor frame names one).
+    pub fn conversation_id(&self) -> ConversationId {
+        match self {
+            CounselorFrame::Claim { conversation_id }
+            | CounselorFrame::Message {
+                conversation_id, ..
+            }
+            | CounselorFrame::Transfer {
+                conversation_id, ..
+            }
+            | CounselorFrame::Close {
+                conversation_id, ..
+            }
+            | CounselorFrame::Watch { conversation_id }
+            | CounselorFrame::Unwatch { conversation_id }
+            | CounselorFrame::Whisper {
+                conversation_id, ..
+            }
+            | CounselorFrame::TakeOver { conversation_id }
+            | CounselorFrame::PlanItem {
+                conversation_id, ..
+            } => *conversation_id,
+        }
+    }
+
     /// Whether only a supervisor may send it.
     pub fn supervisors_only(&self) -> bool {
         matches!(
