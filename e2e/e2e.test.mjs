@@ -777,6 +777,15 @@ test('on a phone, a safety plan made with the bot builds up, prints only itself 
   assert.match(await planSum.textContent(), /나의 안전계획/);
   await settle(page);
   assertPhoneLayout(await phoneLayout(page), '360×740 with the plan folded');
+  // An open keyboard (360×420): the folded plan still leaves the conversation its place.
+  await page.setViewportSize({ width: 360, height: 420 });
+  await settle(page);
+  const compact = await phoneLayout(page);
+  t.diagnostic(`360×420 with the plan folded: log ${compact.log}px of ${compact.visible}px`);
+  await shot(page, 'widget-phone-plan-keyboard');
+  assertPhoneLayout(compact, '360×420 with the plan folded');
+  await page.setViewportSize({ width: 360, height: 740 });
+  await settle(page);
   // Opened with the keyboard: the steps, the item, print and save, all on screen.
   await planSum.focus();
   await page.keyboard.press('Enter');
