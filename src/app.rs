@@ -56,6 +56,45 @@ pub struct Settings {
     pub backend: Option<BackendOverride>,
     /// Staff login throttling.
     pub login_policy: crate::auth::LoginPolicy,
+    /// On PostgreSQL: the primary lease's time to live (`--lease-ttl-ms`).
+    pub lease_ttl: std::time::Duration,
+    /// On PostgreSQL: a lease this node already took (a standby taking over); without it
+    /// [`App::build`] tries once to take the lease and fails while another node has it.
+    pub lease: Option<LeaseSlot>,
+    /// Serve on this listener (already bound) instead of binding `listen`: a node keeps
+    /// one listening socket across standby and primary.
+    pub listener: Option<Arc<std::net::TcpListener>>,
+}
+
+/// A taken [`Lease`](crate::store::Lease), handed to [`App::build`] once.
+#[derive(Clone)]
+pub struct LeaseSlot(Arc<std::sync::Mutex<Option<crate::store::Lease>>>);
+
+impl LeaseSlot {
+    /// Wraps a taken lease.
+    pub fn new(lease: crate::store::Lease) -> LeaseSlot {
+        LeaseSlot(Arc::new(std::sync::Mutex::new(Some(lease))))
+    }
+
+    fn take(&self) -> Option<crate::store::Lease> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for LeaseSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseSlot")
+    }
+}
+
+/// Why [`App::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM, Ctrl-C or the shutdown handle: the process ends.
+    Asked,
+    /// Another node took the PostgreSQL primary lease: this node may no longer write, and
+    /// goes back to standby.
+    LeaseLost,
 }
 
 /// A storage backend handed to [`App::build`] instead of sled.
@@ -85,6 +124,9 @@ impl Settings {
             retention: std::time::Duration::from_secs(180 * 24 * 60 * 60),
             backend: None,
             login_policy: crate::auth::LoginPolicy::default(),
+            lease_ttl: crate::store::lease::DEFAULT_TTL,
+            lease: None,
+            listener: None,
         }
     }
 }
@@ -157,9 +199,13 @@ impl App {
                     })?;
                 }
                 let at = location.clone();
-                let opened = tokio::task::spawn_blocking(move || at.open(StoreOptions::default()))
-                    .await
-                    .context("opening the store")?;
+                let lease = settings.lease.as_ref().and_then(LeaseSlot::take);
+                let ttl = settings.lease_ttl;
+                let opened = tokio::task::spawn_blocking(move || {
+                    at.open_primary(StoreOptions::default(), lease, ttl)
+                })
+                .await
+                .context("opening the store")?;
                 match (opened, &location) {
                     (Ok(store), _) => store,
                     // StoreError::Busy speaks of a data directory; say what is held here.
@@ -196,8 +242,14 @@ impl App {
         let audit = AuditLog::open_anchored(store.clone(), Some(anchor))
             .await
             .context("opening the audit log")?;
-        let listener =
-            bind(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
+        let listener = match &settings.listener {
+            Some(l) => l
+                .try_clone()
+                .and_then(TcpListener::from_std)
+                .context("taking over the listening socket")?,
+            None => bind(settings.listen)
+                .with_context(|| format!("listening on {}", settings.listen))?,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let retention = settings.retention;
         let engine = Arc::new(engine);
@@ -264,6 +316,16 @@ impl App {
     /// # Errors
     /// A failure of the server itself or of the final flush.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run().await.map(drop)
+    }
+
+    /// [`App::run_until_stopped`], saying why it stopped: asked to, or (on PostgreSQL)
+    /// because another node took the primary lease. After a lost lease the final flush
+    /// is refused by the fence, as every write since the takeover was: not an error here.
+    ///
+    /// # Errors
+    /// As [`App::run_until_stopped`].
+    pub async fn run(self) -> anyhow::Result<Stopped> {
         let App {
             listener,
             state,
@@ -289,10 +351,25 @@ impl App {
             header_timeout: state.gateway.header_timeout,
         };
         let router = router(state);
+        let mut lost = store.lease_lost();
+        let why = Arc::new(std::sync::Mutex::new(Stopped::Asked));
+        let why_set = Arc::clone(&why);
         let signal = async move {
+            let lease_lost = async {
+                match lost.as_mut() {
+                    Some(rx) => {
+                        let _ = rx.wait_for(|l| *l).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => {}
                 _ = terminate_signal() => {}
+                _ = lease_lost => {
+                    *why_set.lock().unwrap_or_else(|e| e.into_inner()) = Stopped::LeaseLost;
+                    tracing::warn!("another node took over as primary: closing sockets, back to standby");
+                }
             }
             tracing::info!("shutting down: no new connections; closing sockets; draining");
             // Tell every open socket (they close with 1001 and the widget reconnects).
@@ -301,9 +378,15 @@ impl App {
         serve(listener, router, signal, state_limits).await;
         registry.shutdown().await;
         let _ = retention.await;
-        store.shutdown().await.context("flushing the store")?;
-        tracing::info!("stopped; store flushed");
-        Ok(())
+        let why = *why.lock().unwrap_or_else(|e| e.into_inner());
+        match (store.shutdown().await, why) {
+            (Ok(()), _) => tracing::info!("stopped; store flushed"),
+            (Err(e), Stopped::LeaseLost) => {
+                tracing::info!(code = e.code(), "stopped; the last writes were fenced off");
+            }
+            (Err(e), Stopped::Asked) => return Err(e).context("flushing the store"),
+        }
+        Ok(why)
     }
 }
 
@@ -328,7 +411,7 @@ async fn retention_task(
     }
 }
 
-async fn terminate_signal() {
+pub(crate) async fn terminate_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -23,6 +23,7 @@
 //! | ids, secrets, the clock | [`ids`] | 128-bit ids, 256-bit tokens stored only as hashes |
 //! | everything web-facing | [`http`] | state, accept loop, ops endpoints, staff API, pages, websocket sessions |
 //! | booting | [`app`] | `App::build` for `main` and tests alike; only boots |
+//! | a node's life | [`node`] | sled: the app; PostgreSQL: standby until it holds the primary lease, then the app |
 //! | command line | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //!
 //! Arrows point inward and never circle (`tests/architecture.rs` checks): the CLI and
@@ -42,6 +43,7 @@ pub mod hex;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod node;
 pub mod queue;
 pub mod redact;
 pub mod retention;

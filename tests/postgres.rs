@@ -4,7 +4,8 @@
 //!
 //! * the backend contract: the same answers as the in-memory backend for every scan,
 //!   bytewise key order (keys at and above 0x80), a flush is a commit;
-//! * one node per database (the advisory lock), for the backend and for `ieum serve`;
+//! * one primary per database (the lease): a second `ieum serve` waits as a standby and
+//!   takes over after `kill -9` of the first; a primary that lost its lease cannot write;
 //! * an acknowledged message survives `kill -9` of `ieum serve --store postgres://…`;
 //! * a PostgreSQL restart mid-run: `not_saved` and no ack, `/healthz` 503, then recovery
 //!   by itself, without restarting ieum.
@@ -222,19 +223,92 @@ fn flush_is_the_commit() {
     assert_eq!(backend.scan_prefix(Tree::Staff, &[]).unwrap().len(), 1);
 }
 
-/// One node per database: the second open is refused while the first lives, and works once
-/// the first is gone.
+/// One primary per database: a second `open_primary` is refused while the first lives,
+/// and succeeds at once when the first is gone (its session, and the liveness lock, ended:
+/// no waiting out the lease).
 #[test]
-fn a_second_node_on_the_same_database_is_refused() {
+fn a_second_primary_on_the_same_database_is_refused() {
     let Some(pg) = Pg::start() else { return };
     let url = pg.database("lock");
-    let first = PostgresBackend::open(&url).unwrap();
-    match PostgresBackend::open(&url) {
-        Err(StoreError::Busy(why)) => assert!(why.contains("another ieum node"), "{why}"),
-        other => panic!("a second node must be refused: {:?}", other.map(|_| ())),
+    let ttl = Duration::from_secs(30);
+    let first = PostgresBackend::open_primary(&url, "node-a", ttl).unwrap();
+    match PostgresBackend::open_primary(&url, "node-b", ttl) {
+        Err(StoreError::Busy(why)) => assert!(why.contains("node-a"), "{why}"),
+        other => panic!("a second primary must be refused: {:?}", other.map(|_| ())),
     }
     drop(first);
-    PostgresBackend::open(&url).expect("free again once the first node is gone");
+    let started = Instant::now();
+    PostgresBackend::open_primary(&url, "node-b", ttl)
+        .expect("free again once the first node is gone, long before its 30 s lease ends");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Fencing: once another node took the lease, every write of the old primary is refused
+/// (never acknowledged, never stored) and it learns that it lost the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_lost_its_lease_cannot_write() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("fence");
+    let u = url.clone();
+    let backend = tokio::task::spawn_blocking(move || {
+        PostgresBackend::open_primary(&u, "old", Duration::from_millis(900)).unwrap()
+    })
+    .await
+    .unwrap();
+    let store = Store::new(Arc::new(backend)).unwrap();
+    let mut lost = store
+        .lease_lost()
+        .expect("a fenced store says when it lost the lease");
+    store
+        .write(vec![Write::put(
+            Tree::Staff,
+            b"before".to_vec(),
+            b"1".to_vec(),
+        )])
+        .await
+        .expect("the holder writes");
+    // Another node takes over (as a standby does when the lease expired).
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
+        let n = c
+            .execute(
+                "UPDATE ieum_lease SET holder = 'new', fence = fence + 1 WHERE name = 'primary'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    })
+    .await
+    .unwrap();
+    let refused = store
+        .write(vec![Write::put(
+            Tree::Staff,
+            b"after".to_vec(),
+            b"1".to_vec(),
+        )])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced(_))),
+        "the old primary's write must be refused: {refused:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(3), lost.wait_for(|l| *l))
+        .await
+        .expect("the renewal finds the lease gone within a third of its life")
+        .unwrap();
+    let u = url.clone();
+    let (before, after) = tokio::task::spawn_blocking(move || {
+        let reader = PostgresBackend::open(&u).unwrap();
+        (
+            reader.get(Tree::Staff, b"before").unwrap(),
+            reader.get(Tree::Staff, b"after").unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(before.is_some());
+    assert!(after.is_none(), "a fenced write is not in the database");
+    let _ = store.close().await;
 }
 
 /// The async store over Postgres: concurrent writers share commits (group commit), every
@@ -387,7 +461,7 @@ async fn citizen_on(port: u16) -> (Ws, String) {
 
 /// `ieum serve --store postgres://…` is killed with SIGKILL while citizens chat: every
 /// acknowledged message is in its transcript afterwards. A second `ieum serve` on the same
-/// database, meanwhile, refuses to start.
+/// database waits as a standby meanwhile, and takes over after the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
     let Some(pg) = Pg::start() else { return };
@@ -403,22 +477,48 @@ async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
     })
     .await;
 
-    // A second node on the same database is refused, and says why.
-    let second = Command::new(env!("CARGO_BIN_EXE_ieum"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+    // A second node on the same database waits as a standby (and says so), with the same
+    // master key.
+    let second_port = free_port();
+    let key_file = data.join("master.key");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_ieum"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{second_port}")])
         .arg("--data-dir")
         .arg(dir.path().join("data2"))
-        .args(["--store", &url])
+        .arg("--master-key-file")
+        .arg(&key_file)
+        .args(["--store", &url, "--lease-ttl-ms", "3000"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("IEUM_LOG", "error")
-        .output()
+        .spawn()
         .unwrap();
-    assert!(!second.status.success(), "a second node must not start");
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("another ieum node"), "{err}");
-    assert!(
-        !err.contains("postgres://"),
-        "the URL is not printed: {err}"
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", second_port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the standby never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, _, body) = request(second_port, "GET", "/healthz", None, None).await;
+    assert_eq!(
+        code, 503,
+        "a standby is not healthy for the balancer: {body}"
+    );
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "standby", "{body}");
+    assert_eq!(
+        request(second_port, "GET", "/healthz/primary", None, None)
+            .await
+            .0,
+        503
+    );
+    assert_eq!(
+        request(port, "GET", "/healthz/primary", None, None).await.0,
+        200
     );
 
     let mut tasks = Vec::new();
@@ -438,21 +538,30 @@ async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
         }
     }
 
-    // The killed node's session (and lock) ends when Postgres sees its socket close.
-    let started = Instant::now();
-    let store = loop {
-        let location = Location::Postgres(url.clone());
-        match tokio::task::spawn_blocking(move || location.open(StoreOptions::new()))
-            .await
-            .unwrap()
-        {
-            Ok(s) => break s,
-            Err(StoreError::Busy(_)) if started.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("the store reopens after kill -9: {e}"),
-        }
-    };
+    // The killed node's session (and its liveness lock) ends when PostgreSQL sees its
+    // socket close: the standby takes over without waiting out the 3 s lease.
+    let killed = Instant::now();
+    while request(second_port, "GET", "/healthz/primary", None, None)
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the standby did not take over"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "standby serving {} ms after kill -9",
+        killed.elapsed().as_millis()
+    );
+    // Read what was stored, beside the new primary (an unfenced reader).
+    let u = url.clone();
+    let backend = tokio::task::spawn_blocking(move || PostgresBackend::open(&u).unwrap())
+        .await
+        .unwrap();
+    let store = Store::new(Arc::new(backend)).unwrap();
     let master = ieum::crypto::load_master_key(None, &data.join("master.key")).unwrap();
     let keyring = Keyring::new(master, store.clone());
     let mut checked = 0;
@@ -487,6 +596,8 @@ async fn acknowledged_messages_survive_kill_9_of_ieum_on_postgres() {
     eprintln!("kill -9 of ieum on postgres: {checked} acknowledged messages, none lost");
     drop(keyring);
     store.close().await.unwrap();
+    let _ = second.kill();
+    let _ = second.wait();
 }
 
 async fn healthz(port: u16) -> u16 {
@@ -637,7 +748,8 @@ fn staff_add_and_audit_verify_accept_store() {
         "a long password\n",
     );
     assert!(ok, "{out}");
-    let backend = PostgresBackend::open(&url).unwrap();
+    // A running node holds the primary lease.
+    let backend = PostgresBackend::open_primary(&url, "serving", Duration::from_secs(30)).unwrap();
     assert!(
         backend.get(Tree::Staff, b"kim").unwrap().is_some(),
         "the account is in PostgreSQL"

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::RulePaths;
-use crate::app::{App, Settings};
+use crate::app::Settings;
 
 /// Flags of `ieum serve` (each with an environment variable).
 #[derive(Debug, Args)]
@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// Per-citizen burst (messages allowed at once before the sustained rate applies).
     #[arg(long, env = "IEUM_RATE_BURST", default_value_t = 10)]
     pub rate_burst: u32,
+    /// On PostgreSQL: the primary lease's time to live, in milliseconds. A standby takes
+    /// over within about a quarter of it after the primary crashes, and within it after
+    /// the primary freezes or loses the database.
+    #[arg(long, env = "IEUM_LEASE_TTL_MS", default_value_t = 3_000,
+          value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    pub lease_ttl_ms: u64,
     #[command(flatten)]
     pub paths: RulePaths,
 }
@@ -91,14 +97,8 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.retention = std::time::Duration::from_secs(args.retention_days * 24 * 60 * 60);
         settings.gateway.limits.per_second = args.rate_per_second;
         settings.gateway.limits.burst = args.rate_burst;
-        let app = App::build(settings).await?;
-        tracing::info!(
-            port = app.port(),
-            ruleset = %app.state().engine.version(),
-            startup_ms = started.elapsed().as_millis() as u64,
-            "ieum listening"
-        );
-        app.run_until_stopped().await
+        settings.lease_ttl = std::time::Duration::from_millis(args.lease_ttl_ms);
+        crate::node::run(settings, started).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

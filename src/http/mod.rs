@@ -8,6 +8,7 @@ pub mod casework;
 pub mod ops;
 pub mod pages;
 pub mod serve;
+pub mod standby;
 pub mod state;
 pub mod ws;
 
@@ -20,6 +21,7 @@ pub use state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
+        .route("/healthz/primary", get(ops::primary))
         .route("/metrics", get(ops::metrics))
         .route("/ws/chat", get(ws::chat_ws))
         .route("/ws/counselor", get(ws::counselor_ws))

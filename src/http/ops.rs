@@ -22,9 +22,18 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
     let body = serde_json::json!({
         "status": "ok",
+        "role": "primary",
         "ruleset": state.engine.version(),
     });
     (StatusCode::OK, axum::Json(body))
+}
+
+/// 200 on the node that serves (the only node on sled; the lease holder on PostgreSQL),
+/// even while the store fails: a load balancer checks this, so people keep reaching the
+/// node that answers them (with 109 when their words cannot be saved). Standbys answer 503
+/// (`http::standby`).
+pub async fn primary() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok", "role": "primary" }))
 }
 
 /// Prometheus text format.

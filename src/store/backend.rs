@@ -164,9 +164,14 @@ pub enum StoreError {
     /// A bug or misuse in the storage engine or in this module.
     #[error("storage internal error: {0}")]
     Internal(String),
-    /// The data directory is held by another process (sled allows one at a time).
+    /// The data directory is held by another process (sled allows one at a time), or
+    /// another node is the primary on the database.
     #[error("the data directory is in use by another process: {0}")]
     Busy(String),
+    /// This node lost the primary lease: another node took over, and this one may not
+    /// write (PostgreSQL; see `store::lease`). Never acknowledged.
+    #[error("this node is no longer the primary: {0}")]
+    Fenced(String),
 }
 
 impl StoreError {
@@ -179,6 +184,7 @@ impl StoreError {
             StoreError::Closed => "store_closed",
             StoreError::Internal(_) => "store_internal",
             StoreError::Busy(_) => "store_busy",
+            StoreError::Fenced(_) => "store_fenced",
         }
     }
 }
@@ -214,6 +220,17 @@ pub trait Backend: Send + Sync + 'static {
     /// The engine cannot be made usable yet; the caller tries again later.
     fn recover(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Called once by the store's writer thread after its final flush: let go of anything
+    /// held for this process (the PostgreSQL primary lease). The default does nothing.
+    fn release(&self) {}
+
+    /// Turns `true` when this process lost the right to write (the PostgreSQL primary
+    /// lease was taken over): the service must stop serving. `None` where that cannot
+    /// happen (sled, memory, an unfenced store).
+    fn lease_lost(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
     }
 
     /// Makes everything applied so far durable against a process crash.

@@ -391,6 +391,12 @@ impl Store {
         result
     }
 
+    /// Turns `true` when this process lost the right to write to the store (another node
+    /// took the PostgreSQL primary lease). `None` for stores where that cannot happen.
+    pub fn lease_lost(&self) -> Option<watch::Receiver<bool>> {
+        self.shared.backend.lease_lost()
+    }
+
     /// [`Store::shutdown`], consuming this handle. When it is the last handle, the backend
     /// (and for sled the directory lock) is released when this returns.
     ///
@@ -441,6 +447,7 @@ impl Writer {
         // Everything was flushed group by group; one more flush covers a group whose flush
         // failed, and costs nothing otherwise.
         let last = self.flush();
+        self.backend.release();
         for done in shutdown_waiters {
             let _ = done.send(last.clone());
         }

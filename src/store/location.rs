@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::backend::{Backend, StoreError};
 use super::handle::{Store, StoreOptions};
+use super::lease::{DEFAULT_TTL, Lease, node_name};
 use super::postgres_backend::{PostgresBackend, is_postgres_url};
 use super::sled_backend::SledBackend;
 
@@ -63,11 +64,31 @@ impl Location {
     /// # Errors
     /// As [`Store::open_sled`] and [`PostgresBackend::open`].
     pub fn open(&self, options: StoreOptions) -> Result<Store, StoreError> {
+        self.open_primary(options, None, DEFAULT_TTL)
+    }
+
+    /// [`Location::open`]; on PostgreSQL with `lease` (taken by a standby that waited for
+    /// it), or else taking the primary lease once (living `ttl`): [`StoreError::Busy`]
+    /// while a node is the primary. Every write of the store is fenced by the lease (see
+    /// [`super::lease`]), and the store's shutdown releases it.
+    ///
+    /// # Errors
+    /// As [`Location::open`].
+    pub fn open_primary(
+        &self,
+        options: StoreOptions,
+        lease: Option<Lease>,
+        ttl: std::time::Duration,
+    ) -> Result<Store, StoreError> {
         match self {
             Location::Sled(dir) => Store::open_sled(dir, options),
-            Location::Postgres(url) => {
-                Store::with_options(Arc::new(PostgresBackend::open(url)?), options)
-            }
+            Location::Postgres(url) => Store::with_options(
+                Arc::new(match lease {
+                    Some(lease) => PostgresBackend::open_with_lease(url, lease)?,
+                    None => PostgresBackend::open_primary(url, &node_name(), ttl)?,
+                }),
+                options,
+            ),
         }
     }
 
@@ -87,7 +108,11 @@ impl Location {
                 super::sled_backend::DEFAULT_CACHE_BYTES,
                 lock_wait,
             )?),
-            Location::Postgres(url) => Arc::new(PostgresBackend::open(url)?),
+            Location::Postgres(url) => Arc::new(PostgresBackend::open_primary(
+                url,
+                &node_name(),
+                DEFAULT_TTL,
+            )?),
         })
     }
 

@@ -28,6 +28,8 @@
 //! * [`sled_backend`] — sled: what is atomic, what is durable, configuration.
 //! * [`postgres_backend`] — PostgreSQL: a group commit is a transaction; how it differs
 //!   from sled (reads see a write after its commit), one node per database.
+//! * [`lease`] — the primary lease: one writing node per PostgreSQL database, fencing,
+//!   fast takeover after a crash.
 //! * [`copy`] — a whole store from one backend to another, verified (`ieum store copy`).
 //! * [`location`] — `--store`: `sled:<dir>` or a `postgres://` URL.
 //! * [`memory`] — the in-memory backend with failure injection.
@@ -40,6 +42,7 @@ pub mod backend;
 pub mod copy;
 pub mod handle;
 pub mod keys;
+pub mod lease;
 pub mod location;
 pub mod memory;
 pub mod postgres_backend;
@@ -50,6 +53,7 @@ pub mod stats;
 pub use backend::{APPLY_ORDER, Backend, KeyValue, StoreError, Tree, Write};
 pub use handle::{GroupCommit, Store, StoreOptions};
 pub use keys::{CONVERSATION_ID_LEN, EVENT_KEY_LEN, decode_event_key, event_key};
+pub use lease::{Fence, Lease};
 pub use location::Location;
 pub use memory::MemoryBackend;
 pub use postgres_backend::PostgresBackend;

@@ -43,10 +43,10 @@
 //!   itself when the database comes back. A host that vanishes silently is noticed by
 //!   [`TCP_USER_TIMEOUT`] and keepalive probes (10 s idle, then 2 probes 5 s apart) unless
 //!   the URL sets them; no statement timeout is set.
-//! * **One node.** The writer's connection holds a session advisory lock ([`NODE_LOCK`])
-//!   for as long as it lives: a second ieum on the same database gets
-//!   [`StoreError::Busy`] at open, as a second process on a sled directory does. Several
-//!   nodes on one database (leases, a shared queue) are not built yet.
+//! * **One writer, several nodes.** A store opened with a [`Lease`] (what `ieum serve` and
+//!   the CLI's writing commands do) checks the lease row `FOR SHARE` at the start of every
+//!   transaction: a node that lost the lease can never commit again (see [`super::lease`]).
+//!   A standby node waits for the lease instead of opening a store.
 //!
 //! # Threads
 //!
@@ -64,6 +64,7 @@ use std::time::Duration;
 use postgres::{Client, Config, NoTls, Statement};
 
 use super::backend::{Backend, KeyValue, StoreError, Tree, Write, prefix_successor};
+use super::lease::{Fence, Lease};
 
 /// How long one connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -78,15 +79,16 @@ pub const DEFAULT_READERS: usize = 4;
 /// How long a read waits for a free connection before it fails.
 const READER_WAIT: Duration = Duration::from_secs(10);
 
-/// The session advisory lock the writer's connection holds (`"ieum"` in ASCII): at most one
-/// ieum node writes to a database.
-pub const NODE_LOCK: i64 = 0x6965_756d;
+/// The session advisory lock held while migrating (`"ieum"` in ASCII), so two nodes
+/// starting at once never migrate together.
+pub const MIGRATE_LOCK: i64 = 0x6965_756d;
 
 /// The schema, one migration per entry, applied in order, each in its own transaction.
 /// Released entries never change: add a new one.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE ieum_events (key bytea PRIMARY KEY, value bytea NOT NULL);
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE ieum_events (key bytea PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE ieum_conversations (key bytea PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE ieum_staff (key bytea PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE ieum_sessions (key bytea PRIMARY KEY, value bytea NOT NULL);
@@ -95,7 +97,17 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
      CREATE TABLE ieum_meta (key bytea PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE ieum_keys (key bytea PRIMARY KEY, value bytea NOT NULL);
      CREATE TABLE ieum_casework (key bytea PRIMARY KEY, value bytea NOT NULL);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE ieum_lease (
+             name text PRIMARY KEY,
+             holder text NOT NULL,
+             fence bigint NOT NULL,
+             expires_at timestamptz NOT NULL
+         );",
+    ),
+];
 
 /// The table that holds `tree`.
 fn table(tree: Tree) -> String {
@@ -151,7 +163,7 @@ impl Op {
 /// Maps a driver error: a lost or refused connection, a server shutting down, a full disk
 /// or a read-only server is [`StoreError::Io`] (not saved; retry); anything else is a bug
 /// here or in the schema.
-fn from_pg(e: postgres::Error) -> StoreError {
+pub(super) fn from_pg(e: postgres::Error) -> StoreError {
     match e.code().map(|c| c.code()) {
         None => StoreError::Io(format!("postgres: {e}")),
         Some(code)
@@ -231,6 +243,11 @@ struct Pool {
 /// visible, and how it differs from sled.
 pub struct PostgresBackend {
     config: Config,
+    /// The primary lease every transaction checks; `None` for an unfenced store (tests and
+    /// benchmarks that own their database).
+    fence: Option<Fence>,
+    lease: Mutex<Option<Lease>>,
+    lost: Option<tokio::sync::watch::Receiver<bool>>,
     /// `None` after the connection was lost, until [`Backend::recover`] reconnects.
     writer: Mutex<Option<WriterConn>>,
     readers: Mutex<Pool>,
@@ -247,18 +264,53 @@ impl std::fmt::Debug for PostgresBackend {
     }
 }
 
+/// Parses `url` and fills in the timeouts ieum relies on where the URL does not set them.
+///
+/// # Errors
+/// [`StoreError::Internal`] for a bad URL.
+pub(super) fn config(url: &str) -> Result<Config, StoreError> {
+    let mut config: Config = url
+        .parse()
+        .map_err(|e| StoreError::Internal(format!("not a PostgreSQL URL: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("ieum");
+    }
+    // A database host that vanishes without closing the connection (a partition, a dead
+    // machine) would otherwise leave a statement waiting for hours, with writes queued and
+    // neither an ack nor `not_saved`. Unsent data times out after TCP_USER_TIMEOUT; a
+    // silent peer is found by keepalive probes.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    if config.get_keepalives_idle() >= Duration::from_secs(60 * 60) {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(2);
+    }
+    Ok(config)
+}
+
 /// Whether `s` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
 pub fn is_postgres_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
 impl PostgresBackend {
-    /// Connects to `url`, takes the node lock, runs pending migrations and checks that
-    /// every tree has its table.
+    /// Connects to `url` without a lease, runs pending migrations and checks that every
+    /// tree has its table. Nothing fences this store's writes: only for a database no node
+    /// serves (tests, benchmarks). The service and the CLI use
+    /// [`PostgresBackend::open_primary`] or [`PostgresBackend::open_with_lease`].
     ///
     /// # Errors
-    /// [`StoreError::Io`] if the database cannot be reached; [`StoreError::Busy`] if
-    /// another ieum holds it; [`StoreError::Internal`] for a bad URL or a failed migration.
+    /// [`StoreError::Io`] if the database cannot be reached; [`StoreError::Internal`] for a
+    /// bad URL or a failed migration.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_with_readers(url, DEFAULT_READERS)
     }
@@ -268,35 +320,51 @@ impl PostgresBackend {
     /// # Errors
     /// As [`PostgresBackend::open`].
     pub fn open_with_readers(url: &str, readers: usize) -> Result<Self, StoreError> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Internal(format!("not a PostgreSQL URL: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
+        Self::open_inner(config(url)?, readers, None)
+    }
+
+    /// Takes the primary lease once (as `holder`) and opens the store fenced by it.
+    ///
+    /// # Errors
+    /// [`StoreError::Busy`] while another node holds the lease; as
+    /// [`PostgresBackend::open`] otherwise.
+    pub fn open_primary(url: &str, holder: &str, ttl: Duration) -> Result<Self, StoreError> {
+        let config = config(url)?;
+        let mut slot = None;
+        match Lease::try_acquire(&mut slot, &config, holder, ttl)? {
+            Ok(lease) => Self::open_inner(config, DEFAULT_READERS, Some(lease)),
+            Err(held) => Err(StoreError::Busy(format!(
+                "an ieum node ({}) is the primary on this PostgreSQL database; stop it first \
+                 (or start `ieum serve`, which waits as a standby)",
+                held.holder
+            ))),
         }
-        if config.get_application_name().is_none() {
-            config.application_name("ieum");
-        }
-        // A database host that vanishes without closing the connection (a partition, a
-        // dead machine) would otherwise leave a statement waiting for hours, with writes
-        // queued and neither an ack nor `not_saved`. Unsent data times out after
-        // TCP_USER_TIMEOUT; a silent peer is found by keepalive probes.
-        if config.get_tcp_user_timeout().is_none() {
-            config.tcp_user_timeout(TCP_USER_TIMEOUT);
-        }
-        if config.get_keepalives_idle() >= Duration::from_secs(60 * 60) {
-            config.keepalives_idle(Duration::from_secs(10));
-        }
-        if config.get_keepalives_interval().is_none() {
-            config.keepalives_interval(Duration::from_secs(5));
-        }
-        if config.get_keepalives_retries().is_none() {
-            config.keepalives_retries(2);
-        }
-        let writer = Self::connect_writer(&config)?;
+    }
+
+    /// Opens the store fenced by a lease already taken (a standby that just took over).
+    ///
+    /// # Errors
+    /// As [`PostgresBackend::open`].
+    pub fn open_with_lease(url: &str, lease: Lease) -> Result<Self, StoreError> {
+        Self::open_inner(config(url)?, DEFAULT_READERS, Some(lease))
+    }
+
+    fn open_inner(
+        config: Config,
+        readers: usize,
+        lease: Option<Lease>,
+    ) -> Result<Self, StoreError> {
+        let fence = lease.as_ref().map(|l| l.fence().clone());
+        let lost = lease.as_ref().map(Lease::lost);
+        let idle_limit = lease.as_ref().map(Lease::ttl);
+        let mut writer = Self::connect_writer(&config, idle_limit)?;
+        migrate(&mut writer.conn.client)?;
         let backend = PostgresBackend {
             config,
-            writer: Mutex::new(None),
+            fence,
+            lease: Mutex::new(lease),
+            lost,
+            writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
@@ -304,32 +372,62 @@ impl PostgresBackend {
             reader_freed: Condvar::new(),
             max_readers: readers.max(1),
         };
-        let mut writer = writer;
-        migrate(&mut writer.conn.client)?;
-        *backend.lock_writer() = Some(writer);
         Ok(backend)
     }
 
-    /// A new writer connection holding [`NODE_LOCK`].
-    fn connect_writer(config: &Config) -> Result<WriterConn, StoreError> {
+    /// A new writer connection. A fenced writer may not sit in a transaction longer than
+    /// the lease lives: a node frozen mid-transaction loses its session (and the lease
+    /// row's lock) instead of holding up the node that takes over.
+    fn connect_writer(
+        config: &Config,
+        idle_limit: Option<Duration>,
+    ) -> Result<WriterConn, StoreError> {
         let mut conn = Conn::connect(config)?;
-        let locked: bool = conn
-            .client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])
-            .and_then(|r| r.try_get(0))
-            .map_err(from_pg)?;
-        if !locked {
-            return Err(StoreError::Busy(
-                "another ieum node holds this PostgreSQL database (its advisory lock); \
-                 running several nodes on one database is not supported yet"
-                    .into(),
-            ));
+        if let Some(limit) = idle_limit {
+            conn.client
+                .batch_execute(&format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    limit.as_millis().max(1)
+                ))
+                .map_err(from_pg)?;
         }
         Ok(WriterConn {
             conn,
             in_tx: false,
             poisoned: false,
         })
+    }
+
+    /// After `BEGIN`: the lease is still ours (read `FOR SHARE`, so a takeover waits for
+    /// this transaction), or the transaction is refused.
+    fn check_fence(&self, w: &mut WriterConn) -> Result<(), StoreError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let ours = w
+            .conn
+            .client
+            .query_opt(
+                "SELECT 1 FROM ieum_lease WHERE name = $1 AND holder = $2 AND fence = $3 FOR SHARE",
+                &[&super::lease::PRIMARY, &fence.holder, &fence.fence],
+            )
+            .map_err(from_pg)?;
+        if ours.is_none() {
+            return Err(StoreError::Fenced(format!(
+                "this node's primary lease (fence {}) was taken over by another node",
+                fence.fence
+            )));
+        }
+        Ok(())
+    }
+
+    /// How long the writer may sit in a transaction (the lease's time to live), if fenced.
+    fn idle_limit(&self) -> Option<Duration> {
+        self.lock_lease().as_ref().map(Lease::ttl)
+    }
+
+    fn lock_lease(&self) -> MutexGuard<'_, Option<Lease>> {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, Option<WriterConn>> {
@@ -417,7 +515,7 @@ impl PostgresBackend {
             match w.conn.client.batch_execute("BEGIN") {
                 Ok(()) => {
                     w.in_tx = true;
-                    return Ok(());
+                    return self.check_fence(w);
                 }
                 // A server that shut the session down answers with an error and closes it.
                 Err(e) if e.as_db_error().is_some() && !w.conn.client.is_closed() => {
@@ -428,19 +526,20 @@ impl PostgresBackend {
                 }
             }
         }
-        let mut w = Self::connect_writer(&self.config)?;
+        let mut w = Self::connect_writer(&self.config, self.idle_limit())?;
         tracing::warn!("postgres writer connection re-established");
         w.conn.client.batch_execute("BEGIN").map_err(from_pg)?;
         w.in_tx = true;
+        let fenced = self.check_fence(&mut w);
         *slot = Some(w);
-        Ok(())
+        fenced
     }
 }
 
 /// A `postgres` client closes its connection on its own runtime when dropped, which
 /// panics on a thread that drives a tokio runtime, and the last handle to a store may well
 /// be dropped on one. So the connections are closed on a short-lived plain thread; waiting
-/// for it means the node lock is released when this returns.
+/// for it means the sessions have ended when this returns.
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
         let writer = self
@@ -465,8 +564,18 @@ impl Drop for PostgresBackend {
 }
 
 /// Creates `schema_migrations` and applies every migration it does not list, each in a
-/// transaction. The caller holds [`NODE_LOCK`], so two nodes never migrate at once.
-fn migrate(client: &mut Client) -> Result<(), StoreError> {
+/// transaction, holding [`MIGRATE_LOCK`] so two nodes never migrate at once.
+pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(from_pg)?;
+    let result = migrate_locked(client);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK]);
+    result?;
+    unlocked.map(drop).map_err(from_pg)
+}
+
+fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -516,8 +625,14 @@ impl Backend for PostgresBackend {
                 "an earlier write of this group failed; the group is rolled back".into(),
             ));
         }
-        if !slot.as_ref().is_some_and(|w| w.in_tx) {
-            self.begin(&mut slot)?;
+        if !slot.as_ref().is_some_and(|w| w.in_tx)
+            && let Err(e) = self.begin(&mut slot)
+        {
+            // A transaction begun but refused (the fence): roll the group back.
+            if let Some(w) = slot.as_mut().filter(|w| w.in_tx) {
+                w.poisoned = true;
+            }
+            return Err(e);
         }
         let Some(w) = slot.as_mut() else {
             return Err(StoreError::Io("no postgres connection".into()));
@@ -574,11 +689,22 @@ impl Backend for PostgresBackend {
         }
     }
 
+    fn release(&self) {
+        // After the final flush: expire the lease so a standby takes over at once.
+        if let Some(lease) = self.lock_lease().take() {
+            lease.release();
+        }
+    }
+
+    fn lease_lost(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.lost.clone()
+    }
+
     fn recover(&self) -> Result<(), StoreError> {
         let mut slot = self.lock_writer();
-        // Drop the old connection first: its session (and advisory lock) ends with it.
+        // Drop the old connection first: its session (and any transaction) ends with it.
         *slot = None;
-        let w = Self::connect_writer(&self.config)?;
+        let w = Self::connect_writer(&self.config, self.idle_limit())?;
         *slot = Some(w);
         drop(slot);
         // Broken read connections are replaced as reads find them.

@@ -236,7 +236,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `ieum serve` as a child process on `port` with `data` as its data directory (so it can
-/// be measured or killed apart from the test). Waits until it accepts connections.
+/// be measured or killed apart from the test). Waits until it serves (`/healthz/primary`).
 pub async fn serve_child(
     port: u16,
     data: &Path,
@@ -255,10 +255,15 @@ pub async fn serve_child(
     configure(&mut cmd);
     let child = cmd.spawn().expect("ieum serve starts");
     let started = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
+    // Serving, not merely listening: on PostgreSQL a node listens as a standby first.
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+            && request(port, "GET", "/healthz/primary", None, None).await.0 == 200
+        {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "ieum serve did not start (the store did not reopen?)"
