@@ -7,7 +7,7 @@
 //! verifies the copy. sled cannot open a directory read-only.
 //!
 //! With `--store postgres://…` it verifies the log in PostgreSQL. Opening the store there
-//! takes the node lock, so it runs with the service stopped, and `--read-only` is refused:
+//! takes the primary lease, so it runs with the service stopped, and `--read-only` is refused:
 //! nothing here can copy a database.
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! Non-zero exit on any difference.
 //!
 //! * Both stores are opened with their locks: while an `ieum serve` runs on either (sled's
-//!   directory lock, PostgreSQL's node lock), the copy is refused.
+//!   directory lock, PostgreSQL's primary lease), the copy is refused.
 //! * A destination that holds anything is refused unless `--force`, which empties it first.
 //! * A PostgreSQL URL is never printed (it may carry a password).
 
