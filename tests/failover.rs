@@ -9,9 +9,11 @@
 //! 2. **lease fencing**: a primary frozen (SIGSTOP) past the lease TTL is replaced; when it
 //!    wakes, a message it received meanwhile is neither acknowledged nor stored, it steps
 //!    down to standby and closes its sockets;
-//! 3. **a PostgreSQL restart under load** with two nodes: no acknowledged message lost,
+//! 3. **a graceful stop** (SIGTERM) of the primary releases the lease at once: the standby
+//!    takes over well within the TTL; while a primary runs, the CLI refuses to write;
+//! 4. **a PostgreSQL restart under load** with two nodes: no acknowledged message lost,
 //!    `/healthz` degraded, then ok again, without restarting ieum;
-//! 4. the harness itself (HAProxy, [`Node`]) in front of one sled node.
+//! 5. the harness itself (HAProxy, [`Node`]) in front of one sled node.
 //!
 //! Short form (part of `./scripts/test`): 3 rounds of kill -9. Long form:
 //!
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 use common::Ws;
 use common::haproxy::{
     Haproxy, Node, NodeOptions, PRIMARY_CHECK, Role, get_json, haproxy_available, http,
-    random_master_key, staff_add,
+    random_master_key, staff_add, try_staff_add,
 };
 use common::pg::Pg;
 use futures::{SinkExt, StreamExt};
@@ -95,8 +97,10 @@ struct Cluster {
     nodes: Vec<Node>,
     pg: Arc<Pg>,
     ttl_ms: u64,
+    /// The database's URL.
+    url: String,
     /// The nodes' data directories and logs.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -165,7 +169,8 @@ impl Cluster {
             nodes: vec![a, b],
             pg: Arc::new(pg),
             ttl_ms,
-            _dir: dir,
+            url,
+            dir,
         })
     }
 
@@ -1359,7 +1364,118 @@ async fn a_frozen_primary_is_fenced_when_it_wakes() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 3. A PostgreSQL restart under load, two nodes.
+// 3. A graceful stop hands over at once.
+
+/// SIGTERM to the primary releases the lease at once: the standby takes over well within
+/// the TTL (10 s here), and the person resumes through HAProxy. While a primary runs, the
+/// CLI refuses to write to its database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_of_the_primary_hands_over_at_once() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let Some(mut c) = Cluster::start("graceful", 10_000).await else {
+        return;
+    };
+    let (ok, out) = try_staff_add(
+        &c.url,
+        &c.dir.path().join("cli"),
+        "park",
+        "counselor",
+        PASSWORD,
+    );
+    assert!(
+        !ok,
+        "the CLI wrote to the database while a primary runs: {out}"
+    );
+    let ha = c.ha.port;
+    let a = c.primary(Duration::from_secs(5)).await;
+    let mut ws = connect(ha, false).await.expect("the citizen connects");
+    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
+    let conv = w["conversation_id"].as_str().unwrap().to_owned();
+    let token = w["token"].as_str().unwrap().to_owned();
+    ws.send(frame(
+        json!({"type": "message", "id": "m1", "text": "안녕하세요"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        frames_until(&mut ws, "ack").await.pop().unwrap()["id"],
+        "m1"
+    );
+
+    let (first, second) = c.nodes.split_at_mut(1);
+    let (old, new) = if a == 0 {
+        (&mut first[0], &second[0])
+    } else {
+        (&mut second[0], &first[0])
+    };
+    let ((stopped, clean), takeover) = tokio::join!(
+        old.stop(),
+        new.wait_role(Role::Primary, Duration::from_secs(15))
+    );
+    assert!(clean, "SIGTERM stops the primary:\n{}", old.log_tail(20));
+    let Some(takeover) = takeover else {
+        panic!(
+            "the standby did not take over within 15 s of SIGTERM to the primary:\n{}",
+            c.logs()
+        );
+    };
+    let ttl = Duration::from_millis(c.ttl_ms);
+    assert!(
+        takeover < ttl / 2,
+        "a graceful stop releases the lease at once: the standby took {} ms (TTL {} ms)",
+        ms(takeover),
+        c.ttl_ms
+    );
+    let (_, closed) = until_closed(&mut ws, Duration::from_secs(5)).await;
+    assert!(closed, "the stopped node closed the citizen's socket");
+
+    // The person resumes on the new primary through HAProxy.
+    let mut ws = connect(ha, true).await.expect("the citizen reconnects");
+    ws.send(frame(
+        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": 0}),
+    ))
+    .await
+    .unwrap();
+    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
+    assert_eq!(w["resumed"], true, "{w}");
+    ws.send(frame(
+        json!({"type": "message", "id": "m2", "text": "요즘 잠이 잘 안 와요"}),
+    ))
+    .await
+    .unwrap();
+    let frames = frames_until(&mut ws, "ack").await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "message" && f["id"] == "m1"),
+        "m1 replayed: {frames:?}"
+    );
+    assert_eq!(frames.last().unwrap()["id"], "m2");
+
+    // The stopped node comes back as standby.
+    c.nodes[a].restart();
+    c.nodes[a].started(Duration::from_secs(30)).await;
+    assert!(
+        c.nodes[a]
+            .wait_role(Role::Standby, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the restarted node is standby: {:?}",
+        c.roles().await
+    );
+    assert_eq!(c.primary(Duration::from_secs(5)).await, 1 - a);
+    println!(
+        "graceful stop: the primary exited {} ms after SIGTERM; the standby was primary {} ms \
+         after it (TTL {} ms)",
+        ms(stopped),
+        ms(takeover),
+        c.ttl_ms
+    );
+    c.nodes.clear();
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A PostgreSQL restart under load, two nodes.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_with_two_nodes_loses_no_acknowledged_message() {
@@ -1517,7 +1633,7 @@ async fn health_watch(
 }
 
 // ---------------------------------------------------------------------------------------
-// 4. The harness itself.
+// 5. The harness itself.
 
 /// HAProxy and [`Node`] in front of one sled node (health check `/healthz`): HTTP and a
 /// citizen's websocket through HAProxy; `kill -9` drops the socket; a restart serves the

@@ -521,6 +521,18 @@ impl Drop for Node {
 /// `ieum staff add NAME --role ROLE --store STORE` with `password` on stdin (run before any
 /// node starts: the CLI refuses to write while a primary runs). Panics if it fails.
 pub fn staff_add(store: &str, data_dir: &Path, name: &str, role: &str, password: &str) {
+    let (ok, out) = try_staff_add(store, data_dir, name, role, password);
+    assert!(ok, "ieum staff add {name}: {out}");
+}
+
+/// `ieum staff add`: whether it succeeded, and what it printed.
+pub fn try_staff_add(
+    store: &str,
+    data_dir: &Path,
+    name: &str,
+    role: &str,
+    password: &str,
+) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ieum"))
         .args(["staff", "add", name, "--role", role, "--store", store])
         .arg("--data-dir")
@@ -532,17 +544,19 @@ pub fn staff_add(store: &str, data_dir: &Path, name: &str, role: &str, password:
         .stderr(Stdio::piped())
         .spawn()
         .expect("ieum staff add runs");
-    child
+    // It may exit before reading (a refused store): a closed pipe is not an error here.
+    let _ = child
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
+        .write_all(format!("{password}\n").as_bytes());
     let out = child.wait_with_output().unwrap();
-    assert!(
+    (
         out.status.success(),
-        "ieum staff add {name}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
