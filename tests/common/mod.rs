@@ -2,6 +2,7 @@
 //! temporary data directory) and talk to it over real sockets.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod pg;
 
 use std::path::Path;
