@@ -275,21 +275,27 @@ async fn transcript(port: u16, boss: &str, conv: &str) -> (Value, Vec<Value>) {
 // Citizens.
 
 async fn connect(port: u16, resume: bool) -> Option<Ws> {
-    let url = format!(
-        "ws://127.0.0.1:{port}/ws/chat{}",
-        if resume { "?resume=1" } else { "" }
-    );
-    let mut req = url.into_client_request().ok()?;
-    req.headers_mut()
-        .insert("Origin", format!("http://127.0.0.1:{port}").parse().ok()?);
-    tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .ok()?
-    .ok()
-    .map(|x| x.0)
+    // A 503 is a standby HAProxy has not marked down yet (a node that just started counts
+    // as up until its first check): retry, as the widget does.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let url = format!(
+            "ws://127.0.0.1:{port}/ws/chat{}",
+            if resume { "?resume=1" } else { "" }
+        );
+        let mut req = url.into_client_request().ok()?;
+        req.headers_mut()
+            .insert("Origin", format!("http://127.0.0.1:{port}").parse().ok()?);
+        match tokio::time::timeout_at(deadline, tokio_tungstenite::connect_async(req)).await {
+            Ok(Ok((ws, _))) => return Some(ws),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r)))
+                if r.status() == 503 && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return None,
+        }
+    }
 }
 
 fn frame(v: Value) -> Message {

@@ -425,9 +425,10 @@ impl Standby {
         &self.holder
     }
 
-    /// How often to try: a quarter of the lease's time to live (at least 50 ms).
+    /// How often to try: a quarter of the lease's time to live, at most every 500 ms (a
+    /// released lease, a graceful stop, is taken within that) and at least every 50 ms.
     pub fn poll_every(&self) -> Duration {
-        (self.ttl / 4).max(Duration::from_millis(50))
+        (self.ttl / 4).clamp(Duration::from_millis(50), Duration::from_millis(500))
     }
 
     /// One try (blocking: call it off the async threads). `Ok(None)` while another node
