@@ -645,6 +645,8 @@ impl Conv {
             }
             (true, "counselor_joined") => self.with_counselor = true,
             (true, "welcome" | "counselor" | "message") => {}
+            // The person's safety plan (sent when it changes, and on resume): not a reply.
+            (_, "safety_plan") => {}
             (_, other) => ctx.violation(format!("conn {}: unexpected frame {other:?}", self.conn)),
         }
     }
