@@ -61,6 +61,10 @@ pub struct Settings {
     /// On PostgreSQL: a lease this node already took (a standby taking over); without it
     /// [`App::build`] tries once to take the lease and fails while another node has it.
     pub lease: Option<LeaseSlot>,
+    /// On PostgreSQL: the `host:port` standbys forward people to while this node is the
+    /// primary (`--advertise`); default: the listen address, or, when it listens on all
+    /// interfaces, the address the database sees this node connect from.
+    pub advertise: Option<String>,
     /// Serve on this listener (already bound) instead of binding `listen`: a node keeps
     /// one listening socket across standby and primary.
     pub listener: Option<Arc<std::net::TcpListener>>,
@@ -126,6 +130,7 @@ impl Settings {
             login_policy: crate::auth::LoginPolicy::default(),
             lease_ttl: crate::store::lease::DEFAULT_TTL,
             lease: None,
+            advertise: None,
             listener: None,
         }
     }
@@ -137,6 +142,8 @@ pub struct App {
     state: AppState,
     shutdown: watch::Sender<bool>,
     retention: std::time::Duration,
+    /// Vouches for clients forwarded by standby nodes (derived from the master key).
+    forward: crate::http::forward::ForwardKey,
 }
 
 impl App {
@@ -236,6 +243,7 @@ impl App {
                  every transcript; keep the key elsewhere (--master-key-file or IEUM_MASTER_KEY)"
             );
         }
+        let forward = crate::http::forward::ForwardKey::new(&master);
         let anchor = crate::audit::Anchor::in_dir(&settings.data_dir, master.clone());
         let keyring = Keyring::new(master, store.clone());
         let queue = QueueHandle::spawn(QueueConfig::new(engine.rule_set().levels));
@@ -291,6 +299,7 @@ impl App {
             },
             shutdown,
             retention,
+            forward,
         })
     }
 
@@ -331,6 +340,7 @@ impl App {
             state,
             shutdown,
             retention: self_retention,
+            forward,
         } = self;
         let store = state.store.clone();
         let registry = state.registry.clone();
@@ -349,6 +359,7 @@ impl App {
             per_address: state.gateway.max_per_address,
             headroom: state.gateway.connection_headroom.min(max_connections / 2),
             header_timeout: state.gateway.header_timeout,
+            forward: Some(forward),
         };
         let router = router(state);
         let mut lost = store.lease_lost();

@@ -24,8 +24,9 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::app::{App, LeaseSlot, Settings, Stopped};
+use crate::http::forward::ForwardKey;
 use crate::store::Location;
-use crate::store::lease::{Standby, node_name};
+use crate::store::lease::{Advertise, Standby, node_name};
 
 /// Runs a node until SIGTERM or Ctrl-C. `started` is when the process started (for the
 /// startup time in the log).
@@ -50,7 +51,34 @@ pub async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
         .and_then(|l| l.into_std())
         .with_context(|| format!("listening on {}", settings.listen))?;
     let listener = Arc::new(listener);
-    let mut standby = Some(Standby::new(&url, node_name(), settings.lease_ttl)?);
+    let advertise = match settings.advertise.clone() {
+        Some(a) => Advertise::Given(a),
+        None if settings.listen.ip().is_unspecified() => Advertise::Port(settings.listen.port()),
+        None => Advertise::Given(settings.listen.to_string()),
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let advertise = match advertise {
+        // Port 0 (tests): the port actually bound.
+        Advertise::Port(0) => Advertise::Port(port),
+        Advertise::Given(a) if a.ends_with(":0") => {
+            Advertise::Given(format!("{}:{port}", &a[..a.len() - 2]))
+        }
+        other => other,
+    };
+    let key_file = settings
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("master.key"));
+    crate::store::prepare_data_dir(&settings.data_dir)?;
+    let master = crate::crypto::load_master_key(settings.master_key.as_deref(), &key_file)
+        .context("loading the master key")?;
+    let forward = ForwardKey::new(&master);
+    let mut standby = Some(Standby::new(
+        &url,
+        node_name(),
+        settings.lease_ttl,
+        advertise,
+    )?);
     // One signal listener for the node's whole life: a SIGTERM between two phases is not
     // lost.
     let (stop_tx, mut stop) = watch::channel(false);
@@ -64,7 +92,8 @@ pub async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
             port = listener.local_addr().map(|a| a.port()).unwrap_or(0),
             "standby: waiting for the primary lease"
         );
-        let Some(lease) = wait_for_lease(&listener, &mut standby, &mut stop).await? else {
+        let Some(lease) = wait_for_lease(&listener, &mut standby, &forward, &mut stop).await?
+        else {
             tracing::info!("stopped (standby)");
             return Ok(());
         };
@@ -102,11 +131,13 @@ fn listening(app: &App, started: Instant) {
     );
 }
 
-/// Serves the standby answers on `listener` and tries to take the lease until it is
-/// taken (`Some`) or the node is asked to stop (`None`).
+/// Serves as a standby on `listener` (health checks answered, everything else forwarded to
+/// the primary: [`crate::http::forward`]) and tries to take the lease until it is taken
+/// (`Some`) or the node is asked to stop (`None`).
 async fn wait_for_lease(
     listener: &Arc<std::net::TcpListener>,
     standby: &mut Option<Standby>,
+    forward: &ForwardKey,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<crate::store::Lease>> {
     let socket = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
@@ -114,14 +145,15 @@ async fn wait_for_lease(
         .as_ref()
         .map(|s| s.holder().to_owned())
         .unwrap_or_default();
-    let (done_tx, mut done) = watch::channel(false);
-    let server = tokio::spawn(
-        axum::serve(socket, crate::http::standby::router(holder))
-            .with_graceful_shutdown(async move {
-                let _ = done.wait_for(|d| *d).await;
-            })
-            .into_future(),
-    );
+    let (primary_tx, primary) = watch::channel(None);
+    let (done_tx, done) = watch::channel(false);
+    let server = tokio::spawn(crate::http::forward::standby(
+        socket,
+        primary,
+        forward.clone(),
+        holder,
+        done,
+    ));
     let mut failing_since: Option<Instant> = None;
     let taken = loop {
         if *stop.borrow() {
@@ -141,9 +173,18 @@ async fn wait_for_lease(
         let poll = s.poll_every();
         *standby = Some(s);
         match tried {
-            Ok(Some(lease)) => break Some(lease),
-            Ok(None) => failing_since = None,
+            Ok(Ok(lease)) => break Some(lease),
+            Ok(Err(held)) => {
+                failing_since = None;
+                let addr = held.addr.as_deref().and_then(resolve);
+                primary_tx.send_if_modified(|old| {
+                    let changed = *old != addr;
+                    *old = addr;
+                    changed
+                });
+            }
             Err(e) => {
+                primary_tx.send_replace(None);
                 if failing_since.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
                     tracing::warn!(code = e.code(), error = %e, "standby cannot reach the database");
                     failing_since = Some(Instant::now());
@@ -158,4 +199,10 @@ async fn wait_for_lease(
     done_tx.send_replace(true);
     let _ = server.await;
     Ok(taken)
+}
+
+/// `host:port` to a socket address (a name is looked up; the first address wins).
+fn resolve(addr: &str) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs().ok()?.next()
 }

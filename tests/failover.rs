@@ -1483,6 +1483,82 @@ async fn a_graceful_stop_of_the_primary_hands_over_at_once() {
 // ---------------------------------------------------------------------------------------
 // 4. A PostgreSQL restart under load, two nodes.
 
+/// A balancer with no health check (or one that has not checked yet) sends people to a
+/// standby: it forwards them to the primary, websockets included, and answers its own
+/// health checks. The primary counts a forwarded client under the client's address only
+/// when the standby vouches for it with the master key: a forged preamble is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_forwards_people_to_the_primary() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let Some(c) = Cluster::start("forward", 3_000).await else {
+        return;
+    };
+    let a = c.primary(Duration::from_secs(5)).await;
+    let standby = c.nodes[1 - a].port;
+    let primary = c.nodes[a].port;
+    // Its own health checks: standby.
+    let (code, body) = http(
+        standby,
+        "GET",
+        "/healthz",
+        None,
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the standby answers /healthz");
+    assert_eq!(code, 503, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "standby");
+    assert_eq!(
+        health["primary"].as_str(),
+        Some(format!("127.0.0.1:{primary}").as_str()),
+        "the standby knows where the primary is: {health}"
+    );
+    // A citizen on the standby's port talks to the primary.
+    let mut ws = connect(standby, false)
+        .await
+        .expect("a citizen connects through the standby");
+    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
+    let conv = w["conversation_id"].as_str().unwrap().to_owned();
+    ws.send(frame(
+        json!({"type": "message", "id": "f1", "text": "요즘 너무 외로워요"}),
+    ))
+    .await
+    .unwrap();
+    let got = frames_until(&mut ws, "ack").await;
+    assert_eq!(got.last().unwrap()["id"], "f1", "{got:?}");
+    // Staff too: a login and a transcript read through the standby, the transcript holds
+    // the message (stored by the primary).
+    let boss = login(standby, "boss").await;
+    let (_, events) = transcript(standby, &boss, &conv).await;
+    assert!(
+        events.iter().any(|e| e.to_string().contains("f1")),
+        "the message is in the transcript read through the standby: {events:?}"
+    );
+    // A forged preamble (no master key) is refused: the connection closes unanswered.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", primary))
+        .await
+        .unwrap();
+    let forged = format!(
+        "IEUM-FWD 203.0.113.7 {} {}\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        ieum::ids::now_ms(),
+        "00".repeat(32)
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw.write_all(forged.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty(),
+        "a forged preamble got an answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    println!(
+        "forwarding: citizen, staff login and transcript through the standby on {standby}; forged preamble refused"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_with_two_nodes_loses_no_acknowledged_message() {
     let _one_at_a_time = SERIAL.lock().await;

@@ -67,6 +67,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IEUM_LEASE_TTL_MS", default_value_t = 3_000,
           value_parser = clap::value_parser!(u64).range(200..=600_000))]
     pub lease_ttl_ms: u64,
+    /// On PostgreSQL: the `host:port` at which the other nodes reach this one (standbys
+    /// forward people to the primary). Default: `--listen`, or, when it listens on all
+    /// interfaces, the address the database sees this node connect from.
+    #[arg(long, env = "IEUM_ADVERTISE")]
+    pub advertise: Option<String>,
     #[command(flatten)]
     pub paths: RulePaths,
 }
@@ -98,6 +103,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         settings.gateway.limits.per_second = args.rate_per_second;
         settings.gateway.limits.burst = args.rate_burst;
         settings.lease_ttl = std::time::Duration::from_millis(args.lease_ttl_ms);
+        settings.advertise = args.advertise;
         crate::node::run(settings, started).await
     })?;
     Ok(ExitCode::SUCCESS)

@@ -5,10 +5,10 @@
 
 pub mod api;
 pub mod casework;
+pub mod forward;
 pub mod ops;
 pub mod pages;
 pub mod serve;
-pub mod standby;
 pub mod state;
 pub mod ws;
 

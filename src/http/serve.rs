@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 
 /// TCP-level limits of the accept loop.
+#[derive(Clone)]
 pub struct ConnLimits {
     /// Open connections at most (citizens, staff and slow clients together); past it new
     /// sockets are closed at once, so file descriptors never run out.
@@ -27,6 +28,10 @@ pub struct ConnLimits {
     /// A client must send its whole request head within this time (slowloris); one that
     /// sends nothing at all is dropped when it passes.
     pub header_timeout: std::time::Duration,
+    /// Accept connections forwarded by a standby node (their preamble names the client's
+    /// address, under this key: [`super::forward`]). `None`: a preamble closes the
+    /// connection.
+    pub forward: Option<super::forward::ForwardKey>,
 }
 
 /// An address with at most this many connections open may use the headroom.
@@ -131,7 +136,13 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let first_byte = limits.header_timeout;
+        let forward = limits.forward.clone();
+        let limits_now = limits.clone();
+        let tally_now = tally.clone();
+        let mut remote = remote;
         tokio::spawn(async move {
+            let mut tcp = tcp;
+            let mut slot = slot;
             // Nothing within the header timeout: drop it (it holds a descriptor and a slot).
             let mut probe = [0u8; 1];
             match tokio::time::timeout(first_byte, tcp.peek(&mut probe)).await {
@@ -140,6 +151,24 @@ pub async fn serve(
                     drop((slot, permit));
                     return;
                 }
+            }
+            // Forwarded by a standby: count it under the client's own address.
+            match tokio::time::timeout(
+                first_byte,
+                super::forward::take_preamble(&mut tcp, forward.as_ref()),
+            )
+            .await
+            {
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(ip))) => {
+                    drop(slot);
+                    let Some(s) = tally_now.admit(ip, open, &limits_now) else {
+                        return;
+                    };
+                    slot = s;
+                    remote = SocketAddr::new(ip, remote.port());
+                }
+                _ => return,
             }
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {

@@ -89,6 +89,8 @@ pub struct HeldBy {
     pub holder: String,
     /// Its fencing number.
     pub fence: i64,
+    /// Where it serves (`host:port`), if it said: a standby forwards people there.
+    pub addr: Option<String>,
 }
 
 /// The held lease: its fence, and a background thread that renews it. Dropping it (or
@@ -133,22 +135,13 @@ impl Lease {
         config: &Config,
         holder: &str,
         ttl: Duration,
+        addr: Option<&str>,
     ) -> Result<Result<Lease, HeldBy>, StoreError> {
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = None;
-            let mut client = config.connect(NoTls).map_err(from_pg)?;
-            migrate(&mut client)?;
-            // Never wait long behind a lock (a frozen writer's transaction): try again at
-            // the next poll instead.
-            client
-                .batch_execute("SET lock_timeout = '1s'")
-                .map_err(from_pg)?;
-            *slot = Some(client);
-        }
+        Self::try_acquire_prepare(slot, config)?;
         let Some(client) = slot.as_mut() else {
             return Err(StoreError::Io("no PostgreSQL connection".into()));
         };
-        match take(client, holder, ttl) {
+        match take(client, holder, ttl, addr) {
             Ok(Ok(fence)) => {
                 let Some(client) = slot.take() else {
                     return Err(StoreError::Io("no PostgreSQL connection".into()));
@@ -163,6 +156,22 @@ impl Lease {
                 Err(e)
             }
         }
+    }
+
+    /// Connects `slot` (and migrates) if it is empty or closed.
+    fn try_acquire_prepare(slot: &mut Option<Client>, config: &Config) -> Result<(), StoreError> {
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            *slot = None;
+            let mut client = config.connect(NoTls).map_err(from_pg)?;
+            migrate(&mut client)?;
+            // Never wait long behind a lock (a frozen writer's transaction): try again at
+            // the next poll instead.
+            client
+                .batch_execute("SET lock_timeout = '1s'")
+                .map_err(from_pg)?;
+            *slot = Some(client);
+        }
+        Ok(())
     }
 
     fn keep(client: Client, config: Config, fence: Fence, ttl: Duration) -> Lease {
@@ -232,12 +241,13 @@ fn take(
     client: &mut Client,
     holder: &str,
     ttl: Duration,
+    addr: Option<&str>,
 ) -> Result<Result<Fence, HeldBy>, StoreError> {
     let ttl_secs = ttl.as_secs_f64();
     let mut tx = client.transaction().map_err(from_pg)?;
     let row = tx
         .query_opt(
-            "SELECT holder, fence, expires_at <= now() FROM ieum_lease WHERE name = $1 FOR UPDATE",
+            "SELECT holder, fence, expires_at <= now(), addr FROM ieum_lease WHERE name = $1 FOR UPDATE",
             &[&PRIMARY],
         )
         .map_err(from_pg)?;
@@ -245,10 +255,10 @@ fn take(
         None => {
             let inserted = tx
                 .query_opt(
-                    "INSERT INTO ieum_lease (name, holder, fence, expires_at)
-                     VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+                    "INSERT INTO ieum_lease (name, holder, fence, expires_at, addr)
+                     VALUES ($1, $2, 1, now() + make_interval(secs => $3), $4)
                      ON CONFLICT (name) DO NOTHING RETURNING fence",
-                    &[&PRIMARY, &holder, &ttl_secs],
+                    &[&PRIMARY, &holder, &ttl_secs, &addr],
                 )
                 .map_err(from_pg)?;
             match inserted {
@@ -258,6 +268,7 @@ fn take(
                     return Ok(Err(HeldBy {
                         holder: String::new(),
                         fence: 0,
+                        addr: None,
                     }));
                 }
             }
@@ -266,6 +277,7 @@ fn take(
             let old_holder: String = r.try_get(0).map_err(from_pg)?;
             let old: i64 = r.try_get(1).map_err(from_pg)?;
             let expired: bool = r.try_get(2).map_err(from_pg)?;
+            let old_addr: Option<String> = r.try_get(3).map_err(from_pg)?;
             let gone = !expired && {
                 // The holder's session is gone when its liveness lock is free. Taken only
                 // to look: let go at once.
@@ -289,13 +301,14 @@ fn take(
                 return Ok(Err(HeldBy {
                     holder: old_holder,
                     fence: old,
+                    addr: old_addr,
                 }));
             }
             tx.query_one(
                 "UPDATE ieum_lease SET holder = $2, fence = fence + 1,
-                        expires_at = now() + make_interval(secs => $3)
+                        expires_at = now() + make_interval(secs => $3), addr = $4
                  WHERE name = $1 RETURNING fence",
-                &[&PRIMARY, &holder, &ttl_secs],
+                &[&PRIMARY, &holder, &ttl_secs, &addr],
             )
             .and_then(|r| r.try_get(0))
             .map_err(from_pg)?
@@ -388,11 +401,25 @@ fn renew_loop(
     }
 }
 
+/// Where a node tells standbys to forward people: given (`--advertise`), or this node's
+/// address as the database sees it, with its port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advertise {
+    /// Exactly this `host:port`.
+    Given(String),
+    /// The address the database sees this node connect from (`inet_client_addr()`;
+    /// `127.0.0.1` over a Unix socket), with this port.
+    Port(u16),
+}
+
 /// A node waiting to become the primary: one connection, kept between tries.
 pub struct Standby {
     config: Config,
     holder: String,
     ttl: Duration,
+    advertise: Advertise,
+    /// `advertise` resolved on the current connection.
+    addr: Option<String>,
     slot: Option<Client>,
 }
 
@@ -406,16 +433,23 @@ impl std::fmt::Debug for Standby {
 }
 
 impl Standby {
-    /// A standby for the database at `url`, as `holder`, for leases of `ttl`. Connects on
-    /// the first try.
+    /// A standby for the database at `url`, as `holder`, for leases of `ttl`, telling the
+    /// others to forward to `advertise` once it is the primary. Connects on the first try.
     ///
     /// # Errors
     /// [`StoreError::Internal`] for a bad URL.
-    pub fn new(url: &str, holder: String, ttl: Duration) -> Result<Standby, StoreError> {
+    pub fn new(
+        url: &str,
+        holder: String,
+        ttl: Duration,
+        advertise: Advertise,
+    ) -> Result<Standby, StoreError> {
         Ok(Standby {
             config: super::postgres_backend::config(url)?,
             holder,
             ttl,
+            advertise,
+            addr: None,
             slot: None,
         })
     }
@@ -431,13 +465,42 @@ impl Standby {
         (self.ttl / 4).clamp(Duration::from_millis(50), Duration::from_millis(500))
     }
 
-    /// One try (blocking: call it off the async threads). `Ok(None)` while another node
-    /// holds the lease.
+    /// One try (blocking: call it off the async threads): the lease, or who holds it.
     ///
     /// # Errors
     /// The database cannot be reached (try again later).
-    pub fn try_take(&mut self) -> Result<Option<Lease>, StoreError> {
-        Ok(Lease::try_acquire(&mut self.slot, &self.config, &self.holder, self.ttl)?.ok())
+    pub fn try_take(&mut self) -> Result<Result<Lease, HeldBy>, StoreError> {
+        if self.slot.as_ref().is_none_or(|c| c.is_closed()) {
+            self.addr = None;
+        }
+        if self.addr.is_none() {
+            // Connect first (try_acquire would), to ask the database who we are.
+            Lease::try_acquire_prepare(&mut self.slot, &self.config)?;
+            self.addr = Some(match &self.advertise {
+                Advertise::Given(a) => a.clone(),
+                Advertise::Port(port) => {
+                    let host: Option<String> = self
+                        .slot
+                        .as_mut()
+                        .and_then(|c| c.query_one("SELECT host(inet_client_addr())", &[]).ok())
+                        .and_then(|r| r.try_get(0).ok())
+                        .flatten();
+                    match host.as_deref() {
+                        None => format!("127.0.0.1:{port}"),
+                        Some(h) if h.contains(':') => format!("[{h}]:{port}"),
+                        Some(h) => format!("{h}:{port}"),
+                    }
+                }
+            });
+        }
+        let addr = self.addr.clone();
+        Lease::try_acquire(
+            &mut self.slot,
+            &self.config,
+            &self.holder,
+            self.ttl,
+            addr.as_deref(),
+        )
     }
 }
 

@@ -107,6 +107,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
              expires_at timestamptz NOT NULL
          );",
     ),
+    (3, "ALTER TABLE ieum_lease ADD COLUMN addr text;"),
 ];
 
 /// The table that holds `tree`.
@@ -331,7 +332,7 @@ impl PostgresBackend {
     pub fn open_primary(url: &str, holder: &str, ttl: Duration) -> Result<Self, StoreError> {
         let config = config(url)?;
         let mut slot = None;
-        match Lease::try_acquire(&mut slot, &config, holder, ttl)? {
+        match Lease::try_acquire(&mut slot, &config, holder, ttl, None)? {
             Ok(lease) => Self::open_inner(config, DEFAULT_READERS, Some(lease)),
             Err(held) => Err(StoreError::Busy(format!(
                 "an ieum node ({}) is the primary on this PostgreSQL database; stop it first \
