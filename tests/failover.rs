@@ -298,6 +298,31 @@ async fn connect(port: u16, resume: bool) -> Option<Ws> {
     }
 }
 
+/// Resumes `conv` through `port` from the start: `m1` is replayed, and `m2` is acknowledged.
+async fn resume_and_write_m2(port: u16, conv: &str, token: &str) {
+    let mut ws = connect(port, true).await.expect("the citizen reconnects");
+    ws.send(frame(
+        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": 0}),
+    ))
+    .await
+    .unwrap();
+    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
+    assert_eq!(w["resumed"], true, "{w}");
+    ws.send(frame(
+        json!({"type": "message", "id": "m2", "text": "요즘 잠이 잘 안 와요"}),
+    ))
+    .await
+    .unwrap();
+    let frames = frames_until(&mut ws, "ack").await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "message" && f["id"] == "m1"),
+        "m1 replayed: {frames:?}"
+    );
+    assert_eq!(frames.last().unwrap()["id"], "m2");
+}
+
 fn frame(v: Value) -> Message {
     Message::Text(v.to_string().into())
 }
@@ -1436,27 +1461,7 @@ async fn a_graceful_stop_of_the_primary_hands_over_at_once() {
     assert!(closed, "the stopped node closed the citizen's socket");
 
     // The person resumes on the new primary through HAProxy.
-    let mut ws = connect(ha, true).await.expect("the citizen reconnects");
-    ws.send(frame(
-        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": 0}),
-    ))
-    .await
-    .unwrap();
-    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
-    assert_eq!(w["resumed"], true, "{w}");
-    ws.send(frame(
-        json!({"type": "message", "id": "m2", "text": "요즘 잠이 잘 안 와요"}),
-    ))
-    .await
-    .unwrap();
-    let frames = frames_until(&mut ws, "ack").await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| f["type"] == "message" && f["id"] == "m1"),
-        "m1 replayed: {frames:?}"
-    );
-    assert_eq!(frames.last().unwrap()["id"], "m2");
+    resume_and_write_m2(ha, &conv, &token).await;
 
     // The stopped node comes back as standby.
     c.nodes[a].restart();
@@ -1784,27 +1789,7 @@ async fn harness_haproxy_and_node_on_one_sled_node() {
     node.started(Duration::from_secs(30)).await;
     assert_eq!(node.starts, 2);
     ha.wait_routed("/healthz", Duration::from_secs(10)).await;
-    let mut ws = connect(ha.port, true).await.expect("reconnects");
-    ws.send(frame(
-        json!({"type": "resume", "conversation_id": conv, "token": token, "last_seq": 0}),
-    ))
-    .await
-    .unwrap();
-    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
-    assert_eq!(w["resumed"], true, "{w}");
-    ws.send(frame(
-        json!({"type": "message", "id": "m2", "text": "요즘 잠이 잘 안 와요"}),
-    ))
-    .await
-    .unwrap();
-    let frames = frames_until(&mut ws, "ack").await;
-    assert!(
-        frames
-            .iter()
-            .any(|f| f["type"] == "message" && f["id"] == "m1"),
-        "m1 replayed: {frames:?}"
-    );
-    assert_eq!(frames.last().unwrap()["id"], "m2");
+    resume_and_write_m2(ha.port, &conv, &token).await;
 
     // Frozen: no answer; HAProxy marks it down and cuts its sessions.
     node.pause();
