@@ -9,12 +9,14 @@ use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
-/// Which of `needles` are in the raw bytes of a file under `dir` (a test's directory) or of
-/// the store of its app ([`store_dirs`]).
+/// Which of `needles` are in the raw bytes of a file under `dir` (a test's directory) or
+/// of the store of its app, whose data directory is `dir/data` ([`store_dirs`]).
 fn raw_files_contain<'a>(dir: &Path, needles: &[&'a [u8]]) -> Vec<Cow<'a, str>> {
     let find = aho_corasick::AhoCorasick::new(needles).unwrap();
     let mut found = vec![false; needles.len()];
-    let mut stack = store_dirs(dir);
+    let mut stack = vec![dir.to_path_buf()];
+    // `dir/data` itself is under `dir`.
+    stack.extend(store_dirs(&dir.join("data")).into_iter().skip(1));
     while let Some(d) = stack.pop() {
         // PostgreSQL may remove a file or directory meanwhile.
         let Ok(entries) = std::fs::read_dir(&d) else {

@@ -92,14 +92,13 @@ pub fn store_args(data: &Path) -> Vec<String> {
     }
 }
 
-/// The directories that hold the bytes of the store of an app whose data directory is
-/// `dir` or inside it (to look for what must not be there): `dir` on sled; on PostgreSQL
-/// also the server's directory, whose data directory holds every database of this test
-/// binary and the write-ahead log.
-pub fn store_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut dirs = vec![dir.to_path_buf()];
+/// The directories that hold the bytes of the store of `data`, an app's data directory
+/// (to look for what must not be there): `data` on sled; on PostgreSQL also the
+/// database's files and the write-ahead log ([`pg::database_files`]).
+pub fn store_dirs(data: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![data.to_path_buf()];
     if on_postgres() {
-        dirs.push(pg::shared_dir());
+        dirs.extend(pg::database_files(data));
     }
     dirs
 }

@@ -270,22 +270,62 @@ fn watchdog(pg: &Pg) {
     }
 }
 
-/// The directory of the test binary's server (started on first use): its data
-/// directory, which holds every database and the write-ahead log, and its log.
-pub fn shared_dir() -> PathBuf {
-    shared().dir().to_path_buf()
+/// A database of the shared server.
+#[derive(Clone)]
+struct Database {
+    url: String,
+    /// Its directory in the server's data directory (`base/<oid>`).
+    dir: PathBuf,
+}
+
+/// The database of the app whose data directory is `data`, created on first use.
+fn database(data: &Path) -> Database {
+    static DATABASES: Mutex<BTreeMap<PathBuf, Database>> = Mutex::new(BTreeMap::new());
+    let mut databases = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(db) = databases.get(data) {
+        return db.clone();
+    }
+    let pg = shared();
+    let name = format!("app{}", databases.len() + 1);
+    let port = pg.port.to_string();
+    let server = ["-h", "127.0.0.1", "-p", &port, "-U", "ieum"];
+    // FILE_COPY, unlike the default, writes no copy of the template to the write-ahead
+    // log, which then holds only what the apps wrote (see `database_files`).
+    pg.run(
+        "createdb",
+        &[&server[..], &["-S", "file_copy", &name]].concat(),
+    );
+    let query = format!("SELECT oid FROM pg_database WHERE datname = '{name}'");
+    let out = pg
+        .command("psql")
+        .args(server)
+        .args(["-XtA", "-d", "postgres", "-c", &query])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    let oid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success() && oid.parse::<u32>().is_ok(),
+        "the oid of {name}: {oid} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = Database {
+        url: format!("postgres://ieum@127.0.0.1:{port}/{name}"),
+        dir: pg.data().join("base").join(oid),
+    };
+    databases.insert(data.to_path_buf(), db.clone());
+    db
 }
 
 /// The URL of the database of the app whose data directory is `data`, on the test
 /// binary's server (started on first use): a fresh database for a new directory, the same
 /// one when an app boots again on a directory. Blocking (`createdb`).
 pub fn database_for(data: &Path) -> String {
-    static DATABASES: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
-    let mut databases = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(url) = databases.get(data) {
-        return url.clone();
-    }
-    let url = shared().database(&format!("app{}", databases.len() + 1));
-    databases.insert(data.to_path_buf(), url.clone());
-    url
+    database(data).url
+}
+
+/// The directories holding the bytes of the database of `data` ([`database_for`]): its
+/// own, and the server's write-ahead log (where a commit is written first).
+pub fn database_files(data: &Path) -> Vec<PathBuf> {
+    vec![database(data).dir, shared().data().join("pg_wal")]
 }
