@@ -1,8 +1,8 @@
 //! `kill -9` during casework writes loses nothing acknowledged: notes, follow-up attempts,
 //! referral status changes and safety-plan items are written by four writers at once while the real server
 //! is killed with SIGKILL at a random moment, several times; after each kill the data
-//! directory is opened in this process and every change the server answered `200`/`201`
-//! for must be there.
+//! directory (with `IEUM_TEST_STORE=postgres`, its database) is opened in this process and
+//! every change the server answered `200`/`201` for must be there.
 
 mod common;
 
@@ -13,7 +13,6 @@ use std::time::Duration;
 use common::{free_port, next, send, serve_child};
 use ieum::casework::{self, ItemId};
 use ieum::ids::ConversationId;
-use ieum::store::{Store, StoreOptions};
 use ieum::transcript::Keyring;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -201,7 +200,7 @@ async fn writer(
 }
 
 async fn verify(data: &Path, conv: &str, followup: &str, referral: &str, acked: &Acked) {
-    let store = Store::open_sled(data, StoreOptions::default()).expect("store reopens");
+    let store = common::open_store(data).await;
     let master = ieum::crypto::load_master_key(None, &data.join("master.key")).unwrap();
     let keyring = Keyring::new(master, store.clone());
     let id = ConversationId::parse(conv).unwrap();
@@ -263,7 +262,7 @@ async fn acknowledged_casework_survives_kill_9() {
     let data = dir.path().join("data");
     {
         std::fs::create_dir_all(&data).unwrap();
-        let store = Store::open_sled(&data, StoreOptions::default()).unwrap();
+        let store = common::open_store(&data).await;
         ieum::auth::add_staff(
             &store,
             "boss",

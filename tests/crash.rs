@@ -12,6 +12,7 @@
 //! conversations by token, as the widget does) and send messages one after another, noting
 //! every `ack`; after a random 0.2–1.5 s the server is killed with SIGKILL; then the data
 //! directory is opened in this process and every acknowledged message is looked up.
+//! With `IEUM_TEST_STORE=postgres` the server runs on its database, opened here alike.
 
 mod common;
 
@@ -24,7 +25,6 @@ use common::{Ws, free_port, send, serve_child};
 use futures::StreamExt;
 use ieum::conversation::EventBody;
 use ieum::ids::ConversationId;
-use ieum::store::{Store, StoreOptions};
 use ieum::transcript::{self, Keyring};
 use rand::Rng;
 use serde_json::json;
@@ -159,7 +159,7 @@ async fn chat(port: u16, me: usize, state: Arc<Mutex<Client>>) {
 
 /// Opens the data directory in this process and checks every acknowledged message.
 async fn verify(data: &Path, clients: &[Arc<Mutex<Client>>]) -> (usize, usize) {
-    let store = Store::open_sled(data, StoreOptions::default()).expect("store reopens");
+    let store = common::open_store(data).await;
     let master = ieum::crypto::load_master_key(None, &data.join("master.key")).unwrap();
     let keyring = Keyring::new(master, store.clone());
     let mut checked = 0;

@@ -132,6 +132,7 @@ async fn staff_add_beside_a_running_service_says_so_plainly() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ieum"))
         .args(["staff", "add", "park", "--role", "counselor", "--data-dir"])
         .arg(dir.path())
+        .args(store_args(dir.path()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,5 +1,15 @@
 //! Shared helpers for the black-box tests: boot the app exactly as `main` does (port 0, a
 //! temporary data directory) and talk to it over real sockets.
+//!
+//! # The store matrix
+//!
+//! The apps run on sled in their data directory, or, with `IEUM_TEST_STORE=postgres`, on
+//! PostgreSQL: one server per test binary ([`pg::database_for`]: started on first use,
+//! stopped when the process exits) and one database per data directory, the same one
+//! when an app boots again on its directory. [`spawn_in`] and [`serve_child`] choose it;
+//! a test that opens the store itself or runs a subcommand uses [`open_store`] and
+//! [`store_args`]. Tests that inject a backend (`Settings.backend`) keep it. The master
+//! key and the audit head stay in the data directory on both.
 #![allow(dead_code)]
 
 pub mod haproxy;
@@ -12,6 +22,7 @@ use futures::{SinkExt, StreamExt};
 use ieum::app::{App, Settings};
 use ieum::auth::Role;
 use ieum::http::AppState;
+use ieum::store::{Location, Store, StoreOptions};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -50,9 +61,67 @@ pub fn settings(data: &Path) -> Settings {
     }
 }
 
+/// Whether the apps run on PostgreSQL (`IEUM_TEST_STORE=postgres`) rather than on sled
+/// (unset, or `sled`).
+///
+/// # Panics
+/// On any other value.
+pub fn on_postgres() -> bool {
+    match std::env::var("IEUM_TEST_STORE").as_deref() {
+        Err(_) | Ok("" | "sled") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("IEUM_TEST_STORE={other}: expected `sled` or `postgres`"),
+    }
+}
+
+/// The store of the app whose data directory is `data`: sled there, or its own database
+/// (see [the store matrix](self)). Blocking: it may start PostgreSQL or create a database.
+pub fn store_location(data: &Path) -> Location {
+    if on_postgres() {
+        Location::Postgres(pg::database_for(data))
+    } else {
+        Location::Sled(data.to_path_buf())
+    }
+}
+
+/// The arguments that point a subcommand (`serve`, `staff`, `audit`) at the store of
+/// `data`, beside its `--data-dir data`: none on sled, `--store <url>` on PostgreSQL.
+pub fn store_args(data: &Path) -> Vec<String> {
+    match store_location(data) {
+        Location::Sled(_) => Vec::new(),
+        Location::Postgres(url) => vec!["--store".into(), url],
+    }
+}
+
+/// The directories that hold the bytes of the store of `data`, an app's data directory
+/// (to look for what must not be there): `data` on sled; on PostgreSQL also the
+/// database's files and the write-ahead log ([`pg::database_files`]).
+pub fn store_dirs(data: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![data.to_path_buf()];
+    if on_postgres() {
+        dirs.extend(pg::database_files(data));
+    }
+    dirs
+}
+
+/// Opens the store of `data` in this process, with its service stopped (to look at what a
+/// killed server left).
+pub async fn open_store(data: &Path) -> Store {
+    let data = data.to_path_buf();
+    tokio::task::spawn_blocking(move || store_location(&data).open(StoreOptions::default()))
+        .await
+        .unwrap()
+        .expect("the store opens")
+}
+
 pub async fn spawn_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut s = settings(&dir.path().join("data"));
     tweak(&mut s);
+    if s.backend.is_none() && s.store.is_none() && on_postgres() {
+        let data = s.data_dir.clone();
+        let at = tokio::task::spawn_blocking(move || store_location(&data));
+        s.store = Some(at.await.unwrap());
+    }
     let app = App::build(s).await.expect("app builds");
     let state = app.state().clone();
     for (name, role) in [
@@ -237,12 +306,20 @@ pub fn free_port() -> u16 {
 }
 
 /// `ieum serve` as a child process on `port` with `data` as its data directory (so it can
-/// be measured or killed apart from the test). Waits until it serves (`/healthz/primary`).
+/// be measured or killed apart from the test), on the store of `data` ([`store_args`]).
+/// Waits until it serves (`/healthz/primary`: on PostgreSQL a node listens as a standby
+/// first).
 pub async fn serve_child(
     port: u16,
     data: &Path,
     configure: impl FnOnce(&mut std::process::Command),
 ) -> std::process::Child {
+    let store = {
+        let data = data.to_path_buf();
+        tokio::task::spawn_blocking(move || store_args(&data))
+            .await
+            .unwrap()
+    };
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ieum"));
     cmd.args([
         "serve",
@@ -251,6 +328,7 @@ pub async fn serve_child(
         "--data-dir",
     ])
     .arg(data)
+    .args(store)
     .current_dir(env!("CARGO_MANIFEST_DIR"))
     .env("IEUM_LOG", "error");
     configure(&mut cmd);
