@@ -285,10 +285,12 @@ async fn message_text_and_tokens_never_reach_the_logs() {
         let _ = stderr.read_to_string(&mut logs);
         logs
     });
+    // Serving, not merely listening (on PostgreSQL a node listens as a standby first).
     let t = std::time::Instant::now();
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .is_err()
+        || request(port, "GET", "/healthz/primary", None, None).await.0 != 200
     {
         assert!(t.elapsed() < std::time::Duration::from_secs(20));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
