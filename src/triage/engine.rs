@@ -1100,6 +1100,18 @@ lowered_examples = ["죽고 싶진 않아"]
 counter_examples = ["배고파 죽겠다"]
 
 [[rule]]
+id = "roof"
+category = "plan"
+level = "high"
+patterns = ["옥상이야"]
+unless = [{ regex = "바베큐", level = "none" }]
+raise = { level = "imminent", when = ["지금"] }
+examples = ["옥상이야"]
+lowered_examples = ["옥상이야 바베큐"]
+raised_examples = ["지금 옥상이야"]
+counter_examples = ["옥상 정원"]
+
+[[rule]]
 id = "note"
 category = "farewell"
 level = "imminent"
@@ -1143,6 +1155,20 @@ counter_examples = ["안녕"]
     #[test]
     fn examples_in_the_fixture_pass() {
         assert_eq!(engine().check_examples(), vec![]);
+    }
+
+    #[test]
+    fn a_second_cue_raises_an_unlowered_hit_only() {
+        let e = engine();
+        let a = e.assess("지금 옥상이야");
+        assert_eq!(a.level, Level::Imminent);
+        let hit = a.rules.iter().find(|h| &*h.id == "roof").unwrap();
+        assert_eq!(hit.raised_by, Some((0, 2)));
+        assert_eq!(e.assess("옥상이야").level, Level::High);
+        // Context lowers first; a lowered hit is never raised.
+        let a = e.assess("지금 옥상이야 바베큐");
+        assert_eq!(a.level, Level::None);
+        assert!(a.rules.iter().all(|h| h.raised_by.is_none()));
     }
 
     #[test]

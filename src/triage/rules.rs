@@ -1322,6 +1322,20 @@ counter_examples = ["배고파 죽겠다"]
     }
 
     #[test]
+    fn raise_must_go_up_and_carry_examples() {
+        let up = RULE.to_owned() + "raise = { level = \"imminent\", when = [\"오늘밤\"] }\n";
+        let err = load(&up).unwrap_err();
+        assert!(err.message.contains("raised_examples"), "{err}");
+        let ok = up.clone() + "raised_examples = [\"오늘밤 죽고 싶어\"]\n";
+        let set = load(&ok).unwrap();
+        let raise = set.rules[0].raise.as_ref().unwrap();
+        assert_eq!(raise.level, Level::Imminent);
+        let down = ok.replace("level = \"imminent\"", "level = \"medium\"");
+        let err = load(&down).unwrap_err();
+        assert!(err.message.contains("above"), "{err}");
+    }
+
+    #[test]
     fn unless_on_imminent_is_rejected() {
         let rule = RULE.replace("\"high\"", "\"imminent\"") + "unless = [\"뉴스\"]\n";
         let err = load(&rule).unwrap_err();
