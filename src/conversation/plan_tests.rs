@@ -21,6 +21,7 @@ fn note(rules: &[&str]) -> TriageNote {
                 lowered: false,
                 spans: vec![(0, 1)],
                 lowered_by: None,
+                raised_by: None,
                 parts: Vec::new(),
                 typo: false,
             })

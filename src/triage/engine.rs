@@ -62,6 +62,9 @@ pub struct RuleHit {
     /// For a lowered hit: where the cue that lowered it stands in the original text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lowered_by: Option<Span>,
+    /// For a raised hit: where the cue that raised it (`raise`) stands in the original text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raised_by: Option<Span>,
     /// For a rule built from parts: which part matched where.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartHit>,
@@ -218,6 +221,7 @@ struct CompiledRule {
     level: Level,
     unless: Vec<(Regex, Level)>,
     still: Vec<Regex>,
+    raise: Option<(Level, Vec<Regex>)>,
     parts: Vec<Arc<str>>,
     within: usize,
 }
@@ -494,12 +498,25 @@ impl TriageEngine {
                     .map(|s| Regex::new(s))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(err)?;
+                let raise = match &r.raise {
+                    None => None,
+                    Some(raise) => Some((
+                        raise.level,
+                        raise
+                            .when
+                            .iter()
+                            .map(|s| Regex::new(s))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(err)?,
+                    )),
+                };
                 Ok(CompiledRule {
                     id: Arc::from(r.id.as_str()),
                     category: r.category,
                     level: r.level,
                     unless,
                     still,
+                    raise,
                     parts: r.parts.iter().map(|p| Arc::from(p.name.as_str())).collect(),
                     within: r.within,
                 })
@@ -742,6 +759,14 @@ impl TriageEngine {
                     hit.lowered_by = n.compact.original_span(m.start(), m.end());
                 }
             }
+            // Co-occurrence (`raise`): an unlowered hit with a second cue in the message
+            // rises (a place now and a word of finality).
+            if let (false, Some((to, when))) = (hit.lowered, &rule.raise) {
+                if let Some(m) = when.iter().find_map(|w| w.find(compact)) {
+                    hit.level = *to;
+                    hit.raised_by = n.compact.original_span(m.start(), m.end());
+                }
+            }
             hit.spans.sort_unstable();
             hit.spans.dedup();
             level = level.max(hit.level);
@@ -820,6 +845,7 @@ impl TriageEngine {
                         lowered: false,
                         spans: Vec::new(),
                         lowered_by: None,
+                        raised_by: None,
                         parts: Vec::new(),
                         typo: false,
                     },
@@ -928,6 +954,16 @@ impl TriageEngine {
                 let ok = a.rules.iter().any(|h| *h.id == *rule.id && !h.lowered);
                 if !ok {
                     failures.push(fail(&rule.at, &rule.id, "example", ex, describe(&a)));
+                }
+            }
+            for ex in &rule.raised_examples {
+                let a = self.assess(ex);
+                let ok = a
+                    .rules
+                    .iter()
+                    .any(|h| *h.id == *rule.id && h.raised_by.is_some());
+                if !ok {
+                    failures.push(fail(&rule.at, &rule.id, "raised_example", ex, describe(&a)));
                 }
             }
             for ex in &rule.lowered_examples {
@@ -1064,6 +1100,18 @@ lowered_examples = ["죽고 싶진 않아"]
 counter_examples = ["배고파 죽겠다"]
 
 [[rule]]
+id = "roof"
+category = "plan"
+level = "high"
+patterns = ["옥상이야"]
+unless = [{ regex = "바베큐", level = "none" }]
+raise = { level = "imminent", when = ["지금"] }
+examples = ["옥상이야"]
+lowered_examples = ["옥상이야 바베큐"]
+raised_examples = ["지금 옥상이야"]
+counter_examples = ["옥상 정원"]
+
+[[rule]]
 id = "note"
 category = "farewell"
 level = "imminent"
@@ -1107,6 +1155,20 @@ counter_examples = ["안녕"]
     #[test]
     fn examples_in_the_fixture_pass() {
         assert_eq!(engine().check_examples(), vec![]);
+    }
+
+    #[test]
+    fn a_second_cue_raises_an_unlowered_hit_only() {
+        let e = engine();
+        let a = e.assess("지금 옥상이야");
+        assert_eq!(a.level, Level::Imminent);
+        let hit = a.rules.iter().find(|h| &*h.id == "roof").unwrap();
+        assert_eq!(hit.raised_by, Some((0, 2)));
+        assert_eq!(e.assess("옥상이야").level, Level::High);
+        // Context lowers first; a lowered hit is never raised.
+        let a = e.assess("지금 옥상이야 바베큐");
+        assert_eq!(a.level, Level::None);
+        assert!(a.rules.iter().all(|h| h.raised_by.is_none()));
     }
 
     #[test]

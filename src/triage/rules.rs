@@ -144,14 +144,29 @@ pub struct RuleDef {
     /// Regexes on the compact form that keep the full level even when an `unless` matched
     /// (a relapse said after a promise: `안 하기로 했는데 또 했어`).
     pub still: Vec<String>,
+    /// Co-occurrence that raises an unlowered hit (a place now with a word of finality):
+    /// the level, and regexes on the compact form of which one must match.
+    pub raise: Option<Raise>,
     /// Must fire, at full level.
     pub examples: Vec<String>,
     /// Must fire, lowered by `unless`.
     pub lowered_examples: Vec<String>,
+    /// Must fire, raised by `raise`.
+    pub raised_examples: Vec<String>,
     /// Must not fire.
     pub counter_examples: Vec<String>,
     /// Where it was defined.
     pub at: Location,
+}
+
+/// A rule's `raise`: an unlowered hit rises to `level` when one of `when` matches anywhere in
+/// the message (the compact form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raise {
+    /// The level it rises to (above the rule's).
+    pub level: Level,
+    /// Regexes on the compact form (lexicon references expanded).
+    pub when: Vec<String>,
 }
 
 /// One `unless` context and the level it lowers to.
@@ -416,14 +431,25 @@ struct RuleSpec {
     #[serde(default)]
     still: Vec<String>,
     #[serde(default)]
+    raise: Option<RaiseSpec>,
+    #[serde(default)]
     examples: Vec<String>,
     #[serde(default)]
     lowered_examples: Vec<String>,
+    #[serde(default)]
+    raised_examples: Vec<String>,
     #[serde(default)]
     counter_examples: Vec<String>,
     #[serde(default)]
     #[allow(dead_code)]
     note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RaiseSpec {
+    level: Level,
+    when: Vec<String>,
 }
 
 /// Intent files carry responses and more for the content layer; triage reads only the
@@ -775,6 +801,28 @@ impl RuleSet {
             for re in &r.still {
                 still.push(check_regex(&ctx, &r.id, "still", re, &vocab, true)?);
             }
+            let raise = match &r.raise {
+                None => None,
+                Some(spec) => {
+                    if spec.level <= r.level {
+                        return Err(ctx.err(&r.id, "`raise` must name a level above the rule's"));
+                    }
+                    if spec.when.is_empty() {
+                        return Err(ctx.err(&r.id, "`raise` needs at least one `when` regex"));
+                    }
+                    let mut when = Vec::with_capacity(spec.when.len());
+                    for re in &spec.when {
+                        when.push(check_regex(&ctx, &r.id, "raise", re, &vocab, true)?);
+                    }
+                    Some(Raise {
+                        level: spec.level,
+                        when,
+                    })
+                }
+            };
+            if raise.is_some() == r.raised_examples.is_empty() {
+                return Err(ctx.err(&r.id, "`raise` and `raised_examples` go together"));
+            }
             if !r.lowered_examples.is_empty() && r.unless.is_empty() {
                 return Err(ctx.err(&r.id, "`lowered_examples` without `unless`"));
             }
@@ -799,8 +847,10 @@ impl RuleSet {
                 unless,
                 unless_level,
                 still,
+                raise,
                 examples: r.examples,
                 lowered_examples: r.lowered_examples,
+                raised_examples: r.raised_examples,
                 counter_examples: r.counter_examples,
             });
         }
@@ -1269,6 +1319,20 @@ counter_examples = ["배고파 죽겠다"]
         let err =
             load(&RULE.replace("level = \"high\"", "level = \"high\"\nexampels = []")).unwrap_err();
         assert!(err.message.contains("exampels"), "{err}");
+    }
+
+    #[test]
+    fn raise_must_go_up_and_carry_examples() {
+        let up = RULE.to_owned() + "raise = { level = \"imminent\", when = [\"오늘밤\"] }\n";
+        let err = load(&up).unwrap_err();
+        assert!(err.message.contains("raised_examples"), "{err}");
+        let ok = up.clone() + "raised_examples = [\"오늘밤 죽고 싶어\"]\n";
+        let set = load(&ok).unwrap();
+        let raise = set.rules[0].raise.as_ref().unwrap();
+        assert_eq!(raise.level, Level::Imminent);
+        let down = ok.replace("level = \"imminent\"", "level = \"medium\"");
+        let err = load(&down).unwrap_err();
+        assert!(err.message.contains("above"), "{err}");
     }
 
     #[test]
