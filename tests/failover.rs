@@ -1541,6 +1541,35 @@ async fn a_standby_forwards_people_to_the_primary() {
         events.iter().any(|e| e.to_string().contains("f1")),
         "the message is in the transcript read through the standby: {events:?}"
     );
+    // A person on the standby's port and a counselor on the primary's talk in real time.
+    ws.send(frame(json!({"type": "message", "id": "f2", "text": RISK})))
+        .await
+        .unwrap();
+    frames_until(&mut ws, "ack").await;
+    let kim_token = login(primary, "kim").await;
+    let (mut kim, _) = Console::reconnect(primary, &kim_token, Duration::from_secs(10)).await;
+    kim.wait_queue(std::slice::from_ref(&conv), Duration::from_secs(5))
+        .await
+        .unwrap();
+    kim.send(json!({"type": "claim", "conversation_id": conv}))
+        .await;
+    assert_eq!(kim.answer(&conv, "claimed").await["type"], "claimed");
+    frames_until(&mut ws, "counselor_joined").await;
+    kim.send(json!({"type": "message", "conversation_id": conv, "text": "여기 있어요"}))
+        .await;
+    let got = frames_until(&mut ws, "counselor").await;
+    assert_eq!(got.last().unwrap()["text"], "여기 있어요", "{got:?}");
+    ws.send(frame(
+        json!({"type": "message", "id": "f3", "text": "고마워요"}),
+    ))
+    .await
+    .unwrap();
+    let heard = kim
+        .wait_for(Duration::from_secs(5), |v| {
+            v["conversation_id"] == conv.as_str() && v.to_string().contains("고마워요")
+        })
+        .await;
+    assert!(heard.is_ok(), "the counselor hears the person: {heard:?}");
     // A forged preamble (no master key) is refused: the connection closes unanswered.
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", primary))
         .await
@@ -1560,7 +1589,7 @@ async fn a_standby_forwards_people_to_the_primary() {
         String::from_utf8_lossy(&answer)
     );
     println!(
-        "forwarding: citizen, staff login and transcript through the standby on {standby}; forged preamble refused"
+        "forwarding: citizen, staff login and transcript through the standby on {standby}; a counselor on the primary and the person on the standby talked; forged preamble refused"
     );
 }
 
