@@ -26,6 +26,10 @@
 //! `{}` in a template marks where the stem goes when something comes before it
 //! (`어떻게하면{}나요` → `어떻게하면죽나요`).
 //!
+//! A stem may carry the words before its verb, spaced as typed (`눈 안 뜨`, `목숨을 끊`): the
+//! forms keep the spaces (the loader compacts them), and vowel harmony of a ㅡ stem looks only
+//! inside the verb (`눈 안 뜨` + `었으면` → 눈 안 떴으면, `아프` + `어` → 아파).
+//!
 //! Stems written with `:ㅅ`, `:ㅂ`, `:ㄷ` or `:르` are irregular (`긋:ㅅ` → 그어, `눕:ㅂ` → 누워,
 //! `듣:ㄷ` → 들어, `모르:르` → 몰라).
 //!
@@ -152,9 +156,17 @@ fn harmony(v: char) -> char {
     }
 }
 
-/// The vowel of the syllable before the last, for stems ending in ㅡ (`아프` → 아파).
+/// The vowel of the syllable before the last *in the same word*, for stems ending in ㅡ
+/// (`아프` → 아파, `바쁘` → 바빠). A stem may carry the words before its verb (`눈 안 뜨`,
+/// `눈안뜨`, `못 쓰`): harmony never looks across a space, nor at the negation adverbs 안 and
+/// 못 directly before the verb (no ㅡ verb has them as its first syllable), so `눈 안 뜨` + 었
+/// is 떴 and not 땄. `None` when the ㅡ syllable starts its word (뜨 → 떠, 쓰 → 써).
 fn prev_vowel(head: &str) -> Option<char> {
-    head.chars().last().and_then(Syllable::of).map(|s| s.jung)
+    let prev = head.chars().last()?;
+    if matches!(prev, '안' | '못') {
+        return None;
+    }
+    Syllable::of(prev).map(|s| s.jung)
 }
 
 fn compose(s: Syllable) -> char {
@@ -373,6 +385,17 @@ mod tests {
         ("아프", "어", "아파"),
         ("끄", "었어", "껐어"),
         ("삼키", "었어", "삼켰어"),
+        // ㅡ stems: harmony with the syllable before, inside the verb only
+        ("뜨", "었으면", "떴으면"),
+        ("눈 안 뜨", "었으면", "눈 안 떴으면"),
+        ("눈안뜨", "었으면", "눈안떴으면"),
+        ("눈을 안 뜨", "어도", "눈을 안 떠도"),
+        ("못 쓰", "었어", "못 썼어"),
+        ("세상을뜨", "었어", "세상을떴어"),
+        ("바쁘", "어", "바빠"),
+        ("예쁘", "어", "예뻐"),
+        ("잠그", "었어", "잠갔어"),
+        ("눈 안 떠지", "었으면", "눈 안 떠졌으면"),
         ("목숨을끊", "었어", "목숨을끊었어"),
     ];
 
@@ -400,6 +423,26 @@ mod tests {
         assert_eq!(liaison("했어").as_deref(), Some("해써"));
         assert_eq!(liaison("죽고싶"), None);
         assert_eq!(liaison("방에"), None, "ㅇ does not move");
+    }
+
+    /// The bug this guards: 뜨 after a separate word took that word's vowel (눈 안 뜨 +
+    /// 었으면 came out as 눈안땄으면), so such forms were written out by hand.
+    #[test]
+    fn eu_stems_never_harmonise_across_words() {
+        for stem in [
+            "눈 안 뜨",
+            "눈안뜨",
+            "눈을 안 뜨",
+            "안 뜨",
+            "못 뜨",
+            "다시 뜨",
+        ] {
+            let got = forms(stem, "었으면");
+            assert!(got.iter().all(|f| !f.contains('땄')), "{stem}: {got:?}");
+            assert!(got.iter().any(|f| f.ends_with("떴으면")), "{stem}: {got:?}");
+        }
+        assert_eq!(forms("아프", "어"), vec!["아파"]);
+        assert_eq!(forms("안 아프", "어"), vec!["안 아파"]);
     }
 
     #[test]
