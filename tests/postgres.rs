@@ -758,7 +758,7 @@ fn staff_add_and_audit_verify_accept_store() {
         &["staff", "add", "lee", "--role", "counselor"],
         "a long password\n",
     );
-    assert!(!ok && out.contains("served by a running ieum"), "{out}");
+    assert!(!ok && out.contains("in use by a running ieum"), "{out}");
     drop(backend);
     let (ok, out) = ieum(&["audit", "verify"], "");
     assert!(ok && out.contains("audit log intact"), "{out}");

@@ -62,7 +62,7 @@ pub(super) fn run(args: StaffArgs) -> anyhow::Result<ExitCode> {
         let store = match opened {
             Ok(store) => store,
             Err(StoreError::Busy(_)) if location.is_postgres() => anyhow::bail!(
-                "the PostgreSQL database is served by a running ieum (its primary lease).\n\
+                "the PostgreSQL database is in use by a running ieum (it holds the primary lease).\n\
                  While the service runs, a supervisor adds and disables staff on the supervisor \
                  page (/supervisor, Staff) or with POST /api/staff; or stop the service and run \
                  this again."
