@@ -298,6 +298,27 @@ async fn connect(port: u16, resume: bool) -> Option<Ws> {
     }
 }
 
+/// A new conversation through `port` whose first message `m1` is acknowledged: the
+/// socket, the conversation and its resume token.
+async fn start_and_write_m1(port: u16) -> (Ws, String, String) {
+    let mut ws = connect(port, false)
+        .await
+        .expect("a citizen connects through HAProxy");
+    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
+    let conv = w["conversation_id"].as_str().unwrap().to_owned();
+    let token = w["token"].as_str().unwrap().to_owned();
+    ws.send(frame(
+        json!({"type": "message", "id": "m1", "text": "안녕하세요"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        frames_until(&mut ws, "ack").await.pop().unwrap()["id"],
+        "m1"
+    );
+    (ws, conv, token)
+}
+
 /// Resumes `conv` through `port` from the start: `m1` is replayed, and `m2` is acknowledged.
 async fn resume_and_write_m2(port: u16, conv: &str, token: &str) {
     let mut ws = connect(port, true).await.expect("the citizen reconnects");
@@ -1419,19 +1440,7 @@ async fn a_graceful_stop_of_the_primary_hands_over_at_once() {
     );
     let ha = c.ha.port;
     let a = c.primary(Duration::from_secs(5)).await;
-    let mut ws = connect(ha, false).await.expect("the citizen connects");
-    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
-    let conv = w["conversation_id"].as_str().unwrap().to_owned();
-    let token = w["token"].as_str().unwrap().to_owned();
-    ws.send(frame(
-        json!({"type": "message", "id": "m1", "text": "안녕하세요"}),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        frames_until(&mut ws, "ack").await.pop().unwrap()["id"],
-        "m1"
-    );
+    let (mut ws, conv, token) = start_and_write_m1(ha).await;
 
     let (first, second) = c.nodes.split_at_mut(1);
     let (old, new) = if a == 0 {
@@ -1769,21 +1778,7 @@ async fn harness_haproxy_and_node_on_one_sled_node() {
     let cfg = std::fs::read_to_string(ha.config_path()).unwrap();
     assert!(cfg.contains("timeout tunnel"), "{cfg}");
 
-    let mut ws = connect(ha.port, false)
-        .await
-        .expect("a websocket through HAProxy");
-    let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
-    let conv = w["conversation_id"].as_str().unwrap().to_owned();
-    let token = w["token"].as_str().unwrap().to_owned();
-    ws.send(frame(
-        json!({"type": "message", "id": "m1", "text": "안녕하세요"}),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        frames_until(&mut ws, "ack").await.pop().unwrap()["id"],
-        "m1"
-    );
+    let (mut ws, conv, token) = start_and_write_m1(ha.port).await;
 
     // kill -9: the socket through HAProxy drops at once.
     let killed = Instant::now();
