@@ -112,6 +112,22 @@ impl std::fmt::Debug for BackendOverride {
 }
 
 impl Settings {
+    /// The master key file: `master_key_file`, or `<data_dir>/master.key`.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The master key: `master_key` (hex) if set, else the file (created on first start).
+    ///
+    /// # Errors
+    /// A malformed key, or a file that cannot be read or created.
+    pub fn load_master_key(&self) -> anyhow::Result<crate::crypto::Key> {
+        crate::crypto::load_master_key(self.master_key.as_deref(), &self.master_key_path())
+            .context("loading the master key")
+    }
+
     /// The embedded defaults: `127.0.0.1:8080`, sled in `./data`, the shipped rules and
     /// intents.
     pub fn defaults() -> Settings {
@@ -230,12 +246,8 @@ impl App {
                 }
             }
         };
-        let key_file = settings
-            .master_key_file
-            .clone()
-            .unwrap_or_else(|| settings.data_dir.join("master.key"));
-        let master = crate::crypto::load_master_key(settings.master_key.as_deref(), &key_file)
-            .context("loading the master key")?;
+        let key_file = settings.master_key_path();
+        let master = settings.load_master_key()?;
         if settings.master_key.is_none() && inside(&key_file, &settings.data_dir) {
             tracing::warn!(
                 path = %key_file.display(),

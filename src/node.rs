@@ -65,14 +65,8 @@ pub async fn run(settings: Settings, started: Instant) -> anyhow::Result<()> {
         }
         other => other,
     };
-    let key_file = settings
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| settings.data_dir.join("master.key"));
     crate::store::prepare_data_dir(&settings.data_dir)?;
-    let master = crate::crypto::load_master_key(settings.master_key.as_deref(), &key_file)
-        .context("loading the master key")?;
-    let forward = ForwardKey::new(&master);
+    let forward = ForwardKey::new(&settings.load_master_key()?);
     let mut standby = Some(Standby::new(
         &url,
         node_name(),
