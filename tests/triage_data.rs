@@ -408,3 +408,83 @@ fn korean_examples_are_caught_on_the_compact_form() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A slip inside a short word of a rule (a final left out, a final or an initial typed
+/// twice) is repaired and every rule runs again; the level, the cues and the spans are
+/// those of the repaired words, and the hit says it was read through a slip.
+#[test]
+fn slips_inside_short_rule_words_are_repaired() {
+    let e = engine();
+    for (text, level, rule) in [
+        // 번개탄 with its last final left out; the raise cue (샀) still reads.
+        ("번개타 샀어", Level::Imminent, "means.charcoal-bought.ko"),
+        // A drug name from a lexicon marked `repair`.
+        (
+            "수며제 한 통 다 먹었어",
+            Level::Imminent,
+            "means.overdose-all.ko",
+        ),
+        // A final typed twice: a stray consonant between two syllables.
+        ("번ㄴ개탄 샀어", Level::Imminent, "means.charcoal-bought.ko"),
+    ] {
+        let a = e.assess(text);
+        assert_eq!(
+            a.level,
+            level,
+            "{text}: {:?}",
+            a.rule_ids().collect::<Vec<_>>()
+        );
+        let hit = a
+            .rules
+            .iter()
+            .find(|h| &*h.id == rule)
+            .unwrap_or_else(|| panic!("{text}: {rule} did not fire"));
+        assert!(hit.typo, "{text}: {rule} should say it read a slip");
+        let chars: Vec<char> = text.chars().collect();
+        for &(s, t) in &hit.spans {
+            assert!(t <= chars.len() && s < t, "{text}: span {s}..{t}");
+        }
+    }
+    // 지금 with its final left out is the cue that makes the roof imminent: the roof is
+    // read exactly, the cue through the repair, and `raised_by` points at what was typed.
+    let a = e.assess("지그 옥상이야");
+    assert_eq!(a.level, Level::Imminent);
+    let hit = a
+        .rules
+        .iter()
+        .find(|h| &*h.id == "plan.at-the-place.ko")
+        .unwrap();
+    assert_eq!(hit.raised_by, Some((0, 2)));
+    // The span of a repaired word is exactly what was typed.
+    let a = e.assess("번개타 샀어");
+    let hit = a
+        .rules
+        .iter()
+        .find(|h| &*h.id == "means.charcoal-bought.ko")
+        .unwrap();
+    let chars: Vec<char> = "번개타 샀어".chars().collect();
+    let (s, t) = hit.spans[0];
+    assert!(chars[s..t].iter().collect::<String>().starts_with("번개타"));
+}
+
+/// Repair rewrites only a window one dropped key short of a repair word, and never a word
+/// whose slip is another common word (한가 is not 한강, 먹어 is not 먹었, 지급 is not 지금).
+#[test]
+fn repair_leaves_real_words_alone() {
+    let e = engine();
+    for text in [
+        "한가해서 강변 산책했어",
+        "감기약 일주일치 받았는데 자꾸 까먹어서 알람 맞춰놓음",
+        "보험금 지급 언제 돼요? 옥상 방수 공사 때문에요",
+        "비염약 먹으면 너무 졸려서 1교시 내내 기절해있었음",
+        "중간에 나왔어 팝콘 반도 못 먹음",
+    ] {
+        let a = e.assess(text);
+        assert!(
+            a.level < Level::Medium,
+            "{text}: {:?} {:?}",
+            a.level,
+            a.rule_ids().collect::<Vec<_>>()
+        );
+    }
+}

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
-use super::typo::{distance_at_most_one, pattern_skeleton, skeleton};
+use super::typo::{
+    Skeleton, distance_at_most_one, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
+};
 use super::{Action, Category, Level, LevelPolicy, Span};
 
 /// The result of triaging one message.
@@ -243,6 +245,10 @@ pub struct TriageEngine {
     /// Skeletons of the tolerant literals ([`super::typo`]), index-aligned with `tolerant`.
     skeletons: Option<AhoCorasick>,
     tolerant: Vec<Tolerant>,
+    /// Skeletons of the repair words ([`super::typo`]), index-aligned with `repair_words`.
+    repair_skeletons: Option<AhoCorasick>,
+    repair_words: Vec<String>,
+    repair_known: std::collections::HashSet<String>,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
     /// Regexes that keep risk phrases before a story word (상상, 나도).
@@ -423,6 +429,41 @@ impl TriageEngine {
             compact_regex.extend(m.compact_regex.iter().map(|r| (r.clone(), target)));
         }
 
+        // Repair words: every Korean word the rules hold, long enough to repair towards.
+        let mut repair: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        {
+            let min = set.typo.repair_min_keys;
+            let mut add = |source: &str, syllables: usize| {
+                for run in hangul_runs(source) {
+                    if run.chars().count() >= syllables
+                        && super::hangul::keystrokes(run).len() >= min
+                    {
+                        repair.insert(run.to_owned());
+                    }
+                }
+            };
+            for lexicon in set.lexicons.iter().filter(|l| l.repair) {
+                for e in &lexicon.entries {
+                    add(&compact(e), 3);
+                }
+            }
+            for w in &set.typo.words {
+                add(w, 2);
+            }
+        }
+        let repair_words: Vec<String> = repair.into_iter().collect();
+        // A window that is itself a word the rules know, or a near miss, is never rewritten.
+        let repair_known = repair_words
+            .iter()
+            .cloned()
+            .chain(
+                set.typo
+                    .near_misses
+                    .iter()
+                    .flat_map(|n| hangul_runs(n).map(str::to_owned)),
+            )
+            .collect();
+
         let compile_err = |message: String| LoadError {
             file: set
                 .rules
@@ -474,6 +515,22 @@ impl TriageEngine {
                     .dense_depth(DENSE_DEPTH)
                     .build(&keys)
                     .map_err(|e| compile_err(format!("cannot build the typo automaton: {e}")))?,
+            )
+        };
+        let repair_skeletons = if repair_words.is_empty() {
+            None
+        } else {
+            let keys: Vec<String> = repair_words
+                .iter()
+                .map(|w| pattern_skeleton(w).expect("runs are syllables only"))
+                .collect();
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .dense_depth(DENSE_DEPTH)
+                    .build(&keys)
+                    .map_err(|e| compile_err(format!("cannot build the repair automaton: {e}")))?,
             )
         };
         let spaced_regex = RegexBank::new(spaced_regex)
@@ -546,6 +603,9 @@ impl TriageEngine {
             compact_regex,
             skeletons,
             tolerant: lit.tolerant,
+            repair_skeletons,
+            repair_words,
+            repair_known,
             rules,
             intents,
             story_still,
@@ -577,25 +637,93 @@ impl TriageEngine {
     }
 
     /// Every match in `text`, mapped to the original characters, before masking.
-    fn hits(&self, text: &str) -> (Normalized, Vec<Hit>) {
+    /// Also returns the repaired compact form when a slip was repaired ([`super::typo`]).
+    fn hits(&self, text: &str) -> (Normalized, Option<Form>, Vec<Hit>) {
         let n = Normalized::new(text);
         let mut hits = Vec::new();
         self.scan_literals(&n.spaced, FormKind::Spaced, false, false, &mut hits);
         self.spaced_regex.scan(&n.spaced, false, &mut hits);
         self.scan_literals(&n.compact, FormKind::Compact, false, false, &mut hits);
         self.compact_regex.scan(&n.compact, false, &mut hits);
-        self.scan_slips(&n.compact, &mut hits);
+        let sk = form_skeleton(&n.compact);
+        if let Some(sk) = &sk {
+            self.scan_slips(&n.compact, sk, &mut hits);
+        }
+        let repaired = self.repaired(&n.compact, sk.as_ref(), &hits);
+        if let Some(repaired) = &repaired {
+            // Every rule once more over the repaired words, marked as read through a slip.
+            let from = hits.len();
+            self.scan_literals(repaired, FormKind::Compact, true, true, &mut hits);
+            self.compact_regex.scan(repaired, true, &mut hits);
+            for h in &mut hits[from..] {
+                h.typo = h.role == Role::Match;
+            }
+        }
         if let Some(layout) = layout_form(text) {
             // Korean typed on the Latin layout: rules only, marked as read through a slip.
             let from = hits.len();
             self.scan_literals(&layout, FormKind::Compact, true, true, &mut hits);
             self.compact_regex.scan(&layout, true, &mut hits);
-            self.scan_slips(&layout, &mut hits);
+            if let Some(sk) = form_skeleton(&layout) {
+                self.scan_slips(&layout, &sk, &mut hits);
+            }
             for h in &mut hits[from..] {
                 h.typo = true;
             }
         }
-        (n, hits)
+        (n, repaired, hits)
+    }
+
+    /// The compact form with its slips repaired ([`super::typo`]): words one slip from a
+    /// repair word rewritten to it, stray consonants dropped. `None` when nothing needs it.
+    fn repaired(&self, compact: &Form, sk: Option<&Skeleton>, hits: &[Hit]) -> Option<Form> {
+        let text = compact.as_str();
+        let mut edits: Vec<(usize, usize, &str)> = stray_consonants(text)
+            .into_iter()
+            .map(|(a, b)| (a, b, ""))
+            .collect();
+        if let (Some(sk), Some(automaton)) = (sk, &self.repair_skeletons) {
+            let mut starts: Option<Vec<usize>> = None;
+            for m in automaton.find_overlapping_iter(&sk.text) {
+                let word = &self.repair_words[m.pattern().as_usize()];
+                let starts = starts.get_or_insert_with(|| char_starts(text));
+                let first = sk.source[m.start()] as usize;
+                let last = sk.source[m.end() - 1] as usize;
+                let (b0, b1) = (starts[first], starts[last + 1]);
+                let window = &text[b0..b1];
+                // A dropped key only: a window one key short of the word (a final left
+                // out, or a stray key that the skeleton skipped the other way round is
+                // handled by `stray_consonants`). Changed keys are too often other words.
+                if self.repair_known.contains(window)
+                    || distance_at_most_one(word, window) != Some(1)
+                    || super::hangul::keystrokes(window).len() + 1
+                        != super::hangul::keystrokes(word).len()
+                {
+                    continue;
+                }
+                let near_miss = compact.original_span(b0, b1).is_some_and(|span| {
+                    hits.iter()
+                        .any(|h| h.role == Role::NearMiss && h.span.0 < span.1 && span.0 < h.span.1)
+                });
+                if !near_miss {
+                    edits.push((b0, b1, word));
+                }
+            }
+        }
+        if edits.is_empty() {
+            return None;
+        }
+        // Leftmost first, the longer of two at one place; overlapping edits are dropped.
+        edits.sort_by_key(|e| (e.0, std::cmp::Reverse(e.1)));
+        let mut chosen = Vec::with_capacity(edits.len());
+        let mut end = 0;
+        for e in edits {
+            if e.0 >= end {
+                end = e.1;
+                chosen.push(e);
+            }
+        }
+        Some(compact.rewrite(&chosen))
     }
 
     fn scan_literals(
@@ -634,23 +762,15 @@ impl TriageEngine {
 
     /// Tolerant literals found within one slip (not exactly: exact matches are found by the
     /// automaton).
-    fn scan_slips(&self, compact: &Form, out: &mut Vec<Hit>) {
+    fn scan_slips(&self, compact: &Form, sk: &Skeleton, out: &mut Vec<Hit>) {
         let Some(skeletons) = &self.skeletons else {
             return;
         };
         let text = compact.as_str();
-        if !text.chars().any(super::hangul::is_syllable) {
-            return;
-        }
-        let sk = skeleton(text);
         let mut starts: Option<Vec<usize>> = None;
         for m in skeletons.find_overlapping_iter(&sk.text) {
             let t = &self.tolerant[m.pattern().as_usize()];
-            let starts = starts.get_or_insert_with(|| {
-                let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
-                v.push(text.len());
-                v
-            });
+            let starts = starts.get_or_insert_with(|| char_starts(text));
             let first = sk.source[m.start()] as usize;
             let last = sk.source[m.end() - 1] as usize;
             let (b0, b1) = (starts[first], starts[last + 1]);
@@ -674,7 +794,7 @@ impl TriageEngine {
 
     /// Triage one message.
     pub fn assess(&self, text: &str) -> Assessment {
-        let (n, hits) = self.hits(text);
+        let (n, repaired, hits) = self.hits(text);
         let story = self.story_spans(text, &n, &hits);
         let live: Vec<&Hit> = hits
             .iter()
@@ -741,8 +861,11 @@ impl TriageEngine {
         // Context (`unless`) lowers a hit, never an `imminent` one. The first cue in the
         // rule's order that matches decides (authors list specific cues, such as recovery,
         // before general ones, such as negation); a `still` cue keeps the full level.
+        // Cues are read on the repaired words when a slip was repaired (a slip inside a
+        // cue would otherwise hide it), with spans mapped back through the repair.
         let mut level = Level::None;
-        let compact = n.compact.as_str();
+        let cues = repaired.as_ref().unwrap_or(&n.compact);
+        let compact = cues.as_str();
         for (i, hit) in &mut rule_hits {
             if exact.contains(i) {
                 hit.typo = false;
@@ -756,7 +879,7 @@ impl TriageEngine {
                 if !rule.still.iter().any(|s| s.is_match(compact)) {
                     hit.level = lowered_to;
                     hit.lowered = true;
-                    hit.lowered_by = n.compact.original_span(m.start(), m.end());
+                    hit.lowered_by = cues.original_span(m.start(), m.end());
                 }
             }
             // Co-occurrence (`raise`): an unlowered hit with a second cue in the message
@@ -764,7 +887,7 @@ impl TriageEngine {
             if let (false, Some((to, when))) = (hit.lowered, &rule.raise) {
                 if let Some(m) = when.iter().find_map(|w| w.find(compact)) {
                     hit.level = *to;
-                    hit.raised_by = n.compact.original_span(m.start(), m.end());
+                    hit.raised_by = cues.original_span(m.start(), m.end());
                 }
             }
             hit.spans.sort_unstable();
@@ -1021,7 +1144,7 @@ impl TriageEngine {
             return false;
         };
         let target = Target::Intent(i as u32);
-        let (_, hits) = self.hits(text);
+        let (_, _, hits) = self.hits(text);
         hits.iter()
             .any(|h| h.target == target && h.role == Role::Match && !self.masked(h, &hits))
     }
@@ -1065,6 +1188,21 @@ fn merge_spans(spans: impl Iterator<Item = Span>) -> Vec<Span> {
         }
     }
     out
+}
+
+/// The skeleton of a form ([`super::typo`]), or `None` when it holds no Hangul syllable.
+fn form_skeleton(form: &Form) -> Option<Skeleton> {
+    let text = form.as_str();
+    text.chars()
+        .any(super::hangul::is_syllable)
+        .then(|| skeleton(text))
+}
+
+/// The byte offset of every char of `text`, and its length at the end.
+fn char_starts(text: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    v.push(text.len());
+    v
 }
 
 #[cfg(test)]

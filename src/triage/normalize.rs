@@ -124,6 +124,63 @@ impl Form {
         (lo < hi).then_some((lo, hi))
     }
 
+    /// This form with some of its byte ranges replaced (`edits` sorted by start and not
+    /// overlapping, each on char boundaries): the characters written for an edit map back
+    /// to the original characters of the range they replace, so a match that reads through
+    /// a repaired slip still points at exactly what the person typed.
+    pub(crate) fn rewrite(&self, edits: &[(usize, usize, &str)]) -> Form {
+        let mut out = Form {
+            text: String::with_capacity(self.text.len() + 8),
+            map: Vec::with_capacity(self.map.len() + 4),
+            last: None,
+        };
+        let mut i = 0;
+        let copy = |out: &mut Form, o: CharOrigin| {
+            let c = self.text[o.byte as usize..]
+                .chars()
+                .next()
+                .expect("a map entry points at a char");
+            out.map.push(CharOrigin {
+                byte: out.text.len() as u32,
+                start: o.start,
+                end: o.end,
+            });
+            out.text.push(c);
+        };
+        for &(b0, b1, with) in edits {
+            while i < self.map.len() && (self.map[i].byte as usize) < b0 {
+                copy(&mut out, self.map[i]);
+                i += 1;
+            }
+            let (mut lo, mut hi) = (u32::MAX, 0u32);
+            while i < self.map.len() && (self.map[i].byte as usize) < b1 {
+                let o = self.map[i];
+                if o.start != o.end {
+                    lo = lo.min(o.start);
+                    hi = hi.max(o.end);
+                }
+                i += 1;
+            }
+            if lo > hi {
+                lo = hi;
+            }
+            for c in with.chars() {
+                out.map.push(CharOrigin {
+                    byte: out.text.len() as u32,
+                    start: lo,
+                    end: hi,
+                });
+                out.text.push(c);
+            }
+        }
+        while i < self.map.len() {
+            copy(&mut out, self.map[i]);
+            i += 1;
+        }
+        out.last = out.text.chars().last();
+        out
+    }
+
     /// For every position `0..=len` of the original text, how many characters of this form
     /// come from before it. The difference between two positions is the distance between
     /// them as this form counts it: in the compact form, letters only, with inserted spaces
@@ -793,6 +850,26 @@ fn compact_form(units: &[Unit]) -> Form {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rewrite_maps_replacements_back_to_what_was_typed() {
+        let text = "번개타, 샀어";
+        let n = Normalized::new(text);
+        let c = &n.compact;
+        assert_eq!(c.as_str(), "번개타샀어");
+        let b = "번개타".len();
+        let r = c.rewrite(&[(0, b, "번개탄")]);
+        assert_eq!(r.as_str(), "번개탄샀어");
+        // The replaced word maps to the three letters typed; what follows keeps its place.
+        assert_eq!(r.original_span(0, "번개탄".len()), Some((0, 3)));
+        let at = "번개탄".len();
+        assert_eq!(r.original_span(at, at + "샀".len()), Some((5, 6)));
+        // A deletion leaves nothing behind and shifts nothing else.
+        let n = Normalized::new("죽ㄱ고");
+        let d = n.compact.rewrite(&[("죽".len(), "죽ㄱ".len(), "")]);
+        assert_eq!(d.as_str(), "죽고");
+        assert_eq!(d.original_span("죽".len(), "죽고".len()), Some((2, 3)));
+    }
     use super::*;
 
     #[test]

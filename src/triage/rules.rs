@@ -197,6 +197,9 @@ pub struct Lexicon {
     pub source: String,
     /// The entries as written.
     pub entries: Vec<String>,
+    /// Whether its entries of three syllables or more are repair words (nouns whose slips
+    /// are not other words: drug names, places, means; [`super::typo`]).
+    pub repair: bool,
 }
 
 /// How typing slips are tolerated (`[typo]` in the rules file).
@@ -206,6 +209,11 @@ pub struct TypoPolicy {
     pub min_keys: usize,
     /// Real words one slip away from a tolerant literal: never read as a slip.
     pub near_misses: Vec<String>,
+    /// Repair words ([`super::typo`]) need at least this many keystrokes.
+    pub repair_min_keys: usize,
+    /// Words of two syllables or more to repair towards, beyond the entries of the lexicons
+    /// marked `repair` (compact form).
+    pub words: Vec<String>,
 }
 
 impl Default for TypoPolicy {
@@ -213,6 +221,8 @@ impl Default for TypoPolicy {
         TypoPolicy {
             min_keys: 7,
             near_misses: Vec::new(),
+            repair_min_keys: 5,
+            words: Vec::new(),
         }
     }
 }
@@ -329,6 +339,8 @@ struct LexiconSpec {
     #[allow(dead_code)]
     note: Option<String>,
     entries: Vec<String>,
+    #[serde(default)]
+    repair: bool,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +350,10 @@ struct TypoSpec {
     min_keys: Option<usize>,
     #[serde(default)]
     near_misses: Vec<String>,
+    #[serde(default)]
+    repair_min_keys: Option<usize>,
+    #[serde(default)]
+    words: Vec<String>,
 }
 
 /// An `unless` entry: a regex, or `{ regex = "...", level = "low" }`.
@@ -649,6 +665,16 @@ impl RuleSet {
                 min_keys: t.min_keys.unwrap_or(TypoPolicy::default().min_keys).max(4),
                 near_misses: t
                     .near_misses
+                    .iter()
+                    .map(|n| compact(n))
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+                repair_min_keys: t
+                    .repair_min_keys
+                    .unwrap_or(TypoPolicy::default().repair_min_keys)
+                    .max(4),
+                words: t
+                    .words
                     .iter()
                     .map(|n| compact(n))
                     .filter(|n| !n.is_empty())
@@ -1018,6 +1044,7 @@ fn load_lexicons(ctx: &Ctx<'_>, specs: Vec<LexiconSpec>) -> Result<Vec<Lexicon>,
             name: name.clone(),
             source: l.source,
             entries: l.entries,
+            repair: l.repair,
         });
     }
     Ok(out)

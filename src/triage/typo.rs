@@ -27,6 +27,20 @@
 //! Real words one slip away from a risk word (`주고 싶다`, to give, is one slip from
 //! `죽고 싶다`) are listed in `[typo] near_misses` in the rules file: a slip is never read
 //! where a near miss stands, and each is a counter-example of the rule it guards.
+//!
+//! # Repair: one slip inside any word a rule holds
+//!
+//! Tolerant literals cover whole long phrases, but most rules are regexes over short words
+//! and lexicons (`옥상`, `번개탄`, `지금`, `먹었`): one dropped final (`옥사`, `번개타`,
+//! `지그`, `머었`) lost the line. So the engine also **repairs** the message: every Korean
+//! word the rules hold — lexicon entries, literals, and the Hangul runs inside every match
+//! regex — of at least `[typo] repair_min_keys` keystrokes (two syllables at least) is a
+//! repair word. The same skeleton scan finds windows one keystroke from a repair word; each
+//! such window that is not itself a repair word or inside a near miss is rewritten to the
+//! word, and a stray consonant between two syllables that repeats the final before it or
+//! the initial after it (`죽ㄱ고`, `약ㅁ먹`) is dropped. Every rule then runs once more on
+//! the repaired text, and what fires only there is marked `typo`. Nothing is repaired in
+//! most messages, and then nothing more runs.
 
 use super::hangul::{Syllable, cho_index, is_compat_jamo, keystrokes, vowel_index};
 
@@ -107,6 +121,35 @@ pub(crate) fn skeleton(text: &str) -> Skeleton {
     out
 }
 
+/// Maximal runs of at least two Hangul syllables in a pattern's source (a regex included):
+/// the words a rule holds, as candidates for repair.
+pub(crate) fn hangul_runs(source: &str) -> impl Iterator<Item = &str> {
+    source
+        .split(|c: char| !super::hangul::is_syllable(c))
+        .filter(|run| run.chars().nth(1).is_some())
+}
+
+/// Byte ranges of stray consonants in a compact text: a lone consonant between two
+/// syllables that repeats the final before it (`죽ㄱ고`, a final typed twice) or the initial
+/// after it (`약ㅁ먹`, an initial typed twice).
+pub(crate) fn stray_consonants(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for w in chars.windows(3) {
+        let [(_, a), (b, j), (_, c)] = [w[0], w[1], w[2]];
+        if !is_compat_jamo(j) || vowel_index(j).is_some() {
+            continue;
+        }
+        let (Some(before), Some(after)) = (Syllable::of(a), Syllable::of(c)) else {
+            continue;
+        };
+        if before.jong == j || after.cho == j {
+            out.push((b, b + j.len_utf8()));
+        }
+    }
+    out
+}
+
 /// The keystroke distance between two texts, if it is at most one (`None` above that).
 pub(crate) fn distance_at_most_one(a: &str, b: &str) -> Option<u8> {
     let a = keystrokes(a);
@@ -156,6 +199,27 @@ mod tests {
         }
         assert_eq!(distance_at_most_one("죽고싶", "죽고싶"), Some(0));
         assert_eq!(distance_at_most_one("죽고싶", "주꼬시퍼"), None);
+    }
+
+    #[test]
+    fn stray_consonants_repeat_a_neighbouring_key() {
+        let at = |t: &str| {
+            stray_consonants(t)
+                .into_iter()
+                .map(|(a, b)| t[a..b].to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at("죽ㄱ고싶다"), vec!["ㄱ"]); // the final typed twice
+        assert_eq!(at("약ㅁ먹었어"), vec!["ㅁ"]); // the next initial typed twice
+        assert!(at("진짜ㅈㅅ해").is_empty()); // choseong slang is two jamo, kept
+        assert!(at("죽ㅅ고").is_empty()); // a consonant that repeats nothing is kept
+        assert!(at("그ㅋ").is_empty()); // not between two syllables
+    }
+
+    #[test]
+    fn hangul_runs_are_the_words_inside_a_regex() {
+        let runs: Vec<&str> = hangul_runs("(지금|이제)(.{0,12})(옥상|난간)에?죽").collect();
+        assert_eq!(runs, vec!["지금", "이제", "옥상", "난간"]);
     }
 
     #[test]
