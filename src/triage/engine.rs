@@ -16,10 +16,12 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
+use super::hangul::is_compat_jamo;
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
 use super::typo::{
-    Skeleton, distance_at_most_one, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
+    Skeleton, distance_at_most_one, dropped_one_final, hangul_runs, pattern_skeleton, skeleton,
+    stray_consonants,
 };
 use super::{Action, Category, Level, LevelPolicy, Span};
 
@@ -242,11 +244,10 @@ pub struct TriageEngine {
     compact: (AhoCorasick, Vec<Vec<Owner>>),
     spaced_regex: RegexBank,
     compact_regex: RegexBank,
-    /// Skeletons of the tolerant literals ([`super::typo`]), index-aligned with `tolerant`.
+    /// Skeletons of the tolerant literals, then of the repair words ([`super::typo`]): one
+    /// scan finds both. Pattern `i` is `tolerant[i]`, or `repair_words[i - tolerant.len()]`.
     skeletons: Option<AhoCorasick>,
     tolerant: Vec<Tolerant>,
-    /// Skeletons of the repair words ([`super::typo`]), index-aligned with `repair_words`.
-    repair_skeletons: Option<AhoCorasick>,
     repair_words: Vec<String>,
     repair_known: std::collections::HashSet<String>,
     rules: Vec<CompiledRule>,
@@ -500,13 +501,15 @@ impl TriageEngine {
         };
         let spaced = per_form(FormKind::Spaced)?;
         let compact = per_form(FormKind::Compact)?;
-        let skeletons = if lit.tolerant.is_empty() {
+        let skeletons = if lit.tolerant.is_empty() && repair_words.is_empty() {
             None
         } else {
             let keys: Vec<String> = lit
                 .tolerant
                 .iter()
-                .map(|t| pattern_skeleton(&t.literal).expect("checked when added"))
+                .map(|t| &t.literal)
+                .chain(&repair_words)
+                .map(|w| pattern_skeleton(w).expect("checked when added"))
                 .collect();
             Some(
                 AhoCorasick::builder()
@@ -515,22 +518,6 @@ impl TriageEngine {
                     .dense_depth(DENSE_DEPTH)
                     .build(&keys)
                     .map_err(|e| compile_err(format!("cannot build the typo automaton: {e}")))?,
-            )
-        };
-        let repair_skeletons = if repair_words.is_empty() {
-            None
-        } else {
-            let keys: Vec<String> = repair_words
-                .iter()
-                .map(|w| pattern_skeleton(w).expect("runs are syllables only"))
-                .collect();
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .dense_depth(DENSE_DEPTH)
-                    .build(&keys)
-                    .map_err(|e| compile_err(format!("cannot build the repair automaton: {e}")))?,
             )
         };
         let spaced_regex = RegexBank::new(spaced_regex)
@@ -603,7 +590,6 @@ impl TriageEngine {
             compact_regex,
             skeletons,
             tolerant: lit.tolerant,
-            repair_skeletons,
             repair_words,
             repair_known,
             rules,
@@ -645,11 +631,11 @@ impl TriageEngine {
         self.spaced_regex.scan(&n.spaced, false, &mut hits);
         self.scan_literals(&n.compact, FormKind::Compact, false, false, &mut hits);
         self.compact_regex.scan(&n.compact, false, &mut hits);
-        let sk = form_skeleton(&n.compact);
-        if let Some(sk) = &sk {
-            self.scan_slips(&n.compact, sk, &mut hits);
+        let mut candidates = Vec::new();
+        if let Some(sk) = form_skeleton(&n.compact) {
+            self.scan_slips(&n.compact, &sk, &mut hits, Some(&mut candidates));
         }
-        let repaired = self.repaired(&n.compact, sk.as_ref(), &hits);
+        let repaired = self.repaired(&n.compact, candidates, &hits);
         if let Some(repaired) = &repaired {
             // Every rule once more over the repaired words, marked as read through a slip.
             let from = hits.len();
@@ -665,7 +651,7 @@ impl TriageEngine {
             self.scan_literals(&layout, FormKind::Compact, true, true, &mut hits);
             self.compact_regex.scan(&layout, true, &mut hits);
             if let Some(sk) = form_skeleton(&layout) {
-                self.scan_slips(&layout, &sk, &mut hits);
+                self.scan_slips(&layout, &sk, &mut hits, None);
             }
             for h in &mut hits[from..] {
                 h.typo = true;
@@ -674,40 +660,31 @@ impl TriageEngine {
         (n, repaired, hits)
     }
 
-    /// The compact form with its slips repaired ([`super::typo`]): words one slip from a
-    /// repair word rewritten to it, stray consonants dropped. `None` when nothing needs it.
-    fn repaired(&self, compact: &Form, sk: Option<&Skeleton>, hits: &[Hit]) -> Option<Form> {
+    /// The compact form with its slips repaired ([`super::typo`]): words one dropped key
+    /// short of a repair word (`candidates`: byte range and word, from [`Self::scan_slips`])
+    /// rewritten to it, stray consonants dropped. `None` when nothing needs it.
+    fn repaired(
+        &self,
+        compact: &Form,
+        candidates: Vec<(usize, usize, usize)>,
+        hits: &[Hit],
+    ) -> Option<Form> {
         let text = compact.as_str();
-        let mut edits: Vec<(usize, usize, &str)> = stray_consonants(text)
-            .into_iter()
-            .map(|(a, b)| (a, b, ""))
-            .collect();
-        if let (Some(sk), Some(automaton)) = (sk, &self.repair_skeletons) {
-            let mut starts: Option<Vec<usize>> = None;
-            for m in automaton.find_overlapping_iter(&sk.text) {
-                let word = &self.repair_words[m.pattern().as_usize()];
-                let starts = starts.get_or_insert_with(|| char_starts(text));
-                let first = sk.source[m.start()] as usize;
-                let last = sk.source[m.end() - 1] as usize;
-                let (b0, b1) = (starts[first], starts[last + 1]);
-                let window = &text[b0..b1];
-                // A dropped key only: a window one key short of the word (a final left
-                // out, or a stray key that the skeleton skipped the other way round is
-                // handled by `stray_consonants`). Changed keys are too often other words.
-                if self.repair_known.contains(window)
-                    || distance_at_most_one(word, window) != Some(1)
-                    || super::hangul::keystrokes(window).len() + 1
-                        != super::hangul::keystrokes(word).len()
-                {
-                    continue;
-                }
-                let near_miss = compact.original_span(b0, b1).is_some_and(|span| {
-                    hits.iter()
-                        .any(|h| h.role == Role::NearMiss && h.span.0 < span.1 && span.0 < h.span.1)
-                });
-                if !near_miss {
-                    edits.push((b0, b1, word));
-                }
+        let mut edits: Vec<(usize, usize, &str)> = Vec::new();
+        if text.chars().any(is_compat_jamo) {
+            edits.extend(stray_consonants(text).into_iter().map(|(a, b)| (a, b, "")));
+        }
+        for (b0, b1, w) in candidates {
+            let window = &text[b0..b1];
+            if self.repair_known.contains(window) {
+                continue;
+            }
+            let near_miss = compact.original_span(b0, b1).is_some_and(|span| {
+                hits.iter()
+                    .any(|h| h.role == Role::NearMiss && h.span.0 < span.1 && span.0 < h.span.1)
+            });
+            if !near_miss {
+                edits.push((b0, b1, &self.repair_words[w]));
             }
         }
         if edits.is_empty() {
@@ -762,18 +739,37 @@ impl TriageEngine {
 
     /// Tolerant literals found within one slip (not exactly: exact matches are found by the
     /// automaton).
-    fn scan_slips(&self, compact: &Form, sk: &Skeleton, out: &mut Vec<Hit>) {
+    /// Also collects, into `repairs`, windows one dropped key short of a repair word (byte
+    /// range and the word's index in `repair_words`).
+    fn scan_slips(
+        &self,
+        compact: &Form,
+        sk: &Skeleton,
+        out: &mut Vec<Hit>,
+        mut repairs: Option<&mut Vec<(usize, usize, usize)>>,
+    ) {
         let Some(skeletons) = &self.skeletons else {
             return;
         };
         let text = compact.as_str();
         let mut starts: Option<Vec<usize>> = None;
         for m in skeletons.find_overlapping_iter(&sk.text) {
-            let t = &self.tolerant[m.pattern().as_usize()];
             let starts = starts.get_or_insert_with(|| char_starts(text));
             let first = sk.source[m.start()] as usize;
             let last = sk.source[m.end() - 1] as usize;
             let (b0, b1) = (starts[first], starts[last + 1]);
+            let i = m.pattern().as_usize();
+            let Some(t) = self.tolerant.get(i) else {
+                // A repair word: a dropped key only. A changed key is too often another
+                // word (지급, payment, is not 지금).
+                let w = i - self.tolerant.len();
+                if let Some(r) = repairs.as_deref_mut() {
+                    if dropped_one_final(&self.repair_words[w], &text[b0..b1]) {
+                        r.push((b0, b1, w));
+                    }
+                }
+                continue;
+            };
             if distance_at_most_one(&t.literal, &text[b0..b1]) != Some(1) {
                 continue;
             }

@@ -42,7 +42,9 @@
 //! the repaired text, and what fires only there is marked `typo`. Nothing is repaired in
 //! most messages, and then nothing more runs.
 
-use super::hangul::{Syllable, cho_index, is_compat_jamo, keystrokes, vowel_index};
+use super::hangul::{
+    COMPOUND_FINALS, Syllable, cho_index, is_compat_jamo, keystrokes, vowel_index,
+};
 
 /// Class of an initial consonant: plain, tense and aspirated sound alike and are one
 /// Shift apart.
@@ -150,6 +152,39 @@ pub(crate) fn stray_consonants(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether `window` is `word` with one key of one final left out (번개타 for 번개탄, 닭 typed
+/// 달): same syllables otherwise, letter for letter. A stray jamo, a changed final or any
+/// other difference is not a dropped key.
+pub(crate) fn dropped_one_final(word: &str, window: &str) -> bool {
+    let mut typed = window.chars();
+    let mut dropped = 0;
+    for want in word.chars() {
+        let Some(got) = typed.next() else {
+            return false;
+        };
+        if want == got {
+            continue;
+        }
+        let (Some(w), Some(g)) = (Syllable::of(want), Syllable::of(got)) else {
+            return false;
+        };
+        let one_key_less = w.cho == g.cho
+            && w.jung == g.jung
+            && if g.jong == '\0' {
+                w.jong != '\0' && !COMPOUND_FINALS.iter().any(|&(_, _, c)| c == w.jong)
+            } else {
+                COMPOUND_FINALS
+                    .iter()
+                    .any(|&(a, b, c)| c == w.jong && (a == g.jong || b == g.jong))
+            };
+        dropped += 1;
+        if !one_key_less || dropped > 1 {
+            return false;
+        }
+    }
+    typed.next().is_none() && dropped == 1
+}
+
 /// The keystroke distance between two texts, if it is at most one (`None` above that).
 pub(crate) fn distance_at_most_one(a: &str, b: &str) -> Option<u8> {
     let a = keystrokes(a);
@@ -214,6 +249,18 @@ mod tests {
         assert!(at("진짜ㅈㅅ해").is_empty()); // choseong slang is two jamo, kept
         assert!(at("죽ㅅ고").is_empty()); // a consonant that repeats nothing is kept
         assert!(at("그ㅋ").is_empty()); // not between two syllables
+    }
+
+    #[test]
+    fn a_dropped_final_is_one_key_less_and_nothing_else() {
+        assert!(dropped_one_final("번개탄", "번개타"));
+        assert!(dropped_one_final("지금", "지그"));
+        assert!(dropped_one_final("닭", "달")); // one key of a compound final
+        assert!(!dropped_one_final("지금", "지급")); // a changed final
+        assert!(!dropped_one_final("지금", "지금")); // nothing dropped
+        assert!(!dropped_one_final("옥상", "오사")); // two dropped
+        assert!(!dropped_one_final("옥상", "욕사")); // a changed vowel too
+        assert!(!dropped_one_final("옥상", "옥사이")); // longer
     }
 
     #[test]
