@@ -250,25 +250,33 @@ pub fn compact(text: &str) -> String {
 
 /// The compact form with Korean typed on the Latin keyboard layout read back as Korean
 /// (`wnrrhtlvek` → `죽고싶다`): every run of four or more Latin letters that spells whole
-/// Hangul syllables on the two-set layout is replaced by them, with offsets kept. `None`
-/// when no run does (the common case: costs one scan for Latin letters).
+/// Hangul syllables on the two-set layout is replaced by them, with offsets kept. In a
+/// Korean context — the message holds Hangul, or a long run was read back — a run of two or
+/// three letters that spells whole syllables is read back too (`방금 dir 먹었어`: 약 typed
+/// with the layout left on Latin; `ajswj rksek dkssud`). `None` when no run does (the
+/// common case: costs one scan for Latin letters).
 ///
 /// English words almost never spell whole syllables on that layout (`hello` starts with a
-/// vowel key), and the rules matched on this form are long Korean literals, so an English
-/// word read as Korean cannot fire one by accident.
+/// vowel key), and the rules matched on this form are Korean words, so an English word read
+/// as Korean cannot fire one by accident.
 pub fn layout_form(text: &str) -> Option<Form> {
-    // Most messages have no run of four Latin letters: answer that without allocating.
+    // Most messages have no run of four Latin letters, nor Hangul beside a shorter one:
+    // answer that without allocating.
     let mut run = 0;
-    if !text.bytes().any(|b| {
+    let mut longest = 0;
+    for b in text.bytes() {
         run = if b.is_ascii_alphabetic() { run + 1 } else { 0 };
-        run >= 4
-    }) {
+        longest = longest.max(run);
+    }
+    let hangul = text.chars().any(is_hangul);
+    if longest < 4 && !(hangul && longest >= 2) {
         return None;
     }
     let chars: Vec<char> = text.chars().collect();
     // Runs of Latin letters, each letter with its position; invisible characters inside a
     // run are skipped (w\u{200B}nrrhtlvek is still one word).
     let mut runs: Vec<Vec<(usize, char)>> = Vec::new();
+    let mut short: Vec<Vec<(usize, char)>> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         if !chars[i].is_ascii_alphabetic() {
@@ -284,7 +292,13 @@ pub fn layout_form(text: &str) -> Option<Form> {
         }
         if run.len() >= 4 && spells_syllables(&run) {
             runs.push(run);
+        } else if (2..4).contains(&run.len()) && spells_whole_syllables(&run) {
+            short.push(run);
         }
+    }
+    // Short runs only beside Korean: Hangul in the message, or a long run read back.
+    if hangul || !runs.is_empty() {
+        runs.append(&mut short);
     }
     if runs.is_empty() {
         return None;
@@ -357,6 +371,14 @@ fn layout_units(run: &[(usize, char)]) -> Vec<Unit> {
             })
         })
         .collect()
+}
+
+/// Whether a short Latin run, read on the two-set layout, is whole syllables and nothing
+/// else (`dir` is 약; `ok` is not: a vowel key first).
+fn spells_whole_syllables(run: &[(usize, char)]) -> bool {
+    let units = layout_units(run);
+    let form = compose(units.iter(), units.len());
+    !form.text.is_empty() && form.text.chars().all(is_syllable)
 }
 
 /// Whether a Latin run, read on the two-set layout, composes into whole syllables.
@@ -979,6 +1001,18 @@ mod tests {
         // literals are matched on this form.
         assert_eq!(layout_form("hello world").unwrap().as_str(), "helo재깅");
         assert!(layout_form("죽고 싶어").is_none());
+        // Short words beside Korean: 약 typed `dir`; a whole message on the Latin layout.
+        assert_eq!(
+            layout_form("방금 dir 다 먹었어").unwrap().as_str(),
+            "방금약다먹었어"
+        );
+        assert_eq!(
+            layout_form("ajswj rksek dkssud").unwrap().as_str(),
+            "먼저간다안녕"
+        );
+        // Without Korean around, a short run stays English; `ok` spells nothing anyway.
+        assert!(layout_form("go to bed").is_none());
+        assert!(layout_form("ok 알겠어").is_none());
     }
 
     #[test]
