@@ -804,13 +804,18 @@ impl TriageEngine {
         let mut intent_scores: Vec<(usize, i64)> = Vec::new();
         // Rules that also matched without a slip: their hit is not marked `typo`.
         let mut exact: Vec<u32> = Vec::new();
+        // Words read through a slip where the same rule also matched exactly: the exact
+        // words are the span (죽 고 싶 read exactly, not 죽 고 싶 다 one slip from 죽고시다).
+        let mut slipped: Vec<(u32, Span)> = Vec::new();
         for h in &live {
             match h.target {
                 Target::Rule(i) => {
                     let hit = self.rule_hit(&mut rule_hits, i);
-                    hit.spans.push(h.span);
                     hit.typo |= h.typo;
-                    if !h.typo {
+                    if h.typo {
+                        slipped.push((i, h.span));
+                    } else {
+                        hit.spans.push(h.span);
                         exact.push(i);
                     }
                 }
@@ -822,6 +827,17 @@ impl TriageEngine {
                     }
                 }
             }
+        }
+        let slipped: Vec<(u32, Span)> = slipped
+            .into_iter()
+            .filter(|&(i, span)| {
+                !rule_hits
+                    .iter()
+                    .any(|(j, h)| *j == i && h.spans.iter().any(|s| s.0 < span.1 && span.0 < s.1))
+            })
+            .collect();
+        for (i, span) in slipped {
+            self.rule_hit(&mut rule_hits, i).spans.push(span);
         }
         if !part_hits.is_empty() {
             // Parts are near each other when few letters lie between them, whatever spaces
