@@ -7,7 +7,9 @@
 //! `assess` takes `&self`, allocates only for its result, and never locks. Per message it
 //! normalizes once, runs one aho-corasick automaton (every literal pattern of every rule
 //! and intent, both forms) over each form, and one regex set per form; individual regexes
-//! and `unless` patterns run only for rules that already matched.
+//! and `unless` patterns run only for rules that already matched. One skeleton scan finds
+//! typing slips; only a message with a slip to repair is scanned a second time (rules only,
+//! over the repaired words).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -430,7 +432,8 @@ impl TriageEngine {
             compact_regex.extend(m.compact_regex.iter().map(|r| (r.clone(), target)));
         }
 
-        // Repair words: every Korean word the rules hold, long enough to repair towards.
+        // Repair words ([`super::typo`]): the long entries of the lexicons marked `repair`,
+        // and the listed `[typo] words`.
         let mut repair: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         {
             let min = set.typo.repair_min_keys;
