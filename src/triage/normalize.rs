@@ -268,8 +268,11 @@ pub fn layout_form(text: &str) -> Option<Form> {
         run = if b.is_ascii_alphabetic() { run + 1 } else { 0 };
         longest = longest.max(run);
     }
+    if longest < 2 {
+        return None;
+    }
     let hangul = text.chars().any(is_hangul);
-    if longest < 4 && !(hangul && longest >= 2) {
+    if longest < 4 && !hangul {
         return None;
     }
     let chars: Vec<char> = text.chars().collect();
