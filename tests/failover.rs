@@ -298,12 +298,10 @@ async fn connect(port: u16, resume: bool) -> Option<Ws> {
     }
 }
 
-/// A new conversation through `port` whose first message `m1` is acknowledged: the
-/// socket, the conversation and its resume token.
+/// A new conversation through `port` (HAProxy, or a node directly) whose first message `m1`
+/// is acknowledged: the socket, the conversation and its resume token.
 async fn start_and_write_m1(port: u16) -> (Ws, String, String) {
-    let mut ws = connect(port, false)
-        .await
-        .expect("a citizen connects through HAProxy");
+    let mut ws = connect(port, false).await.expect("a citizen connects");
     let w = frames_until(&mut ws, "welcome").await.pop().unwrap();
     let conv = w["conversation_id"].as_str().unwrap().to_owned();
     let token = w["token"].as_str().unwrap().to_owned();
@@ -1291,17 +1289,7 @@ async fn a_frozen_primary_is_fenced_when_it_wakes() {
     let port_a = c.nodes[a].port;
 
     // A citizen connected directly to the primary, not through HAProxy.
-    let mut d = connect(port_a, false).await.expect("the citizen connects");
-    let w = frames_until(&mut d, "welcome").await.pop().unwrap();
-    let conv = w["conversation_id"].as_str().unwrap().to_owned();
-    let token = w["token"].as_str().unwrap().to_owned();
-    d.send(frame(
-        json!({"type": "message", "id": "m1", "text": "안녕하세요"}),
-    ))
-    .await
-    .unwrap();
-    let ack = frames_until(&mut d, "ack").await.pop().unwrap();
-    assert_eq!(ack["id"], "m1");
+    let (mut d, conv, token) = start_and_write_m1(port_a).await;
 
     // Frozen; the citizen writes to it meanwhile (the words wait in its socket).
     c.nodes[a].pause();
