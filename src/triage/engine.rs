@@ -250,8 +250,10 @@ pub struct TriageEngine {
     /// scan finds both. Pattern `i` is `tolerant[i]`, or `repair_words[i - tolerant.len()]`.
     skeletons: Option<AhoCorasick>,
     tolerant: Vec<Tolerant>,
+    /// Sorted, so that a window that is itself a repair word is found by binary search.
     repair_words: Vec<String>,
-    repair_known: std::collections::HashSet<String>,
+    /// The words of the near misses: a window that is one of them is never rewritten.
+    near_miss_words: std::collections::HashSet<String>,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
     /// Regexes that keep risk phrases before a story word (상상, 나도).
@@ -456,16 +458,11 @@ impl TriageEngine {
             }
         }
         let repair_words: Vec<String> = repair.into_iter().collect();
-        // A window that is itself a word the rules know, or a near miss, is never rewritten.
-        let repair_known = repair_words
+        let near_miss_words = set
+            .typo
+            .near_misses
             .iter()
-            .cloned()
-            .chain(
-                set.typo
-                    .near_misses
-                    .iter()
-                    .flat_map(|n| hangul_runs(n).map(str::to_owned)),
-            )
+            .flat_map(|n| hangul_runs(n).map(str::to_owned))
             .collect();
 
         let compile_err = |message: String| LoadError {
@@ -594,7 +591,7 @@ impl TriageEngine {
             skeletons,
             tolerant: lit.tolerant,
             repair_words,
-            repair_known,
+            near_miss_words,
             rules,
             intents,
             story_still,
@@ -678,8 +675,14 @@ impl TriageEngine {
             edits.extend(stray_consonants(text).into_iter().map(|(a, b)| (a, b, "")));
         }
         for (b0, b1, w) in candidates {
+            // A window that is itself a repair word or a near miss is a real word.
             let window = &text[b0..b1];
-            if self.repair_known.contains(window) {
+            if self.near_miss_words.contains(window)
+                || self
+                    .repair_words
+                    .binary_search_by(|w| w.as_str().cmp(window))
+                    .is_ok()
+            {
                 continue;
             }
             let near_miss = compact.original_span(b0, b1).is_some_and(|span| {
