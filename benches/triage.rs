@@ -9,6 +9,10 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ieum::triage::TriageEngine;
 
+// The allocator the `ieum` binary ships with (src/main.rs), so the figures are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn paths() -> (std::path::PathBuf, std::path::PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     (root.join("escalation-rules.toml"), root.join("intents"))

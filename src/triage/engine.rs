@@ -168,8 +168,31 @@ struct RegexBank {
     each: Vec<(Regex, Target)>,
 }
 
+/// Each distinct regex compiled once per build: the same cue (an idiom, a recovery phrase)
+/// serves many rules, and a `Regex` is cheap to clone.
+#[derive(Default)]
+struct RegexCache(std::collections::HashMap<String, Regex>);
+
+impl RegexCache {
+    fn get(&mut self, pattern: &str) -> Result<Regex, regex::Error> {
+        if let Some(re) = self.0.get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = Regex::new(pattern)?;
+        self.0.insert(pattern.to_owned(), re.clone());
+        Ok(re)
+    }
+
+    fn all(&mut self, patterns: &[String]) -> Result<Vec<Regex>, regex::Error> {
+        patterns.iter().map(|p| self.get(p)).collect()
+    }
+}
+
 impl RegexBank {
-    fn new(entries: Vec<(String, Target)>) -> Result<RegexBank, regex::Error> {
+    fn new(
+        entries: Vec<(String, Target)>,
+        cache: &mut RegexCache,
+    ) -> Result<RegexBank, regex::Error> {
         // A lazy DFA whose cache is too small for the set rebuilds states on every message
         // (seen in callgrind as `determinize`): give it room once.
         let set = regex::RegexSetBuilder::new(entries.iter().map(|(r, _)| r.as_str()))
@@ -177,7 +200,7 @@ impl RegexBank {
             .build()?;
         let each = entries
             .into_iter()
-            .map(|(r, t)| Regex::new(&r).map(|re| (re, t)))
+            .map(|(r, t)| cache.get(&r).map(|re| (re, t)))
             .collect::<Result<_, _>>()?;
         Ok(RegexBank { set, each })
     }
@@ -520,9 +543,10 @@ impl TriageEngine {
                     .map_err(|e| compile_err(format!("cannot build the typo automaton: {e}")))?,
             )
         };
-        let spaced_regex = RegexBank::new(spaced_regex)
+        let mut cache = RegexCache::default();
+        let spaced_regex = RegexBank::new(spaced_regex, &mut cache)
             .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
-        let compact_regex = RegexBank::new(compact_regex)
+        let compact_regex = RegexBank::new(compact_regex, &mut cache)
             .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
 
         let rules = set
@@ -533,26 +557,13 @@ impl TriageEngine {
                 let unless = r
                     .unless
                     .iter()
-                    .map(|u| Regex::new(&u.regex).map(|re| (re, u.level)))
+                    .map(|u| cache.get(&u.regex).map(|re| (re, u.level)))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(err)?;
-                let still = r
-                    .still
-                    .iter()
-                    .map(|s| Regex::new(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(err)?;
+                let still = cache.all(&r.still).map_err(err)?;
                 let raise = match &r.raise {
                     None => None,
-                    Some(raise) => Some((
-                        raise.level,
-                        raise
-                            .when
-                            .iter()
-                            .map(|s| Regex::new(s))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(err)?,
-                    )),
+                    Some(raise) => Some((raise.level, cache.all(&raise.when).map_err(err)?)),
                 };
                 Ok(CompiledRule {
                     id: Arc::from(r.id.as_str()),
@@ -574,12 +585,8 @@ impl TriageEngine {
                 priority: i.priority,
             })
             .collect();
-        let story_still = set
-            .story
-            .still
-            .iter()
-            .map(|r| Regex::new(r))
-            .collect::<Result<Vec<_>, _>>()
+        let story_still = cache
+            .all(&set.story.still)
             .map_err(|e| compile_err(format!("[story] still: {e}")))?;
         let version = Arc::from(set.version.as_str());
         Ok(TriageEngine {
