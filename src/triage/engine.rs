@@ -248,7 +248,7 @@ struct CompiledRule {
     id: Arc<str>,
     category: Category,
     level: Level,
-    unless: Vec<(Regex, Level)>,
+    unless: Vec<(Regex, Level, Option<usize>)>,
     still: Vec<Regex>,
     raise: Option<(Level, Vec<Regex>)>,
     parts: Vec<Arc<str>>,
@@ -557,7 +557,7 @@ impl TriageEngine {
                 let unless = r
                     .unless
                     .iter()
-                    .map(|u| cache.get(&u.regex).map(|re| (re, u.level)))
+                    .map(|u| cache.get(&u.regex).map(|re| (re, u.level, u.near)))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(err)?;
                 let still = cache.all(&r.still).map_err(err)?;
@@ -888,23 +888,45 @@ impl TriageEngine {
         // before general ones, such as negation); a `still` cue keeps the full level.
         // Cues are read on the repaired words when a slip was repaired (a slip inside a
         // cue would otherwise hide it), with spans mapped back through the repair.
+        // A cue with `near` lowers only a hit beside it (letters counted as for parts).
         let mut level = Level::None;
         let cues = repaired.as_ref().unwrap_or(&n.compact);
         let compact = cues.as_str();
+        let near_cues = rule_hits
+            .iter()
+            .any(|(i, _)| self.rules[*i as usize].unless.iter().any(|u| u.2.is_some()));
+        let letters = if near_cues {
+            n.compact.count_before(text.chars().count())
+        } else {
+            Vec::new()
+        };
         for (i, hit) in &mut rule_hits {
             if exact.contains(i) {
                 hit.typo = false;
             }
             let rule = &self.rules[*i as usize];
-            let cue = rule
-                .unless
-                .iter()
-                .find_map(|(u, l)| u.find(compact).map(|m| (*l, m)));
-            if let Some((lowered_to, m)) = cue {
+            let spans = &hit.spans;
+            let cue = rule.unless.iter().find_map(|(u, l, near)| match near {
+                None => u
+                    .find(compact)
+                    .map(|m| (*l, cues.original_span(m.start(), m.end()))),
+                // Every span of the hit must lie beside a match of the cue: words of the
+                // rule elsewhere in the message keep their level.
+                Some(d) => {
+                    let at: Vec<Span> = u
+                        .find_iter(compact)
+                        .filter_map(|m| cues.original_span(m.start(), m.end()))
+                        .collect();
+                    let beside = |s: &Span| at.iter().find(|c| letter_gap(**c, *s, &letters) <= *d);
+                    (!spans.is_empty() && spans.iter().all(|s| beside(s).is_some()))
+                        .then(|| (*l, beside(&spans[0]).copied()))
+                }
+            });
+            if let Some((lowered_to, at)) = cue {
                 if !rule.still.iter().any(|s| s.is_match(compact)) {
                     hit.level = lowered_to;
                     hit.lowered = true;
-                    hit.lowered_by = cues.original_span(m.start(), m.end());
+                    hit.lowered_by = at;
                 }
             }
             // Co-occurrence (`raise`): an unlowered hit with a second cue in the message
@@ -1215,6 +1237,19 @@ fn merge_spans(spans: impl Iterator<Item = Span>) -> Vec<Span> {
     out
 }
 
+/// How many letters lie between two spans of the original text (0 when they touch or
+/// overlap): spaces and symbols typed in between do not count.
+/// `letters` is [`Form::count_before`] of the compact form.
+fn letter_gap(a: Span, b: Span, letters: &[u32]) -> usize {
+    let at = |i: usize| letters[i.min(letters.len() - 1)] as usize;
+    let (first, second) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+    if second.0 <= first.1 {
+        0
+    } else {
+        at(second.0).saturating_sub(at(first.1))
+    }
+}
+
 /// The skeleton of a form ([`super::typo`]), or `None` when it holds no Hangul syllable.
 fn form_skeleton(form: &Form) -> Option<Skeleton> {
     let text = form.as_str();
@@ -1256,10 +1291,10 @@ category = "ideation"
 level = "high"
 patterns = ["죽고싶"]
 words = [" kms "]
-unless = ["싶(지|진)(는|도|만)?(않|안)"]
+unless = ["싶(지|진)(는|도|만)?(않|안)", { regex = "배고파", level = "none", near = 1 }]
 unless_level = "medium"
 examples = ["죽고 싶어", "kms"]
-lowered_examples = ["죽고 싶진 않아"]
+lowered_examples = ["죽고 싶진 않아", "배고파 죽고싶다"]
 counter_examples = ["배고파 죽겠다"]
 
 [[rule]]
@@ -1346,6 +1381,27 @@ counter_examples = ["안녕"]
         let (s, t) = a.spans[0];
         assert_eq!(chars[s..t].iter().collect::<String>(), "죽 고 싶");
         assert_eq!(&*a.ruleset_version, &**e.version());
+    }
+
+    #[test]
+    fn a_near_cue_lowers_only_the_hit_beside_it() {
+        let e = engine();
+        // Beside the hit (spaces and repeats do not count): lowered to the cue's level.
+        let a = e.assess("배고파   죽고싶다");
+        assert_eq!(a.level, Level::None);
+        assert!(a.rules[0].lowered);
+        assert_eq!(a.rules[0].lowered_by, Some((0, 3)));
+        // One letter between: still beside. Two: not.
+        assert_eq!(e.assess("배고파 또 죽고싶다").level, Level::None);
+        assert_eq!(e.assess("배고파 진짜 죽고싶다").level, Level::High);
+        // A second sentence keeps its level; the first hit's cue does not reach it.
+        let a = e.assess("배고파 죽고싶다. 근데 요즘은 진짜로 죽고 싶어");
+        assert_eq!(a.level, Level::High);
+        assert_eq!(a.rules[0].spans.len(), 2);
+        assert!(!a.rules[0].lowered);
+        let a = e.assess("요즘 배고파서 밥 먹었는데 그래도 죽고 싶어");
+        assert_eq!(a.level, Level::High);
+        assert!(!a.rules[0].lowered);
     }
 
     #[test]

@@ -176,6 +176,11 @@ pub struct Unless {
     pub regex: String,
     /// The level a hit is lowered to.
     pub level: Level,
+    /// When set, the cue lowers a hit only if it lies within this many letters of one of
+    /// the hit's spans: an idiom (배고파 죽겠다) speaks for the words beside it, not for a
+    /// second sentence in the same message (…가 아니라 진짜 죽고 싶어). When unset, the cue
+    /// is the message's context (fiction, recovery, news) and lowers wherever it is.
+    pub near: Option<usize>,
 }
 
 /// One part of a rule built from parts (a means and a count, a place and a jump).
@@ -369,6 +374,8 @@ enum UnlessSpec {
 struct LeveledUnless {
     regex: String,
     level: Level,
+    #[serde(default)]
+    near: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -805,9 +812,9 @@ impl RuleSet {
             }
             let mut unless = Vec::with_capacity(r.unless.len());
             for u in &r.unless {
-                let (regex, level) = match u {
-                    UnlessSpec::Plain(re) => (re, unless_level),
-                    UnlessSpec::Leveled(l) => (&l.regex, l.level),
+                let (regex, level, near) = match u {
+                    UnlessSpec::Plain(re) => (re, unless_level, None),
+                    UnlessSpec::Leveled(l) => (&l.regex, l.level, l.near),
                 };
                 if level >= r.level {
                     return Err(ctx.err(
@@ -818,6 +825,7 @@ impl RuleSet {
                 unless.push(Unless {
                     regex: check_regex(&ctx, &r.id, "unless", regex, &vocab, true)?,
                     level,
+                    near,
                 });
             }
             if !r.still.is_empty() && r.unless.is_empty() {
