@@ -23,7 +23,7 @@ use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
 use super::typo::{
     Skeleton, distance_at_most_one, dropped_one_final, hangul_runs, pattern_skeleton, skeleton,
-    stray_consonants,
+    stray_consonants, tensed_one_initial,
 };
 use super::{Action, Category, Level, LevelPolicy, Span};
 
@@ -773,11 +773,12 @@ impl TriageEngine {
             let (b0, b1) = (starts[first], starts[last + 1]);
             let i = m.pattern().as_usize();
             let Some(t) = self.tolerant.get(i) else {
-                // A repair word: a dropped key only. A changed key is too often another
-                // word (지급, payment, is not 지금).
+                // A repair word: a dropped key, or Shift held on one initial. A changed
+                // key is too often another word (지급, payment, is not 지금).
                 let w = i - self.tolerant.len();
                 if let Some(r) = repairs.as_deref_mut() {
-                    if dropped_one_final(&self.repair_words[w], &text[b0..b1]) {
+                    let (word, window) = (&self.repair_words[w], &text[b0..b1]);
+                    if dropped_one_final(word, window) || tensed_one_initial(word, window) {
                         r.push((b0, b1, w));
                     }
                 }

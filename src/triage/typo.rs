@@ -37,7 +37,8 @@
 //! means) and the words listed in `[typo] words`, each of at least `[typo] repair_min_keys`
 //! keystrokes. The skeleton scan that finds tolerant literals finds, in the same pass,
 //! windows that are a repair word with one key of one final left out
-//! ([`dropped_one_final`]); each such window that is not itself a repair word or a near
+//! ([`dropped_one_final`]) or with one plain initial typed tense ([`tensed_one_initial`],
+//! Shift held: 옥쌍, 뻔개탄); each such window that is not itself a repair word or a near
 //! miss, and does not lie in a near miss, is rewritten to the word, and a stray consonant
 //! between two syllables that repeats the final before it or the initial after it
 //! (`죽ㄱ고`, `약ㅁ먹`) is dropped. Every rule and its cues then run once more on the
@@ -191,6 +192,38 @@ pub(crate) fn dropped_one_final(word: &str, window: &str) -> bool {
     typed.next().is_none() && dropped == 1
 }
 
+/// Whether `window` is `word` with one plain initial typed tense (쌍 for 상 in 옥쌍, 뻔 for
+/// 번 in 뻔개탄): Shift held on one key, same syllables otherwise. The other direction (a
+/// tense initial typed plain) is left out: 까지 typed 가지 is a word.
+pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
+    let mut typed = window.chars();
+    let mut changed = 0;
+    for want in word.chars() {
+        let Some(got) = typed.next() else {
+            return false;
+        };
+        if want == got {
+            continue;
+        }
+        let (Some(w), Some(g)) = (Syllable::of(want), Syllable::of(got)) else {
+            return false;
+        };
+        let tense = match w.cho {
+            'ㄱ' => 'ㄲ',
+            'ㄷ' => 'ㄸ',
+            'ㅂ' => 'ㅃ',
+            'ㅅ' => 'ㅆ',
+            'ㅈ' => 'ㅉ',
+            _ => return false,
+        };
+        changed += 1;
+        if g.cho != tense || g.jung != w.jung || g.jong != w.jong || changed > 1 {
+            return false;
+        }
+    }
+    typed.next().is_none() && changed == 1
+}
+
 /// The keystroke distance between two texts, if it is at most one (`None` above that).
 pub(crate) fn distance_at_most_one(a: &str, b: &str) -> Option<u8> {
     let a = keystrokes(a);
@@ -265,6 +298,12 @@ mod tests {
         assert!(!dropped_one_final("지금", "지급")); // a changed final
         assert!(!dropped_one_final("지금", "지금")); // nothing dropped
         assert!(!dropped_one_final("옥상", "오사")); // two dropped
+        assert!(tensed_one_initial("옥상", "옥쌍"));
+        assert!(tensed_one_initial("번개탄", "뻔개탄"));
+        assert!(!tensed_one_initial("옥상", "옥상")); // nothing changed
+        assert!(!tensed_one_initial("옥상", "옥캉")); // aspirated, not Shift
+        assert!(!tensed_one_initial("까지", "가지")); // only plain to tense
+        assert!(!tensed_one_initial("번개탄", "뻔깨탄")); // two changed
         assert!(!dropped_one_final("옥상", "욕사")); // a changed vowel too
         assert!(!dropped_one_final("옥상", "옥사이")); // longer
     }
