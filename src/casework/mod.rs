@@ -757,6 +757,13 @@ pub async fn change_status(
             to: change.status.as_str(),
         });
     }
+    // History is read back in key order (time, then random bytes): a change made in the
+    // same millisecond as the last one must still sort after it, or the referral's status
+    // would be read as whichever of the two drew the larger random bytes.
+    let mut change = change;
+    if let Some(last) = view.history.last() {
+        change.at = change.at.max(last.at + 1);
+    }
     let sk = id.change_key(STATUS, change.at);
     store
         .write(vec![Write::put(
