@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::hangul::{Syllable, is_syllable, keystrokes};
+use super::hangul::{Syllable, is_syllable, keystrokes, tense_of};
 use super::{Level, TriageEngine};
 
 /// One labelled message.
@@ -272,7 +272,7 @@ pub fn apply_slip(text: &str, spans: &[super::Span], slip: Slip, rng: &mut impl 
     let inside = |i: usize| spans.is_empty() || spans.iter().any(|&(s, e)| s <= i && i < e);
     let fits = |c: char| match (slip, Syllable::of(c)) {
         (Slip::DropFinal | Slip::DoubleFinal, Some(s)) => s.jong != '\0',
-        (Slip::Tense, Some(s)) => matches!(s.cho, 'ㄱ' | 'ㄷ' | 'ㅂ' | 'ㅅ' | 'ㅈ'),
+        (Slip::Tense, Some(s)) => tense_of(s.cho).is_some(),
         (Slip::Latin, Some(_)) => true,
         _ => false,
     };
@@ -292,13 +292,7 @@ pub fn apply_slip(text: &str, spans: &[super::Span], slip: Slip, rng: &mut impl 
         Slip::DropFinal => out[at] = s.with_jong('\0').compose().unwrap_or(chars[at]),
         Slip::DoubleFinal => out.insert(at + 1, s.jong),
         Slip::Tense => {
-            let tense = match s.cho {
-                'ㄱ' => 'ㄲ',
-                'ㄷ' => 'ㄸ',
-                'ㅂ' => 'ㅃ',
-                'ㅅ' => 'ㅆ',
-                _ => 'ㅉ',
-            };
+            let tense = tense_of(s.cho).expect("candidates have a plain initial");
             out[at] = Syllable { cho: tense, ..s }.compose().unwrap_or(chars[at]);
         }
         Slip::Latin => {

@@ -45,6 +45,18 @@ pub(crate) const COMPOUND_FINALS: [(char, char, char); 11] = [
     ('ㅂ', 'ㅅ', 'ㅄ'),
 ];
 
+/// The tense initial typed with Shift on a plain one (ㄱ → ㄲ), if it has one.
+pub(crate) fn tense_of(cho: char) -> Option<char> {
+    match cho {
+        'ㄱ' => Some('ㄲ'),
+        'ㄷ' => Some('ㄸ'),
+        'ㅂ' => Some('ㅃ'),
+        'ㅅ' => Some('ㅆ'),
+        'ㅈ' => Some('ㅉ'),
+        _ => None,
+    }
+}
+
 pub(crate) fn is_syllable(c: char) -> bool {
     (SYLLABLE_BASE..=SYLLABLE_LAST).contains(&(c as u32))
 }

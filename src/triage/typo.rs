@@ -50,7 +50,7 @@
 //! 난간; 먹어 into 먹었; 지급, payment, into 지금) and raised some forty benign lines.
 
 use super::hangul::{
-    COMPOUND_FINALS, Syllable, cho_index, is_compat_jamo, keystrokes, vowel_index,
+    COMPOUND_FINALS, Syllable, cho_index, is_compat_jamo, keystrokes, tense_of, vowel_index,
 };
 
 /// Class of an initial consonant: plain, tense and aspirated sound alike and are one
@@ -159,43 +159,10 @@ pub(crate) fn stray_consonants(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// Whether `window` is `word` with one key of one final left out (번개타 for 번개탄, 닭 typed
-/// 달): same syllables otherwise, letter for letter. A stray jamo, a changed final or any
-/// other difference is not a dropped key.
-pub(crate) fn dropped_one_final(word: &str, window: &str) -> bool {
-    let mut typed = window.chars();
-    let mut dropped = 0;
-    for want in word.chars() {
-        let Some(got) = typed.next() else {
-            return false;
-        };
-        if want == got {
-            continue;
-        }
-        let (Some(w), Some(g)) = (Syllable::of(want), Syllable::of(got)) else {
-            return false;
-        };
-        let one_key_less = w.cho == g.cho
-            && w.jung == g.jung
-            && if g.jong == '\0' {
-                w.jong != '\0' && !COMPOUND_FINALS.iter().any(|&(_, _, c)| c == w.jong)
-            } else {
-                COMPOUND_FINALS
-                    .iter()
-                    .any(|&(a, b, c)| c == w.jong && (a == g.jong || b == g.jong))
-            };
-        dropped += 1;
-        if !one_key_less || dropped > 1 {
-            return false;
-        }
-    }
-    typed.next().is_none() && dropped == 1
-}
-
-/// Whether `window` is `word` with one plain initial typed tense (쌍 for 상 in 옥쌍, 뻔 for
-/// 번 in 뻔개탄): Shift held on one key, same syllables otherwise. The other direction (a
-/// tense initial typed plain) is left out: 까지 typed 가지 is a word.
-pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
+/// Whether `window` is `word` with exactly one syllable typed differently, and that one
+/// passes `slip(wanted, typed)`. Both texts are compared letter for letter: a stray jamo or
+/// a length change is not such a slip.
+fn one_syllable_slip(word: &str, window: &str, slip: impl Fn(Syllable, Syllable) -> bool) -> bool {
     let mut typed = window.chars();
     let mut changed = 0;
     for want in word.chars() {
@@ -208,20 +175,38 @@ pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
         let (Some(w), Some(g)) = (Syllable::of(want), Syllable::of(got)) else {
             return false;
         };
-        let tense = match w.cho {
-            'ㄱ' => 'ㄲ',
-            'ㄷ' => 'ㄸ',
-            'ㅂ' => 'ㅃ',
-            'ㅅ' => 'ㅆ',
-            'ㅈ' => 'ㅉ',
-            _ => return false,
-        };
         changed += 1;
-        if g.cho != tense || g.jung != w.jung || g.jong != w.jong || changed > 1 {
+        if changed > 1 || !slip(w, g) {
             return false;
         }
     }
     typed.next().is_none() && changed == 1
+}
+
+/// Whether `window` is `word` with one key of one final left out (번개타 for 번개탄, 닭 typed
+/// 달): same syllables otherwise. A stray jamo, a changed final or any other difference is
+/// not a dropped key.
+pub(crate) fn dropped_one_final(word: &str, window: &str) -> bool {
+    one_syllable_slip(word, window, |w, g| {
+        w.cho == g.cho
+            && w.jung == g.jung
+            && if g.jong == '\0' {
+                w.jong != '\0' && !COMPOUND_FINALS.iter().any(|&(_, _, c)| c == w.jong)
+            } else {
+                COMPOUND_FINALS
+                    .iter()
+                    .any(|&(a, b, c)| c == w.jong && (a == g.jong || b == g.jong))
+            }
+    })
+}
+
+/// Whether `window` is `word` with one plain initial typed tense (쌍 for 상 in 옥쌍, 뻔 for
+/// 번 in 뻔개탄): Shift held on one key, same syllables otherwise. The other direction (a
+/// tense initial typed plain) is left out: 까지 typed 가지 is a word.
+pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
+    one_syllable_slip(word, window, |w, g| {
+        tense_of(w.cho) == Some(g.cho) && g.jung == w.jung && g.jong == w.jong
+    })
 }
 
 /// The keystroke distance between two texts, if it is at most one (`None` above that).
