@@ -853,10 +853,14 @@ impl TriageEngine {
         for (i, span) in slipped {
             self.rule_hit(&mut rule_hits, i).spans.push(span);
         }
+        // Letters before each character of the message (spaces and repeats left out),
+        // counted once, when parts or a `near` cue need a distance.
+        let mut letter_counts: Option<Vec<u32>> = None;
+        let count_letters = || n.compact.count_before(text.chars().count());
         if !part_hits.is_empty() {
             // Parts are near each other when few letters lie between them, whatever spaces
             // or repeated letters were typed in between.
-            let letters = n.compact.count_before(text.chars().count());
+            let letters = letter_counts.get_or_insert_with(count_letters);
             let mut rules_with_parts: Vec<u32> = part_hits.iter().map(|p| p.0).collect();
             rules_with_parts.sort_unstable();
             rules_with_parts.dedup();
@@ -866,7 +870,7 @@ impl TriageEngine {
                     .filter(|p| p.0 == i)
                     .map(|p| (p.1, p.2, p.3))
                     .collect();
-                if let Some(chosen) = self.combine(i, &mine, &letters) {
+                if let Some(chosen) = self.combine(i, &mine, letters) {
                     let names = &self.rules[i as usize].parts;
                     let hit = self.rule_hit(&mut rule_hits, i);
                     if chosen.iter().all(|c| !c.2) {
@@ -896,10 +900,10 @@ impl TriageEngine {
         let near_cues = rule_hits
             .iter()
             .any(|(i, _)| self.rules[*i as usize].unless.iter().any(|u| u.2.is_some()));
-        let letters = if near_cues {
-            n.compact.count_before(text.chars().count())
+        let letters: &[u32] = if near_cues {
+            letter_counts.get_or_insert_with(count_letters)
         } else {
-            Vec::new()
+            &[]
         };
         for (i, hit) in &mut rule_hits {
             if exact.contains(i) {
@@ -918,7 +922,7 @@ impl TriageEngine {
                         .find_iter(compact)
                         .filter_map(|m| cues.original_span(m.start(), m.end()))
                         .collect();
-                    let beside = |s: &Span| at.iter().find(|c| letter_gap(**c, *s, &letters) <= *d);
+                    let beside = |s: &Span| at.iter().find(|c| letter_gap(**c, *s, letters) <= *d);
                     (!spans.is_empty() && spans.iter().all(|s| beside(s).is_some()))
                         .then(|| (*l, beside(&spans[0]).copied()))
                 }
