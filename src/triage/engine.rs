@@ -253,6 +253,7 @@ struct CompiledRule {
     raise: Option<(Level, Vec<Regex>)>,
     parts: Vec<Arc<str>>,
     within: usize,
+    min_parts: usize,
 }
 
 struct CompiledIntent {
@@ -574,6 +575,7 @@ impl TriageEngine {
                     raise,
                     parts: r.parts.iter().map(|p| Arc::from(p.name.as_str())).collect(),
                     within: r.within,
+                    min_parts: r.min_parts,
                 })
             })
             .collect::<Result<Vec<_>, LoadError>>()?;
@@ -1031,8 +1033,9 @@ impl TriageEngine {
         &mut hits[at].1
     }
 
-    /// One hit per part, all within the rule's `within` characters, if there is such a
-    /// choice: each hit in turn is the anchor, and every other part takes its nearest hit.
+    /// One hit for each of at least `min_parts` different parts (all of them by default),
+    /// all within the rule's `within` letters, if there is such a choice: each hit in turn
+    /// is the anchor, and the parts nearest to it take their nearest hit.
     fn combine(
         &self,
         rule: u32,
@@ -1043,24 +1046,44 @@ impl TriageEngine {
         let r = &self.rules[rule as usize];
         let parts = r.parts.len() as u16;
         let overlaps = |a: Span, b: Span| a.0 < b.1 && b.0 < a.1;
-        'anchors: for anchor in hits {
+        for anchor in hits {
+            let distance = |s: Span| {
+                let lo = s.0.min(anchor.1.0);
+                let hi = s.1.max(anchor.1.1);
+                at(hi) - at(lo)
+            };
+            // The other parts, nearest first.
+            let mut others: Vec<(usize, u16)> = (0..parts)
+                .filter(|&p| p != anchor.0)
+                .filter_map(|p| {
+                    hits.iter()
+                        .filter(|h| h.0 == p && !overlaps(anchor.1, h.1))
+                        .map(|h| distance(h.1))
+                        .min()
+                        .map(|d| (d, p))
+                })
+                .collect();
+            if others.len() + 1 < r.min_parts {
+                continue;
+            }
+            others.sort_unstable();
             let mut chosen = vec![*anchor];
-            for p in (0..parts).filter(|&p| p != anchor.0) {
-                let distance = |s: Span| {
-                    let lo = s.0.min(anchor.1.0);
-                    let hi = s.1.max(anchor.1.1);
-                    at(hi) - at(lo)
-                };
+            for (_, p) in others {
+                if chosen.len() == r.min_parts {
+                    break;
+                }
                 // Parts are different words: a part never reuses letters of another
                 // (the 해 of 자해 is not a verb).
                 let best = hits
                     .iter()
                     .filter(|h| h.0 == p && !chosen.iter().any(|c| overlaps(c.1, h.1)))
                     .min_by_key(|h| distance(h.1));
-                match best {
-                    Some(b) => chosen.push(*b),
-                    None => continue 'anchors,
+                if let Some(b) = best {
+                    chosen.push(*b);
                 }
+            }
+            if chosen.len() < r.min_parts {
+                continue;
             }
             let lo = chosen.iter().map(|c| c.1.0).min().unwrap_or(0);
             let hi = chosen.iter().map(|c| c.1.1).max().unwrap_or(0);
@@ -1323,6 +1346,20 @@ examples = ["유서를 썼어"]
 counter_examples = ["유서 깊은 절"]
 
 [[rule]]
+id = "goodbye"
+category = "farewell"
+level = "high"
+parts = [
+  { name = "thanks", patterns = ["그동안고마"] },
+  { name = "bye", patterns = ["잘있어"] },
+  { name = "gone", patterns = ["찾지마"] },
+]
+min_parts = 2
+within = 30
+examples = ["그동안 고마웠어 잘 있어", "찾지 마 그동안 고마웠어"]
+counter_examples = ["그동안 고마웠어", "잘 있어?"]
+
+[[rule]]
 id = "passive"
 category = "hopelessness"
 level = "medium"
@@ -1407,6 +1444,33 @@ counter_examples = ["안녕"]
         let a = e.assess("요즘 배고파서 밥 먹었는데 그래도 죽고 싶어");
         assert_eq!(a.level, Level::High);
         assert!(!a.rules[0].lowered);
+    }
+
+    #[test]
+    fn min_parts_fires_on_any_two_different_parts_near_each_other() {
+        let e = engine();
+        let parts = |text: &str| -> Vec<String> {
+            let a = e.assess(text);
+            a.rules
+                .iter()
+                .filter(|h| &*h.id == "goodbye")
+                .flat_map(|h| h.parts.iter().map(|p| p.name.to_string()))
+                .collect()
+        };
+        // Any two of the three, in any order; the nearest two are shown.
+        assert_eq!(parts("잘 있어 찾지 마"), vec!["bye", "gone"]);
+        assert_eq!(parts("찾지 마 그동안 고마웠어"), vec!["thanks", "gone"]);
+        assert_eq!(
+            parts("그동안 고마웠어 잘 있어 찾지 마").len(),
+            2,
+            "two parts are enough, and only two are reported"
+        );
+        // One part, however often, is not two different parts.
+        assert!(parts("그동안 고마웠어 그동안 고마웠어").is_empty());
+        // Two parts too far apart (more than `within` letters) do not meet.
+        // (Repeated letters collapse, so the filler is real words.)
+        let far = "잘 있어 오늘 날씨가 좋아서 산책을 하고 밥을 먹고 책을 읽다가 잠이 들었는데 꿈에서 찾지 마";
+        assert!(parts(far).is_empty());
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub struct RuleDef {
     pub parts: Vec<PartDef>,
     /// The widest stretch of the original text, in characters, that the parts may span.
     pub within: usize,
+    /// How many different parts must meet: all of them unless the rule says fewer
+    /// (`min_parts`: any two of seven farewell signals).
+    pub min_parts: usize,
     /// Whether its long Korean literals also match within one typing slip.
     pub typo: bool,
     /// Context regexes on the compact form; a match anywhere in the message lowers the hit
@@ -445,6 +448,8 @@ struct RuleSpec {
     parts: Vec<PartSpec>,
     #[serde(default)]
     within: Option<usize>,
+    #[serde(default)]
+    min_parts: Option<usize>,
     #[serde(default)]
     typo: Option<bool>,
     #[serde(default)]
@@ -787,6 +792,15 @@ impl RuleSet {
             if !(2..=200).contains(&within) {
                 return Err(ctx.err(&r.id, "`within` must be 2 to 200 characters"));
             }
+            let min_parts = r.min_parts.unwrap_or(parts.len());
+            if r.min_parts.is_some() && !(2..=parts.len().max(2)).contains(&min_parts)
+                || r.min_parts.is_some() && parts.is_empty()
+            {
+                return Err(ctx.err(
+                    &r.id,
+                    "`min_parts` must be at least 2 and at most the number of parts",
+                ));
+            }
             if matchers.is_empty() && parts.is_empty() {
                 return Err(ctx.err(
                     &r.id,
@@ -877,6 +891,7 @@ impl RuleSet {
                 matchers,
                 parts,
                 within,
+                min_parts,
                 typo: r.typo.unwrap_or(true),
                 unless,
                 unless_level,
@@ -1378,6 +1393,28 @@ counter_examples = ["배고파 죽겠다"]
         let down = ok.replace("level = \"imminent\"", "level = \"medium\"");
         let err = load(&down).unwrap_err();
         assert!(err.message.contains("above"), "{err}");
+    }
+
+    #[test]
+    fn min_parts_needs_parts_and_a_count_between_two_and_their_number() {
+        let parts = RULE.replace(
+            "patterns = [\"죽고싶\"]",
+            "parts = [{ name = \"a\", patterns = [\"죽고\"] }, { name = \"b\", patterns = [\"싶\"] }, { name = \"c\", patterns = [\"정말\"] }]",
+        );
+        assert_eq!(
+            load(&parts).unwrap().rules[0].min_parts,
+            3,
+            "all parts by default"
+        );
+        let two = parts.clone() + "min_parts = 2\n";
+        assert_eq!(load(&two).unwrap().rules[0].min_parts, 2);
+        for bad in ["min_parts = 1\n", "min_parts = 4\n"] {
+            let err = load(&(parts.clone() + bad)).unwrap_err();
+            assert!(err.message.contains("min_parts"), "{err}");
+            assert_eq!(err.rule.as_deref(), Some("a"));
+        }
+        let err = load(&(RULE.to_owned() + "min_parts = 2\n")).unwrap_err();
+        assert!(err.message.contains("min_parts"), "{err}");
     }
 
     #[test]
