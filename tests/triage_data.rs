@@ -409,6 +409,34 @@ fn korean_examples_are_caught_on_the_compact_form() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The other deterministic side of the noise property: a syllable typed twice with a space
+/// between (부 부르지 마, 가방 방에) keeps every must-match example at its level. The random
+/// property finds such a case only now and then; this sweep tries every syllable of every
+/// example, so a spaced regex that breaks on it fails here, every run, not at random in CI.
+#[test]
+fn a_syllable_typed_twice_across_a_space_keeps_every_example() {
+    let e = engine();
+    let mut failures = Vec::new();
+    for (text, level) in risk_examples() {
+        let chars: Vec<char> = text.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            if !('가'..='힣').contains(c) {
+                continue;
+            }
+            let mut v: Vec<char> = chars[..i].to_vec();
+            v.push(*c);
+            v.push(' ');
+            v.extend_from_slice(&chars[i..]);
+            let v: String = v.into_iter().collect();
+            let got = e.assess(&v).level;
+            if got < *level {
+                failures.push(format!("{text:?} is {level}, but {v:?} is {got}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A slip inside a short word of a rule (a final left out, a final or an initial typed
 /// twice) is repaired and every rule runs again; the level, the cues and the spans are
 /// those of the repaired words, and the hit says it was read through a slip.
