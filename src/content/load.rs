@@ -573,10 +573,7 @@ struct Source {
 
 impl Source {
     fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            file: &self.path,
-            text: &self.text,
-        }
+        Ctx::new(&self.path, &self.text)
     }
 }
 

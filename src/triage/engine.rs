@@ -171,7 +171,7 @@ struct RegexBank {
 /// Each distinct regex compiled once per build: the same cue (an idiom, a recovery phrase)
 /// serves many rules, and a `Regex` is cheap to clone.
 #[derive(Default)]
-struct RegexCache(std::collections::HashMap<String, Regex>);
+struct RegexCache(foldhash::HashMap<String, Regex>);
 
 impl RegexCache {
     fn get(&mut self, pattern: &str) -> Result<Regex, regex::Error> {
@@ -189,20 +189,47 @@ impl RegexCache {
 }
 
 impl RegexBank {
-    fn new(
-        entries: Vec<(String, Target)>,
+    /// The spaced and the compact bank. Compiling regexes is most of the engine's build
+    /// (the sets, and each regex again for its spans), so the two sets are compiled on two
+    /// scoped threads while this one compiles every regex once into `cache`.
+    fn pair(
+        spaced: Vec<(String, Target)>,
+        compact: Vec<(String, Target)>,
         cache: &mut RegexCache,
-    ) -> Result<RegexBank, regex::Error> {
+    ) -> Result<(RegexBank, RegexBank), regex::Error> {
         // A lazy DFA whose cache is too small for the set rebuilds states on every message
         // (seen in callgrind as `determinize`): give it room once.
-        let set = regex::RegexSetBuilder::new(entries.iter().map(|(r, _)| r.as_str()))
-            .dfa_size_limit(REGEX_CACHE)
-            .build()?;
-        let each = entries
-            .into_iter()
-            .map(|(r, t)| cache.get(&r).map(|re| (re, t)))
-            .collect::<Result<_, _>>()?;
-        Ok(RegexBank { set, each })
+        let set = |entries: &[(String, Target)]| {
+            regex::RegexSetBuilder::new(entries.iter().map(|(r, _)| r.as_str()))
+                .dfa_size_limit(REGEX_CACHE)
+                .build()
+        };
+        let each = |entries: &[(String, Target)], cache: &mut RegexCache| {
+            entries
+                .iter()
+                .map(|(r, t)| cache.get(r).map(|re| (re, *t)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        std::thread::scope(|s| {
+            let spaced_set = s.spawn(|| set(&spaced));
+            let compact_set = s.spawn(|| set(&compact));
+            let spaced_each = each(&spaced, cache);
+            let compact_each = each(&compact, cache);
+            let join = |h: std::thread::ScopedJoinHandle<'_, Result<RegexSet, regex::Error>>| {
+                h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            let (spaced_set, compact_set) = (join(spaced_set), join(compact_set));
+            Ok((
+                RegexBank {
+                    set: spaced_set?,
+                    each: spaced_each?,
+                },
+                RegexBank {
+                    set: compact_set?,
+                    each: compact_each?,
+                },
+            ))
+        })
     }
 
     /// Runs the set; for each regex that matched, up to 8 matches. A group named `hit`, when
@@ -277,7 +304,7 @@ pub struct TriageEngine {
     /// Sorted, so that a window that is itself a repair word is found by binary search.
     repair_words: Vec<String>,
     /// The words of the near misses: a window that is one of them is never rewritten.
-    near_miss_words: std::collections::HashSet<String>,
+    near_miss_words: foldhash::HashSet<String>,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
     /// Regexes that keep risk phrases before a story word (상상, 나도).
@@ -316,9 +343,9 @@ const DENSE_DEPTH: usize = 6;
 struct Literals {
     patterns: Vec<String>,
     owners: Vec<Vec<Owner>>,
-    index: std::collections::HashMap<String, usize>,
+    index: foldhash::HashMap<String, usize>,
     tolerant: Vec<Tolerant>,
-    tolerant_index: std::collections::HashMap<String, usize>,
+    tolerant_index: foldhash::HashMap<String, usize>,
 }
 
 impl Literals {
@@ -545,10 +572,9 @@ impl TriageEngine {
             )
         };
         let mut cache = RegexCache::default();
-        let spaced_regex = RegexBank::new(spaced_regex, &mut cache)
-            .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
-        let compact_regex = RegexBank::new(compact_regex, &mut cache)
-            .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
+        let (spaced_regex, compact_regex) =
+            RegexBank::pair(spaced_regex, compact_regex, &mut cache)
+                .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
 
         let rules = set
             .rules

@@ -520,15 +520,25 @@ struct IntentSpec {
 pub(crate) struct Ctx<'a> {
     pub(crate) file: &'a Path,
     pub(crate) text: &'a str,
+    /// Where each line starts: every rule is located once at load, and counting the
+    /// newlines before each of 170 rules in a 400 KB file took a tenth of the build.
+    line_starts: Vec<usize>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Ctx {
+            file,
+            text,
+            line_starts,
+        }
+    }
+
     fn line_of(&self, byte: usize) -> usize {
-        self.text[..byte.min(self.text.len())]
-            .bytes()
-            .filter(|&b| b == b'\n')
-            .count()
-            + 1
+        self.line_starts.partition_point(|&start| start <= byte)
     }
 
     /// The 1-based line of an id.
@@ -630,10 +640,7 @@ impl RuleSet {
         let mut hasher = Sha256::new();
         let mut seen_ids: HashSet<String> = HashSet::new();
 
-        let ctx = Ctx {
-            file: rules.0,
-            text: rules.1,
-        };
+        let ctx = Ctx::new(rules.0, rules.1);
         hasher.update(rules.1.as_bytes());
         let file: RulesFile = ctx.parse()?;
         let levels = validate_levels(&ctx, &file.levels)?;
@@ -912,7 +919,7 @@ impl RuleSet {
                     .unwrap_or(b""),
             );
             hasher.update(text.as_bytes());
-            let ctx = Ctx { file: path, text };
+            let ctx = Ctx::new(path, text);
             let file: IntentFile = ctx.parse()?;
             for i in file.intent {
                 check_id(&ctx, &i.id, &mut seen_ids)?;
