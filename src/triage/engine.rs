@@ -216,7 +216,8 @@ impl RegexBank {
             let spaced_each = each(&spaced, cache);
             let compact_each = each(&compact, cache);
             let join = |h: std::thread::ScopedJoinHandle<'_, Result<RegexSet, regex::Error>>| {
-                h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             };
             let (spaced_set, compact_set) = (join(spaced_set), join(compact_set));
             Ok((
