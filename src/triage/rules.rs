@@ -1080,6 +1080,20 @@ fn load_lexicons(ctx: &Ctx<'_>, specs: Vec<LexiconSpec>) -> Result<Vec<Lexicon>,
     Ok(out)
 }
 
+/// A literal written as a word of two letters or more that normalization collapses to one
+/// (ㅂㅂ → ㅂ, 영영 → 영, 빙빙 → 빙) would match that letter anywhere (영화, 빙수). A one-letter
+/// part written as one letter (칼, 팔) is a deliberate choice and is allowed.
+fn collapses_to_one_letter(raw: &str, normalized: &str) -> bool {
+    normalized.chars().count() == 1 && raw.chars().filter(|c| c.is_alphabetic()).count() > 1
+}
+
+fn collapse_message(what: &str, raw: &str, normalized: &str) -> String {
+    format!(
+        "{what} {raw:?} normalizes to the single letter {normalized:?} (repeated letters \
+         collapse), which would match that letter anywhere: write a longer form"
+    )
+}
+
 fn build_matchers(
     ctx: &Ctx<'_>,
     id: &Spanned<String>,
@@ -1091,6 +1105,9 @@ fn build_matchers(
     let mut seen: HashSet<String> = HashSet::new();
     for p in raw.patterns {
         let n = compact(p);
+        if collapses_to_one_letter(p, &n) {
+            return Err(ctx.err(id, collapse_message("pattern", p, &n)));
+        }
         if n.chars().count() < if is_part { 1 } else { 2 } {
             return Err(ctx.err(
                 id,
@@ -1145,6 +1162,12 @@ fn build_matchers(
         let mut added = 0;
         for e in &lex.entries {
             let n = compact(e);
+            if collapses_to_one_letter(e, &n) {
+                return Err(ctx.err(
+                    id,
+                    collapse_message(&format!("lexicon `{name}` entry"), e, &n),
+                ));
+            }
             if !is_part && n.chars().count() < 2 {
                 return Err(ctx.err(
                     id,
@@ -1422,6 +1445,18 @@ counter_examples = ["배고파 죽겠다"]
         }
         let err = load(&(RULE.to_owned() + "min_parts = 2\n")).unwrap_err();
         assert!(err.message.contains("min_parts"), "{err}");
+    }
+
+    #[test]
+    fn a_word_that_collapses_to_one_letter_is_rejected() {
+        let parts = RULE.replace(
+            "patterns = [\"죽고싶\"]",
+            "parts = [{ name = \"a\", patterns = [\"죽고\"] }, { name = \"b\", patterns = [\"영영\"] }]",
+        );
+        let err = load(&parts).unwrap_err();
+        assert!(err.message.contains("single letter"), "{err}");
+        // One letter written as one letter is a deliberate part.
+        assert!(load(&parts.replace("영영", "칼")).is_ok());
     }
 
     #[test]
