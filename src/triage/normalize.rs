@@ -14,7 +14,10 @@
 //!    because NFKC leaves most of them in place; Latin (and every cased script) is
 //!    lowercased.
 //! 2. **Classify** each character as a letter, digit, symbol (emoji and the like),
-//!    punctuation or whitespace.
+//!    punctuation or whitespace. A digit or sign that stands *for a letter between two Latin
+//!    letters* is read as that letter (`d!e`, `k1ll`, `su1c1de`, `s3lf h@rm`): people write
+//!    English risk words that way to get past filters, and nothing else puts `!` or `1`
+//!    tight inside a Latin word.
 //! 3. **Hangul composition:** conjoining jamo (NFD) *and* compatibility jamo typed letter by
 //!    letter (`ㅈㅏㅅㅏㄹ`) are composed into syllables the way a Korean keyboard would
 //!    (two-set layout automaton, with compound vowels and finals). Consonants with no vowel
@@ -488,7 +491,40 @@ fn units(text: &str) -> Vec<Unit> {
             }
         });
     }
+    read_leet_letters(&mut out);
     out
+}
+
+/// The letter a digit or sign stands for inside a Latin word (`d!e`, `k1ll`, `s3lf`).
+fn leet_letter(c: char) -> Option<char> {
+    Some(match c {
+        '!' | '1' | '|' => 'i',
+        '0' => 'o',
+        '3' => 'e',
+        '@' | '4' => 'a',
+        '$' | '5' => 's',
+        _ => return None,
+    })
+}
+
+/// Reads a digit or sign typed tight between two Latin letters as the letter it stands for
+/// (see [`leet_letter`]). Only between two letters, with no space or mark between them
+/// (invisible characters are already gone, so `d!\u{200B}e` reads too): `covid19`, `mp3`,
+/// `wow! that` and `10시` keep their digits and signs.
+fn read_leet_letters(units: &mut [Unit]) {
+    let latin = |u: &Unit| u.class == Class::Letter && u.c.is_ascii_alphabetic();
+    for k in 1..units.len().saturating_sub(1) {
+        let (before, rest) = units.split_at_mut(k);
+        let (this, after) = rest.split_at_mut(1);
+        let (prev, cur, next) = (&before[k - 1], &mut this[0], &after[0]);
+        if cur.class == Class::Letter || !latin(prev) || !latin(next) {
+            continue;
+        }
+        if let Some(l) = leet_letter(cur.c) {
+            cur.c = l;
+            cur.class = Class::Letter;
+        }
+    }
 }
 
 fn classify(c: char, i: u32) -> Option<Unit> {
@@ -931,6 +967,23 @@ mod tests {
         ] {
             assert_eq!(compact(variant), plain, "compact form of {variant:?}");
         }
+    }
+
+    #[test]
+    fn a_digit_or_sign_inside_a_latin_word_reads_as_its_letter() {
+        assert_eq!(compact("want to d!e"), compact("want to die"));
+        assert_eq!(compact("k1ll myself"), compact("kill myself"));
+        assert_eq!(compact("su1c1de"), compact("suicide"));
+        assert_eq!(compact("s3lf h@rm"), compact("self harm"));
+        // Not at a word's edge, not beside a digit, not across a space.
+        assert_eq!(normalize("covid19 mp3"), "covid19 mp3");
+        assert_eq!(normalize("wow! that"), "wow that");
+        assert_eq!(normalize("a 1 b"), "a 1 b");
+        assert_eq!(normalize("10시 5분"), "10시 5분");
+        // The letter maps back to the sign that was typed.
+        let n = Normalized::new("d!e");
+        assert_eq!(n.compact.as_str(), "die");
+        assert_eq!(n.compact.original_span(1, 2), Some((1, 2)));
     }
 
     #[test]
