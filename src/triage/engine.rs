@@ -278,6 +278,7 @@ struct CompiledRule {
     level: Level,
     unless: Vec<(Regex, Level, Option<usize>)>,
     still: Vec<Regex>,
+    /// The level, the cues (none: `always`).
     raise: Option<(Level, Vec<Regex>)>,
     parts: Vec<Arc<str>>,
     within: usize,
@@ -964,9 +965,13 @@ impl TriageEngine {
                 }
             }
             // Co-occurrence (`raise`): an unlowered hit with a second cue in the message
-            // rises (a place now and a word of finality).
+            // rises (a place now and a word of finality). With no cues (`always`), every
+            // unlowered hit rises and its own words are the cue.
             if let (false, Some((to, when))) = (hit.lowered, &rule.raise) {
-                if let Some(m) = when.iter().find_map(|w| w.find(compact)) {
+                if when.is_empty() {
+                    hit.level = *to;
+                    hit.raised_by = hit.spans.iter().min().copied();
+                } else if let Some(m) = when.iter().find_map(|w| w.find(compact)) {
                     hit.level = *to;
                     hit.raised_by = cues.original_span(m.start(), m.end());
                 }

@@ -163,13 +163,19 @@ pub struct RuleDef {
 }
 
 /// A rule's `raise`: an unlowered hit rises to `level` when one of `when` matches anywhere in
-/// the message (the compact form).
+/// the message (the compact form), or whenever it is not lowered (`always`).
+///
+/// `always` is how a rule says "imminent unless context explains it away": the loader keeps
+/// `unless` off `imminent` rules, so such a rule is `high` with its `unless`, and rises when
+/// no context lowered it (two signals of a farewell that no job or move explains).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Raise {
     /// The level it rises to (above the rule's).
     pub level: Level,
-    /// Regexes on the compact form (lexicon references expanded).
+    /// Regexes on the compact form (lexicon references expanded); empty when `always`.
     pub when: Vec<String>,
+    /// Rises whenever the hit was not lowered; the rule's own words are the cue.
+    pub always: bool,
 }
 
 /// One `unless` context and the level it lowers to.
@@ -477,7 +483,10 @@ struct RuleSpec {
 #[serde(deny_unknown_fields)]
 struct RaiseSpec {
     level: Level,
+    #[serde(default)]
     when: Vec<String>,
+    #[serde(default)]
+    always: bool,
 }
 
 /// Intent files carry responses and more for the content layer; triage reads only the
@@ -862,8 +871,11 @@ impl RuleSet {
                     if spec.level <= r.level {
                         return Err(ctx.err(&r.id, "`raise` must name a level above the rule's"));
                     }
-                    if spec.when.is_empty() {
-                        return Err(ctx.err(&r.id, "`raise` needs at least one `when` regex"));
+                    if spec.when.is_empty() != spec.always {
+                        return Err(ctx.err(
+                            &r.id,
+                            "`raise` needs either `when` regexes or `always = true`, not both",
+                        ));
                     }
                     let mut when = Vec::with_capacity(spec.when.len());
                     for re in &spec.when {
@@ -872,6 +884,7 @@ impl RuleSet {
                     Some(Raise {
                         level: spec.level,
                         when,
+                        always: spec.always,
                     })
                 }
             };
@@ -1423,6 +1436,19 @@ counter_examples = ["배고파 죽겠다"]
         let down = ok.replace("level = \"imminent\"", "level = \"medium\"");
         let err = load(&down).unwrap_err();
         assert!(err.message.contains("above"), "{err}");
+        // `always` instead of `when`: one or the other, never both, never neither.
+        let always = ok.replace("when = [\"오늘밤\"]", "always = true");
+        assert!(
+            load(&always).unwrap().rules[0]
+                .raise
+                .as_ref()
+                .unwrap()
+                .always
+        );
+        let both = ok.replace("when = [\"오늘밤\"]", "when = [\"오늘밤\"], always = true");
+        assert!(load(&both).unwrap_err().message.contains("not both"));
+        let neither = ok.replace("when = [\"오늘밤\"]", "when = []");
+        assert!(load(&neither).unwrap_err().message.contains("not both"));
     }
 
     #[test]
