@@ -278,7 +278,7 @@ struct CompiledRule {
     level: Level,
     unless: Vec<(Regex, Level, Option<usize>)>,
     still: Vec<Regex>,
-    /// The level, the cues (none: `always`).
+    /// The level, and the cues (none for `always = true`).
     raise: Option<(Level, Vec<Regex>)>,
     parts: Vec<Arc<str>>,
     within: usize,

@@ -163,7 +163,8 @@ pub struct RuleDef {
 }
 
 /// A rule's `raise`: an unlowered hit rises to `level` when one of `when` matches anywhere in
-/// the message (the compact form), or whenever it is not lowered (`always`).
+/// the message (the compact form); with no `when` (written `always = true`), whenever it is
+/// not lowered.
 ///
 /// `always` is how a rule says "imminent unless context explains it away": the loader keeps
 /// `unless` off `imminent` rules, so such a rule is `high` with its `unless`, and rises when
@@ -172,10 +173,9 @@ pub struct RuleDef {
 pub struct Raise {
     /// The level it rises to (above the rule's).
     pub level: Level,
-    /// Regexes on the compact form (lexicon references expanded); empty when `always`.
+    /// Regexes on the compact form (lexicon references expanded); empty for `always = true`:
+    /// the hit rises whenever it was not lowered, and its own words are the cue.
     pub when: Vec<String>,
-    /// Rises whenever the hit was not lowered; the rule's own words are the cue.
-    pub always: bool,
 }
 
 /// One `unless` context and the level it lowers to.
@@ -884,7 +884,6 @@ impl RuleSet {
                     Some(Raise {
                         level: spec.level,
                         when,
-                        always: spec.always,
                     })
                 }
             };
@@ -1438,13 +1437,8 @@ counter_examples = ["배고파 죽겠다"]
         assert!(err.message.contains("above"), "{err}");
         // `always` instead of `when`: one or the other, never both, never neither.
         let always = ok.replace("when = [\"오늘밤\"]", "always = true");
-        assert!(
-            load(&always).unwrap().rules[0]
-                .raise
-                .as_ref()
-                .unwrap()
-                .always
-        );
+        let set = load(&always).unwrap();
+        assert!(set.rules[0].raise.as_ref().unwrap().when.is_empty());
         let both = ok.replace("when = [\"오늘밤\"]", "when = [\"오늘밤\"], always = true");
         assert!(load(&both).unwrap_err().message.contains("not both"));
         let neither = ok.replace("when = [\"오늘밤\"]", "when = []");
