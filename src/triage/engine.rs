@@ -18,12 +18,12 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
-use super::hangul::is_compat_jamo;
+use super::hangul::{is_compat_jamo, keystrokes};
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
 use super::typo::{
-    Skeleton, distance_at_most_one, dropped_one_final, hangul_runs, pattern_skeleton, skeleton,
-    stray_consonants, tensed_one_initial,
+    Skeleton, dropped_one_final, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
+    tensed_one_initial, within_one,
 };
 use super::{Action, Category, Level, LevelPolicy, Span};
 
@@ -269,6 +269,8 @@ fn letters(s: &str) -> u32 {
 /// A literal matched within one slip, with its keystrokes' owners.
 struct Tolerant {
     literal: String,
+    /// The literal's keystrokes, once ([`super::hangul::keystrokes`]).
+    keys: Box<[char]>,
     owners: Vec<Owner>,
 }
 
@@ -366,7 +368,8 @@ impl Literals {
 
     /// Also matched within one slip, if long enough and all Hangul.
     fn add_tolerant(&mut self, text: &str, owner: Owner, min_keys: usize) {
-        if super::hangul::keystrokes(text).len() < min_keys || pattern_skeleton(text).is_none() {
+        let keys = super::hangul::keystrokes(text);
+        if keys.len() < min_keys || pattern_skeleton(text).is_none() {
             return;
         }
         let i = match self.tolerant_index.get(text) {
@@ -374,6 +377,7 @@ impl Literals {
             None => {
                 self.tolerant.push(Tolerant {
                     literal: text.to_owned(),
+                    keys: keys.into_boxed_slice(),
                     owners: Vec::new(),
                 });
                 self.tolerant_index
@@ -814,7 +818,8 @@ impl TriageEngine {
                 }
                 continue;
             };
-            if distance_at_most_one(&t.literal, &text[b0..b1]) != Some(1) {
+            let window = &text[b0..b1];
+            if window == t.literal || within_one(&t.keys, &keystrokes(window)) != Some(1) {
                 continue;
             }
             let Some(span) = compact.original_span(b0, b1) else {

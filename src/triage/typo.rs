@@ -50,12 +50,12 @@
 //! 난간; 먹어 into 먹었; 지급, payment, into 지금) and raised some forty benign lines.
 
 use super::hangul::{
-    COMPOUND_FINALS, Syllable, cho_index, is_compat_jamo, keystrokes, tense_of, vowel_index,
+    CHO, COMPOUND_FINALS, FIRST_VOWEL, Syllable, cho_index, is_compat_jamo, tense_of, vowel_index,
 };
 
 /// Class of an initial consonant: plain, tense and aspirated sound alike and are one
 /// Shift apart.
-fn cho_class(c: char) -> char {
+const fn cho_class(c: char) -> char {
     match c {
         'ㄲ' | 'ㅋ' => 'ㄱ',
         'ㄸ' | 'ㅌ' => 'ㄷ',
@@ -68,7 +68,7 @@ fn cho_class(c: char) -> char {
 
 /// Class of a vowel: keys next to each other on the two-set layout (and ㅐ/ㅔ, which sound
 /// the same).
-fn jung_class(v: char) -> char {
+const fn jung_class(v: char) -> char {
     match v {
         'ㅑ' => 'ㅏ',
         'ㅕ' => 'ㅓ',
@@ -80,34 +80,73 @@ fn jung_class(v: char) -> char {
     }
 }
 
-/// A syllable's skeleton as two ASCII bytes (so that a byte offset in a skeleton is an
-/// element index): its initial's class as an upper-case letter, its vowel's as a lower-case
-/// one.
-fn syllable_skeleton(s: Syllable) -> [char; 2] {
-    let cho = cho_index(cho_class(s.cho)).unwrap_or(0) as u8;
-    let jung = vowel_index(jung_class(s.jung)).unwrap_or(0) as u8;
-    [(b'A' + cho) as char, (b'a' + jung) as char]
+/// The initial classes of [`cho_class`] in order: a class's rank is its place here.
+const CHO_CLASSES: [char; 10] = ['ㄱ', 'ㄴ', 'ㄷ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅅ', 'ㅇ', 'ㅈ', 'ㅎ'];
+/// The rank of each initial's class, by the initial's index in [`CHO`].
+const CHO_RANK: [u8; 19] = {
+    let mut out = [0; 19];
+    let mut i = 0;
+    while i < CHO.len() {
+        out[i] = rank(&CHO_CLASSES, cho_class(CHO[i]));
+        i += 1;
+    }
+    out
+};
+/// The vowel classes of [`jung_class`] in order.
+const JUNG_CLASSES: [char; 12] = [
+    'ㅏ', 'ㅐ', 'ㅓ', 'ㅗ', 'ㅘ', 'ㅚ', 'ㅜ', 'ㅝ', 'ㅟ', 'ㅡ', 'ㅢ', 'ㅣ',
+];
+/// The rank of each vowel's class, by the vowel's index (ㅏ = 0).
+const JUNG_RANK: [u8; 21] = {
+    let mut out = [0; 21];
+    let mut i = 0;
+    while i < out.len() {
+        let Some(v) = char::from_u32(FIRST_VOWEL + i as u32) else {
+            panic!("a vowel")
+        };
+        out[i] = rank(&JUNG_CLASSES, jung_class(v));
+        i += 1;
+    }
+    out
+};
+
+/// The place of `class` in `classes` (at compile time: a class missing is a build error).
+const fn rank(classes: &[char], class: char) -> u8 {
+    let mut k = 0;
+    while classes[k] != class {
+        k += 1;
+    }
+    k as u8
+}
+
+/// A syllable's skeleton as one byte, `cho rank * 12 + vowel rank` (0..120, ASCII, so
+/// that a byte offset in a skeleton is a syllable index). One byte, not two letters: the
+/// skeleton automaton walks half the bytes and holds half the states (benches/triage.rs).
+fn syllable_skeleton(s: Syllable) -> char {
+    let cho = cho_index(s.cho).map_or(0, |i| CHO_RANK[i as usize]);
+    let jung = vowel_index(s.jung).map_or(0, |i| JUNG_RANK[i as usize]);
+    char::from(cho * JUNG_CLASSES.len() as u8 + jung)
 }
 
 /// The skeleton of a pattern, or `None` when it holds anything but Hangul syllables.
 pub(crate) fn pattern_skeleton(pattern: &str) -> Option<String> {
-    let mut out = String::with_capacity(pattern.len());
+    let mut out = String::with_capacity(pattern.len() / 3);
     for c in pattern.chars() {
-        out.extend(syllable_skeleton(Syllable::of(c)?));
+        out.push(syllable_skeleton(Syllable::of(c)?));
     }
     Some(out)
 }
 
 /// A message's skeleton, with the map back to its characters.
 pub(crate) struct Skeleton {
-    /// Two ASCII bytes per syllable.
+    /// One ASCII byte per syllable ([`syllable_skeleton`]), [`BREAK`] between runs.
     pub text: String,
     /// For every byte of `text`, the char index in the source it came from.
     pub source: Vec<u32>,
 }
 
-/// Separates runs across anything that is not Hangul.
-const BREAK: char = '.';
+/// Separates runs across anything that is not Hangul (above every syllable's byte).
+const BREAK: char = '\x7f';
 
 /// The skeleton of a compact-form text. Lone jamo are skipped (a stray jamo is a slip);
 /// other letters break the run.
@@ -118,10 +157,8 @@ pub(crate) fn skeleton(text: &str) -> Skeleton {
     };
     for (i, c) in text.chars().enumerate() {
         if let Some(s) = Syllable::of(c) {
-            for k in syllable_skeleton(s) {
-                out.text.push(k);
-                out.source.push(i as u32);
-            }
+            out.text.push(syllable_skeleton(s));
+            out.source.push(i as u32);
         } else if !is_compat_jamo(c) && !out.text.ends_with(BREAK) {
             out.text.push(BREAK);
             out.source.push(i as u32);
@@ -209,15 +246,9 @@ pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
     })
 }
 
-/// The keystroke distance between two texts, if it is at most one (`None` above that).
-pub(crate) fn distance_at_most_one(a: &str, b: &str) -> Option<u8> {
-    let a = keystrokes(a);
-    let b = keystrokes(b);
-    within_one(&a, &b)
-}
-
-/// Levenshtein distance 0 or 1, or `None`.
-fn within_one(a: &[char], b: &[char]) -> Option<u8> {
+/// The Levenshtein distance of two keystroke sequences ([`super::hangul::keystrokes`]), if
+/// it is 0 or 1; `None` above that.
+pub(crate) fn within_one(a: &[char], b: &[char]) -> Option<u8> {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     match long.len() - short.len() {
         0 => {
@@ -238,6 +269,13 @@ fn within_one(a: &[char], b: &[char]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keystroke distance between two texts, if it is at most one.
+    fn distance_at_most_one(a: &str, b: &str) -> Option<u8> {
+        let a = super::super::hangul::keystrokes(a);
+        let b = super::super::hangul::keystrokes(b);
+        within_one(&a, &b)
+    }
 
     #[test]
     fn one_slip_is_within_one() {
@@ -300,10 +338,27 @@ mod tests {
     }
 
     #[test]
+    fn one_skeleton_byte_per_class_pair() {
+        // Every syllable's byte lies below the break; sounds of one class share a byte,
+        // different classes never do.
+        assert!(CHO_CLASSES.len() * JUNG_CLASSES.len() <= BREAK as usize);
+        assert_eq!(pattern_skeleton("죽"), pattern_skeleton("쭉"));
+        assert_eq!(pattern_skeleton("죽"), pattern_skeleton("츅"));
+        assert_eq!(pattern_skeleton("게"), pattern_skeleton("개"));
+        assert_ne!(pattern_skeleton("죽"), pattern_skeleton("국"));
+        assert_ne!(pattern_skeleton("죽"), pattern_skeleton("직"));
+        let all: std::collections::HashSet<String> = (0xAC00..=0xD7A3u32)
+            .filter_map(char::from_u32)
+            .filter_map(|c| pattern_skeleton(&c.to_string()))
+            .collect();
+        assert_eq!(all.len(), CHO_CLASSES.len() * JUNG_CLASSES.len());
+    }
+
+    #[test]
     fn skeleton_maps_back_and_breaks_on_latin() {
         let s = skeleton("a죽ㄱ고");
-        assert_eq!(s.text, format!(".{}", pattern_skeleton("주고").unwrap()));
-        assert_eq!(s.source, vec![0, 1, 1, 3, 3]);
+        assert_eq!(s.text, format!("\x7f{}", pattern_skeleton("주고").unwrap()));
+        assert_eq!(s.source, vec![0, 1, 3]);
         assert_eq!(pattern_skeleton("죽고a"), None);
     }
 }
