@@ -241,6 +241,12 @@ impl RegexBank {
             return;
         }
         let text = form.as_str();
+        // Most messages match no regex. Asking that first is a plain forward search that
+        // stops at the first match; the overlapping search for which ones matched, and the
+        // walk over every pattern's slot, are paid only when one does.
+        if !self.set.is_match(text) {
+            return;
+        }
         for i in self.set.matches(text).iter() {
             let (re, target) = &self.each[i];
             if rules_only && target.rule().is_none() {

@@ -798,12 +798,20 @@ impl Ime {
 
 /// Composes Hangul in `units` (letters only are composed; everything else passes through
 /// and ends the syllable in progress).
-fn compose<'a>(units: impl Iterator<Item = &'a Unit>, capacity: usize) -> Form {
+fn compose<'a>(units: impl Iterator<Item = &'a Unit> + Clone, capacity: usize) -> Form {
     let mut out = Form {
         text: String::with_capacity(capacity * 3),
         map: Vec::with_capacity(capacity),
         last: None,
     };
+    // Most messages hold no loose jamo (conjoining ones arrive as compatibility jamo): the
+    // IME would only pass every letter through, so skip it.
+    if !units.clone().any(|u| is_compat_jamo(u.c)) {
+        for u in units {
+            out.push(u.c, u.start, u.end);
+        }
+        return out;
+    }
     let mut ime = Ime::default();
     for u in units {
         if u.class == Class::Letter && is_hangul(u.c) {
