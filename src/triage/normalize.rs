@@ -861,32 +861,57 @@ fn spaced_form(units: &[Unit]) -> Form {
         start: 0,
         end: 0,
     };
+    // Without loose jamo there is nothing to compose: the units go straight into the form
+    // (what [`compose`] would do, one pass and one buffer fewer).
+    if !units.iter().any(|u| is_compat_jamo(u.c)) {
+        let mut form = Form {
+            text: String::with_capacity(units.len() * 3 + 8),
+            map: Vec::with_capacity(units.len() + 8),
+            last: None,
+        };
+        separate(units, &keep, pad, |u| form.push(u.c, u.start, u.end));
+        return synthetic_padding(form);
+    }
     let mut seq: Vec<Unit> = Vec::with_capacity(units.len() + 8);
-    seq.push(pad);
+    separate(units, &keep, pad, |u| seq.push(u));
+    synthetic_padding(compose(seq.iter(), seq.len()))
+}
+
+/// Writes the units kept, with separators as single spaces, symbols standing apart as their
+/// own tokens, and `pad` at both ends.
+fn separate(units: &[Unit], keep: &[bool], pad: Unit, mut emit: impl FnMut(Unit)) {
+    emit(pad);
     let mut prev_class = Class::White;
-    for (u, _) in units.iter().zip(&keep).filter(|(_, k)| **k) {
+    // The last character written is a space (the padding, or a separator).
+    let mut after_space = true;
+    let mut put = |u: Unit, after_space: &mut bool| {
+        *after_space = u.c == ' ';
+        emit(u);
+    };
+    for (u, _) in units.iter().zip(keep).filter(|(_, k)| **k) {
         match u.class {
             Class::Letter | Class::Digit => {
                 if prev_class == Class::Symbol {
-                    seq.push(pad);
+                    put(pad, &mut after_space);
                 }
-                seq.push(*u);
+                put(*u, &mut after_space);
             }
             Class::Symbol => {
                 if prev_class != Class::Symbol && prev_class != Class::White {
-                    seq.push(pad);
+                    put(pad, &mut after_space);
                 }
-                seq.push(*u);
+                put(*u, &mut after_space);
             }
             Class::Punct | Class::White => {
-                if seq.last().is_none_or(|l| l.c != ' ') {
-                    seq.push(Unit {
+                if !after_space {
+                    let space = Unit {
                         c: ' ',
                         class: Class::White,
                         trailing: false,
                         start: u.start,
                         end: u.end,
-                    });
+                    };
+                    put(space, &mut after_space);
                 }
             }
         }
@@ -895,12 +920,13 @@ fn spaced_form(units: &[Unit]) -> Form {
             c => c,
         };
     }
-    if seq.last().is_none_or(|l| l.c != ' ') {
-        seq.push(pad);
+    if !after_space {
+        put(pad, &mut after_space);
     }
-    let composed = compose(seq.iter(), seq.len());
-    let mut form = composed;
-    // Whitespace spans point at separators; padding must stay synthetic at both ends.
+}
+
+/// Whitespace spans point at separators; the padding must stay synthetic at both ends.
+fn synthetic_padding(mut form: Form) -> Form {
     if let Some(first) = form.map.first_mut() {
         first.start = 0;
         first.end = 0;
