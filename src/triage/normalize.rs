@@ -100,6 +100,15 @@ struct CharOrigin {
 }
 
 impl Form {
+    /// An empty form with room for `chars` characters (three bytes each: Hangul).
+    fn with_capacity(chars: usize) -> Form {
+        Form {
+            text: String::with_capacity(chars * 3),
+            map: Vec::with_capacity(chars),
+            last: None,
+        }
+    }
+
     /// The normalized text.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -132,11 +141,7 @@ impl Form {
     /// to the original characters of the range they replace, so a match that reads through
     /// a repaired slip still points at exactly what the person typed.
     pub(crate) fn rewrite(&self, edits: &[(usize, usize, &str)]) -> Form {
-        let mut out = Form {
-            text: String::with_capacity(self.text.len() + 8),
-            map: Vec::with_capacity(self.map.len() + 4),
-            last: None,
-        };
+        let mut out = Form::with_capacity(self.map.len() + 4);
         let mut i = 0;
         let copy = |out: &mut Form, o: CharOrigin| {
             let c = self.text[o.byte as usize..]
@@ -799,11 +804,7 @@ impl Ime {
 /// Composes Hangul in `units` (letters only are composed; everything else passes through
 /// and ends the syllable in progress).
 fn compose<'a>(units: impl Iterator<Item = &'a Unit> + Clone, capacity: usize) -> Form {
-    let mut out = Form {
-        text: String::with_capacity(capacity * 3),
-        map: Vec::with_capacity(capacity),
-        last: None,
-    };
+    let mut out = Form::with_capacity(capacity);
     // Most messages hold no loose jamo (conjoining ones arrive as compatibility jamo): the
     // IME would only pass every letter through, so skip it.
     if !units.clone().any(|u| is_compat_jamo(u.c)) {
@@ -864,11 +865,7 @@ fn spaced_form(units: &[Unit]) -> Form {
     // Without loose jamo there is nothing to compose: the units go straight into the form
     // (what [`compose`] would do, one pass and one buffer fewer).
     if !units.iter().any(|u| is_compat_jamo(u.c)) {
-        let mut form = Form {
-            text: String::with_capacity(units.len() * 3 + 8),
-            map: Vec::with_capacity(units.len() + 8),
-            last: None,
-        };
+        let mut form = Form::with_capacity(units.len() + 8);
         separate(units, &keep, pad, |u| form.push(u.c, u.start, u.end));
         return synthetic_padding(form);
     }
