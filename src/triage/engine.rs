@@ -579,11 +579,10 @@ impl TriageEngine {
                 .map(|ac| (ac, owners))
                 .map_err(|e| compile_err(format!("cannot build the pattern automaton: {e}")))
         };
-        let spaced = per_form(FormKind::Spaced)?;
-        let compact = per_form(FormKind::Compact)?;
-        let skeletons = if lit.tolerant.is_empty() && repair_words.is_empty() {
-            None
-        } else {
+        let skeletons = || {
+            if lit.tolerant.is_empty() && repair_words.is_empty() {
+                return Ok(None);
+            }
             let keys: Vec<String> = lit
                 .tolerant
                 .iter()
@@ -591,49 +590,71 @@ impl TriageEngine {
                 .chain(&repair_words)
                 .map(|w| pattern_skeleton(w).expect("checked when added"))
                 .collect();
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .dense_depth(DENSE_DEPTH)
-                    .build(&keys)
-                    .map_err(|e| compile_err(format!("cannot build the typo automaton: {e}")))?,
-            )
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .dense_depth(DENSE_DEPTH)
+                .build(&keys)
+                .map(Some)
+                .map_err(|e| compile_err(format!("cannot build the typo automaton: {e}")))
         };
-        let mut cache = RegexCache::default();
-        let (spaced_regex, compact_regex) =
-            RegexBank::pair(spaced_regex, compact_regex, &mut cache)
-                .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
-
-        let rules = set
-            .rules
-            .iter()
-            .map(|r| {
-                let err = |e: regex::Error| compile_err(format!("rule `{}`: {e}", r.id));
-                let unless = r
-                    .unless
-                    .iter()
-                    .map(|u| cache.get(&u.regex).map(|re| (re, u.level, u.near)))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(err)?;
-                let still = cache.all(&r.still).map_err(err)?;
-                let raise = match &r.raise {
-                    None => None,
-                    Some(raise) => Some((raise.level, cache.all(&raise.when).map_err(err)?)),
-                };
-                Ok(CompiledRule {
-                    id: Arc::from(r.id.as_str()),
-                    category: r.category,
-                    level: r.level,
-                    unless,
-                    still,
-                    raise,
-                    parts: r.parts.iter().map(|p| Arc::from(p.name.as_str())).collect(),
-                    within: r.within,
-                    min_parts: r.min_parts,
-                })
+        let compile_rule = |r: &super::rules::RuleDef, cache: &mut RegexCache| {
+            let err = |e: regex::Error| compile_err(format!("rule `{}`: {e}", r.id));
+            let unless = r
+                .unless
+                .iter()
+                .map(|u| cache.get(&u.regex).map(|re| (re, u.level, u.near)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let still = cache.all(&r.still).map_err(err)?;
+            let raise = match &r.raise {
+                None => None,
+                Some(raise) => Some((raise.level, cache.all(&raise.when).map_err(err)?)),
+            };
+            Ok(CompiledRule {
+                id: Arc::from(r.id.as_str()),
+                category: r.category,
+                level: r.level,
+                unless,
+                still,
+                raise,
+                parts: r.parts.iter().map(|p| Arc::from(p.name.as_str())).collect(),
+                within: r.within,
+                min_parts: r.min_parts,
             })
-            .collect::<Result<Vec<_>, LoadError>>()?;
+        };
+        // The literal automata and the regexes are independent, and each is about half of
+        // the build: the automata are built on a thread of their own (benches/triage.rs).
+        let (automata, regexes) = std::thread::scope(|s| {
+            let automata = s.spawn(|| -> Result<_, LoadError> {
+                Ok((
+                    per_form(FormKind::Spaced)?,
+                    per_form(FormKind::Compact)?,
+                    skeletons()?,
+                ))
+            });
+            let regexes = (|| -> Result<_, LoadError> {
+                let mut cache = RegexCache::default();
+                let banks = RegexBank::pair(spaced_regex, compact_regex, &mut cache)
+                    .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
+                let rules = set
+                    .rules
+                    .iter()
+                    .map(|r| compile_rule(r, &mut cache))
+                    .collect::<Result<Vec<_>, LoadError>>()?;
+                let story_still = cache
+                    .all(&set.story.still)
+                    .map_err(|e| compile_err(format!("[story] still: {e}")))?;
+                Ok((banks, rules, story_still))
+            })();
+            let automata = automata
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (automata, regexes)
+        });
+        let (spaced, compact, skeletons) = automata?;
+        let ((spaced_regex, compact_regex), rules, story_still) = regexes?;
+
         let intents = set
             .intents
             .iter()
@@ -642,9 +663,6 @@ impl TriageEngine {
                 priority: i.priority,
             })
             .collect();
-        let story_still = cache
-            .all(&set.story.still)
-            .map_err(|e| compile_err(format!("[story] still: {e}")))?;
         let version = Arc::from(set.version.as_str());
         Ok(TriageEngine {
             set,
