@@ -23,6 +23,28 @@ fn engine() -> TriageEngine {
     TriageEngine::load(&r, &i).expect("shipped files load")
 }
 
+/// Every text of the `tests/eval/dev` set (about 1,950 lines, every class).
+fn varied_lines() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/eval/dev");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/eval/dev")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("eval file");
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(_, t)| t.to_owned()),
+        );
+    }
+    assert!(lines.len() > 1000, "the dev set is in the tree");
+    lines
+}
+
 /// About 200 bytes of everyday Korean chat with no risk words (the common case).
 const KO_200: &str = "요즘 회사 일이 너무 많아서 집에 오면 아무것도 하기 싫고 그냥 누워만 있어요. 주말에도 친구들 만나기가 귀찮고 연락도 잘 안 하게 돼요. 밥도 대충.";
 /// About 200 bytes with a risk signal in it.
@@ -57,6 +79,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function("ko_200_bytes_risky", |b| {
         b.iter(|| e.assess(black_box(KO_RISK_200)))
     });
+    // Every message new, as in real traffic: a repeated message finds every automaton state
+    // it needs already built (the lines of tests/eval/dev, one per iteration, in turn).
+    let lines = varied_lines();
+    let mut next = 0;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("varied_eval_lines", |b| {
+        b.iter(|| {
+            next = (next + 1) % lines.len();
+            black_box(e.assess(black_box(&lines[next])))
+        })
+    });
+
     let total: usize = CORPUS.iter().map(|s| s.len()).sum();
     g.throughput(Throughput::Bytes(total as u64));
     g.bench_function("mixed_corpus", |b| {

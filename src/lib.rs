@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | text normalization | [`triage::normalize`] | pure; how Korean is really typed |
 //! | rule and intent files | [`triage::rules`] | strict loading, errors name file, line, rule |
-//! | assessing a message | [`triage::engine`] | one aho-corasick automaton + regex sets |
+//! | assessing a message | [`triage::engine`] | aho-corasick automata; regexes picked by trigger words |
 //! | what the bot says | [`content`] | replies, resources, screener, 마음약방, districts; pure after load |
 //! | a conversation | [`conversation`] | its record and events, the pure state machine and `plan` |
 //! | live conversations | [`chat`] | one actor per conversation (the I/O shell around `plan`) |

@@ -3,11 +3,11 @@
 //!
 //! # Cost
 //!
-//! Built once (a few tens of milliseconds for the shipped files), then shared immutably:
-//! `assess` takes `&self`, allocates only for its result, and never locks. Per message it
-//! normalizes once, runs one aho-corasick automaton (every literal pattern of every rule
-//! and intent, both forms) over each form, and one regex set per form; individual regexes
-//! and `unless` patterns run only for rules that already matched. One skeleton scan finds
+//! Built once (about 0.2 s for the shipped files), then shared immutably: `assess` takes
+//! `&self` and never locks. Per message it normalizes once, runs one aho-corasick automaton
+//! (every literal pattern of every rule and intent, both forms) over each form, and one
+//! automaton of trigger words per form that picks the few regexes that can match
+//! ([`super::trigger`]); `unless` patterns run only for rules that already matched. One skeleton scan finds
 //! typing slips; only a message with a slip to repair is scanned a second time (rules only,
 //! over the repaired words).
 
@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
-use regex_automata::{Input, PatternSet, meta};
+
+use super::trigger::Triggers;
 use serde::{Deserialize, Serialize};
 
 use super::hangul::{is_compat_jamo, keystrokes};
@@ -164,16 +165,6 @@ impl Hit {
     }
 }
 
-/// The regexes of one form: all of them as one multi-pattern regex (which matched), and
-/// each on its own (where, and its `hit` group).
-struct RegexBank {
-    /// regex-automata's meta regex over every pattern, not `regex::RegexSet`: the same
-    /// engine, asked with a reusable pattern set and no capture groups; 0.4–0.5 µs less a
-    /// message (benches/triage.rs, A/B).
-    set: meta::Regex,
-    each: Vec<(Regex, Target)>,
-}
-
 /// Each distinct regex compiled once per build: the same cue (an idiom, a recovery phrase)
 /// serves many rules, and a `Regex` is cheap to clone.
 #[derive(Default)]
@@ -194,60 +185,26 @@ impl RegexCache {
     }
 }
 
+/// The regexes of one form, each on its own (where, and its `hit` group), and the words that
+/// say which of them can match a message at all ([`super::trigger`]).
+struct RegexBank {
+    triggers: Triggers,
+    each: Vec<(Regex, Target)>,
+}
+
 impl RegexBank {
-    /// The spaced and the compact bank. Compiling regexes is most of the engine's build
-    /// (the sets, and each regex again for its spans), so the two sets are compiled on two
-    /// scoped threads while this one compiles every regex once into `cache`.
-    fn pair(
-        spaced: Vec<(String, Target)>,
-        compact: Vec<(String, Target)>,
-        cache: &mut RegexCache,
-    ) -> Result<(RegexBank, RegexBank), String> {
-        // A lazy DFA whose cache is too small for the set rebuilds states on every message
-        // (seen in callgrind as `determinize`): give it room once. All matches, as a set
-        // reports them (`MatchKind::All`), not the leftmost-first one.
-        let set = |entries: &[(String, Target)]| {
-            meta::Regex::builder()
-                .configure(
-                    meta::Config::new()
-                        .match_kind(regex_automata::MatchKind::All)
-                        .which_captures(regex_automata::nfa::thompson::WhichCaptures::None)
-                        .hybrid_cache_capacity(REGEX_CACHE),
-                )
-                .build_many(&entries.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>())
-                .map_err(|e| e.to_string())
-        };
-        let each = |entries: &[(String, Target)], cache: &mut RegexCache| {
-            entries
-                .iter()
-                .map(|(r, t)| cache.get(r).map(|re| (re, *t)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())
-        };
-        std::thread::scope(|s| {
-            let spaced_set = s.spawn(|| set(&spaced));
-            let compact_set = s.spawn(|| set(&compact));
-            let spaced_each = each(&spaced, cache);
-            let compact_each = each(&compact, cache);
-            let join = |h: std::thread::ScopedJoinHandle<'_, Result<meta::Regex, String>>| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            };
-            let (spaced_set, compact_set) = (join(spaced_set), join(compact_set));
-            Ok((
-                RegexBank {
-                    set: spaced_set?,
-                    each: spaced_each?,
-                },
-                RegexBank {
-                    set: compact_set?,
-                    each: compact_each?,
-                },
-            ))
-        })
+    fn new(entries: Vec<(String, Target)>, cache: &mut RegexCache) -> Result<RegexBank, String> {
+        let sources: Vec<&str> = entries.iter().map(|(r, _)| r.as_str()).collect();
+        let triggers = Triggers::build(&sources).map_err(|e| e.to_string())?;
+        let each = entries
+            .iter()
+            .map(|(r, t)| cache.get(r).map(|re| (re, *t)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(RegexBank { triggers, each })
     }
 
-    /// Runs the set; for each regex that matched, up to 8 matches. A group named `hit`, when
+    /// Runs each regex that can match; for each, up to 8 matches. A group named `hit`, when
     /// present, is the span reported (so a regex can look at a neighbouring letter without
     /// swallowing it).
     fn scan(&self, form: &Form, rules_only: bool, out: &mut Vec<Hit>) {
@@ -255,17 +212,8 @@ impl RegexBank {
             return;
         }
         let text = form.as_str();
-        // Most messages match no regex. Asking that first is a plain forward search that
-        // stops at the first match; the overlapping search for which ones matched, and the
-        // walk over every pattern's slot, are paid only when one does.
-        if !self.set.is_match(text) {
-            return;
-        }
-        let mut matched = PatternSet::new(self.set.pattern_len());
-        self.set
-            .which_overlapping_matches(&Input::new(text), &mut matched);
-        for i in matched.iter().map(|p| p.as_usize()) {
-            let (re, target) = &self.each[i];
+        for i in self.triggers.candidates(text) {
+            let (re, target) = &self.each[i as usize];
             if rules_only && target.rule().is_none() {
                 continue;
             }
@@ -346,6 +294,14 @@ impl std::fmt::Debug for TriageEngine {
             .field("intents", &self.intents.len())
             .field("literals", &(self.spaced.1.len() + self.compact.1.len()))
             .field("tolerant", &self.tolerant.len())
+            .field(
+                "spaced_regexes_always_run",
+                &self.spaced_regex.triggers.always_run(),
+            )
+            .field(
+                "compact_regexes_always_run",
+                &self.compact_regex.triggers.always_run(),
+            )
             .field("version", &self.version)
             .finish()
     }
@@ -356,9 +312,6 @@ const _: () = {
     assert_send_sync::<TriageEngine>();
     assert_send_sync::<Assessment>();
 };
-
-/// Bytes of lazy-DFA cache per regex set (regex's default is 2 MiB).
-const REGEX_CACHE: usize = 8 << 20;
 
 /// States this close to the root of an automaton get a full transition table. Korean text
 /// spends most of its bytes near the root (UTF-8 lead bytes), so deeper dense states pay;
@@ -635,8 +588,14 @@ impl TriageEngine {
             });
             let regexes = (|| -> Result<_, LoadError> {
                 let mut cache = RegexCache::default();
-                let banks = RegexBank::pair(spaced_regex, compact_regex, &mut cache)
-                    .map_err(|e| compile_err(format!("cannot compile the regex set: {e}")))?;
+                let bank = |entries, cache: &mut RegexCache| {
+                    RegexBank::new(entries, cache)
+                        .map_err(|e| compile_err(format!("cannot compile the regexes: {e}")))
+                };
+                let banks = (
+                    bank(spaced_regex, &mut cache)?,
+                    bank(compact_regex, &mut cache)?,
+                );
                 let rules = set
                     .rules
                     .iter()

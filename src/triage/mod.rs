@@ -9,7 +9,7 @@
 //! * [`rules`] — the data files: their format, loading and validation. A broken file stops
 //!   the load with an error naming the file, the line and the rule.
 //! * [`engine`] — [`TriageEngine::assess`]: one aho-corasick automaton over every literal
-//!   pattern of every rule and intent, plus regex sets, then `except` masks, `unless`
+//!   pattern of every rule and intent, plus the regexes its trigger words pick, then `except` masks, `unless`
 //!   downgrades, the message level and the top intent.
 //!
 //! # Levels and why `unless` never lowers `imminent`
@@ -30,6 +30,7 @@ pub mod grammar;
 pub(crate) mod hangul;
 pub mod normalize;
 pub mod rules;
+mod trigger;
 pub(crate) mod typo;
 
 use serde::{Deserialize, Serialize};
