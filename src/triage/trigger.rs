@@ -35,15 +35,24 @@ pub(crate) fn required(hir: &Hir) -> Option<Vec<String>> {
         // exactly ((자살|죽)(하면|으면) spells 자살하면, 자살으면, 죽하면, 죽으면).
         HirKind::Concat(items) => {
             let mut choices: Vec<Vec<String>> = items.iter().filter_map(required).collect();
+            // A repeated item (`(?:가 ?)+`) can open a run (its last copy is what the next
+            // item follows) or close one (its first copy follows the item before), not both.
             for start in 0..items.len() {
                 let mut spelled = vec![String::new()];
-                for item in &items[start..] {
-                    let Some(next) = exact(item).and_then(|next| product(&spelled, &next)) else {
+                for (at, item) in items[start..].iter().enumerate() {
+                    let (words, closes) = match repeated(item) {
+                        Some(sub) => (exact(sub), at > 0),
+                        None => (exact(item), false),
+                    };
+                    let Some(next) = words.and_then(|next| product(&spelled, &next)) else {
                         break;
                     };
                     spelled = next;
                     if spelled.iter().all(|w| !w.is_empty()) {
                         choices.push(spelled.clone());
+                    }
+                    if closes {
+                        break;
                     }
                 }
             }
@@ -67,6 +76,15 @@ pub(crate) fn required(hir: &Hir) -> Option<Vec<String>> {
         return None;
     }
     Some(words)
+}
+
+/// The item repeated by `hir` when it is repeated at least once and may be more than once.
+fn repeated(hir: &Hir) -> Option<&Hir> {
+    match hir.kind() {
+        HirKind::Repetition(r) if r.min >= 1 && r.max != Some(1) => Some(&r.sub),
+        HirKind::Capture(c) => repeated(&c.sub),
+        _ => None,
+    }
 }
 
 /// Every string `hir` matches, when there are few (an optional item adds the empty one).
@@ -273,6 +291,17 @@ mod tests {
         assert_eq!(words("[가-힣]+"), None);
         assert_eq!(words("(자해|.{2})했"), Some(vec!["했".into()]));
         assert_eq!(words("(자해|.{2})"), None);
+        // A repeated item opens or closes a run (가방 or 방에, with their spaces), never
+        // both (가방에: 가방방에 matches).
+        assert_eq!(
+            words("(?:가 ?)+(?:방 ?)+(?:에 ?)+[0-9]"),
+            Some(vec![
+                "방 에".into(),
+                "방 에 ".into(),
+                "방에".into(),
+                "방에 ".into()
+            ])
+        );
         // A class too big to spell out: the words of the items beside it.
         assert_eq!(
             words("(가|나|다|라|마|바|사|아|자)(가|나|다|라|마|바|사|아|자)(하|해)"),
@@ -283,6 +312,7 @@ mod tests {
     #[test]
     fn every_match_contains_a_required_word() {
         let cases = [
+            ("(?:가 ?)+(?:방 ?)+(?:에 ?)+[0-9]", "가가 방방 에에3"),
             (
                 "(오늘|내일)(에|엔)?(.{0,6})(끝낸다|끝낼게)",
                 "내일엔 진짜 끝낼게",
