@@ -60,16 +60,7 @@ pub(crate) fn required(hir: &Hir) -> Option<Vec<String>> {
         }
         // A match of an alternation is a match of one of its branches: every branch must
         // have words, and the set is their union.
-        HirKind::Alternation(alts) => {
-            let mut all = Vec::new();
-            for a in alts {
-                all.extend(required(a)?);
-                if all.len() > MAX_WORDS {
-                    return None;
-                }
-            }
-            all
-        }
+        HirKind::Alternation(alts) => union(alts, required)?,
         _ => return None,
     };
     if words.is_empty() || words.iter().any(String::is_empty) || words.len() > MAX_WORDS {
@@ -106,19 +97,23 @@ fn exact(hir: &Hir) -> Option<Vec<String>> {
             }
             spelled
         }
-        HirKind::Alternation(alts) => {
-            let mut all = Vec::new();
-            for a in alts {
-                all.extend(exact(a)?);
-                if all.len() > MAX_WORDS {
-                    return None;
-                }
-            }
-            all
-        }
+        HirKind::Alternation(alts) => union(alts, exact)?,
         _ => return None,
     };
     (words.len() <= MAX_WORDS).then_some(words)
+}
+
+/// The words of every branch together, or `None` when one branch has none or there are
+/// too many.
+fn union(alts: &[Hir], words: fn(&Hir) -> Option<Vec<String>>) -> Option<Vec<String>> {
+    let mut all = Vec::new();
+    for a in alts {
+        all.extend(words(a)?);
+        if all.len() > MAX_WORDS {
+            return None;
+        }
+    }
+    Some(all)
 }
 
 /// The letters of a small class (`(알|정)` is parsed as the class `[알정]`).
