@@ -7,8 +7,8 @@
 //! `&self` and never locks. Per message it normalizes once, runs one aho-corasick automaton
 //! (every literal pattern of every rule and intent, both forms) over each form, and one
 //! automaton of trigger words per form that picks the few regexes that can match
-//! ([`super::trigger`]); `unless` patterns run only for rules that already matched. One skeleton scan finds
-//! typing slips; only a message with a slip to repair is scanned a second time (rules only,
+//! ([`super::trigger`]); `unless` patterns run only for rules that already matched. One
+//! skeleton scan finds typing slips; only a message with a slip to repair is scanned a second time (rules only,
 //! over the repaired words).
 
 use std::path::Path;
@@ -16,13 +16,12 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
-
-use super::trigger::Triggers;
 use serde::{Deserialize, Serialize};
 
 use super::hangul::{is_compat_jamo, keystrokes};
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
+use super::trigger::Triggers;
 use super::typo::{
     Skeleton, dropped_one_final, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
     tensed_one_initial, within_one,

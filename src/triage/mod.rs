@@ -9,8 +9,8 @@
 //! * [`rules`] — the data files: their format, loading and validation. A broken file stops
 //!   the load with an error naming the file, the line and the rule.
 //! * [`engine`] — [`TriageEngine::assess`]: one aho-corasick automaton over every literal
-//!   pattern of every rule and intent, plus the regexes its trigger words pick, then `except` masks, `unless`
-//!   downgrades, the message level and the top intent.
+//!   pattern of every rule and intent, plus the regexes their trigger words pick, then
+//!   `except` masks, `unless` downgrades, the message level and the top intent.
 //!
 //! # Levels and why `unless` never lowers `imminent`
 //!
