@@ -4,12 +4,12 @@
 //! # Cost
 //!
 //! Built once (about 0.2 s for the shipped files), then shared immutably: `assess` takes
-//! `&self` and never locks. Per message it normalizes once, runs one aho-corasick automaton
-//! (every literal pattern of every rule and intent, both forms) over each form, and one
-//! automaton of trigger words per form that picks the few regexes that can match
-//! ([`super::trigger`]); `unless` patterns run only for rules that already matched. One
-//! skeleton scan finds typing slips; only a message with a slip to repair is scanned a second time (rules only,
-//! over the repaired words).
+//! `&self` and never locks. Per message it normalizes once and runs one aho-corasick
+//! automaton over each form: it holds every literal pattern of every rule and intent for that
+//! form, and the trigger words that pick the few regexes that can match
+//! ([`super::trigger`]). `unless` patterns run only for rules that already matched. One
+//! skeleton scan finds typing slips; only a message with a slip to repair is scanned a
+//! second time (rules only, over the repaired words).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use super::hangul::{is_compat_jamo, keystrokes};
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
-use super::trigger::Triggers;
 use super::typo::{
     Skeleton, dropped_one_final, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
     tensed_one_initial, within_one,
@@ -184,34 +183,28 @@ impl RegexCache {
     }
 }
 
-/// The regexes of one form, each on its own (where, and its `hit` group), and the words that
-/// say which of them can match a message at all ([`super::trigger`]).
+/// The regexes of one form, each on its own (where, and its `hit` group). Which of them can
+/// match a message at all is found by the form's literal automaton ([`FormLiterals`]).
 struct RegexBank {
-    triggers: Triggers,
     each: Vec<(Regex, Target)>,
 }
 
 impl RegexBank {
-    fn new(entries: Vec<(String, Target)>, cache: &mut RegexCache) -> Result<RegexBank, String> {
-        let sources: Vec<&str> = entries.iter().map(|(r, _)| r.as_str()).collect();
-        let triggers = Triggers::build(&sources).map_err(|e| e.to_string())?;
+    fn new(entries: &[(String, Target)], cache: &mut RegexCache) -> Result<RegexBank, String> {
         let each = entries
             .iter()
             .map(|(r, t)| cache.get(r).map(|re| (re, *t)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        Ok(RegexBank { triggers, each })
+        Ok(RegexBank { each })
     }
 
-    /// Runs each regex that can match; for each, up to 8 matches. A group named `hit`, when
-    /// present, is the span reported (so a regex can look at a neighbouring letter without
-    /// swallowing it).
-    fn scan(&self, form: &Form, rules_only: bool, out: &mut Vec<Hit>) {
-        if self.each.is_empty() {
-            return;
-        }
+    /// Runs each regex of `candidates` (ascending, the order the hits were always reported
+    /// in); for each, up to 8 matches. A group named `hit`, when present, is the span
+    /// reported (so a regex can look at a neighbouring letter without swallowing it).
+    fn scan(&self, form: &Form, rules_only: bool, candidates: &[u32], out: &mut Vec<Hit>) {
         let text = form.as_str();
-        for i in self.triggers.candidates(text) {
+        for &i in candidates {
             let (re, target) = &self.each[i as usize];
             if rules_only && target.rule().is_none() {
                 continue;
@@ -266,9 +259,9 @@ struct CompiledIntent {
 /// behind an `Arc`; `Send + Sync`.
 pub struct TriageEngine {
     set: RuleSet,
-    /// Literals of the spaced form and of the compact form, each with its owners.
-    spaced: (AhoCorasick, Vec<Vec<Owner>>),
-    compact: (AhoCorasick, Vec<Vec<Owner>>),
+    /// Literals and trigger words of the spaced form and of the compact form.
+    spaced: FormLiterals,
+    compact: FormLiterals,
     spaced_regex: RegexBank,
     compact_regex: RegexBank,
     /// Skeletons of the tolerant literals, then of the repair words ([`super::typo`]): one
@@ -291,15 +284,15 @@ impl std::fmt::Debug for TriageEngine {
         f.debug_struct("TriageEngine")
             .field("rules", &self.rules.len())
             .field("intents", &self.intents.len())
-            .field("literals", &(self.spaced.1.len() + self.compact.1.len()))
+            .field("literals", &self.literal_counts().0)
             .field("tolerant", &self.tolerant.len())
             .field(
                 "spaced_regexes_always_run",
-                &self.spaced_regex.triggers.always_run(),
+                &(self.spaced.always.len(), self.spaced_regex.each.len()),
             )
             .field(
                 "compact_regexes_always_run",
-                &self.compact_regex.triggers.always_run(),
+                &(self.compact.always.len(), self.compact_regex.each.len()),
             )
             .field("version", &self.version)
             .finish()
@@ -316,6 +309,19 @@ const _: () = {
 /// spends most of its bytes near the root (UTF-8 lead bytes), so deeper dense states pay;
 /// measured in benches/triage.rs.
 const DENSE_DEPTH: usize = 6;
+
+/// One form's automaton. Pattern `i` is a literal of the targets `owners[i]`, a trigger word
+/// of the regexes `triggers[i]` ([`super::trigger`]), or both: one scan finds the literals
+/// and picks the regexes worth running.
+struct FormLiterals {
+    ac: AhoCorasick,
+    owners: Vec<Vec<Owner>>,
+    triggers: Vec<Box<[u32]>>,
+    /// Regexes with no trigger word: run on every message.
+    always: Vec<u32>,
+    /// Patterns that are literals (the rest are only trigger words).
+    literals: usize,
+}
 
 /// Collects the literals of every target while the engine is built.
 #[derive(Default)]
@@ -507,17 +513,40 @@ impl TriageEngine {
             rule: None,
             message,
         };
-        // One automaton per form: each form is scanned only for its own literals.
-        let per_form = |kind: FormKind| {
+        // One automaton per form: each form is scanned only for its own literals, and for
+        // the trigger words of its own regexes.
+        let per_form = |kind: FormKind, regexes: &[(String, Target)]| {
             let mut pats: Vec<&str> = Vec::new();
             let mut owners: Vec<Vec<Owner>> = Vec::new();
+            let mut at: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
             for (p, os) in lit.patterns.iter().zip(&lit.owners) {
                 let mine: Vec<Owner> = os.iter().copied().filter(|o| o.form == kind).collect();
                 if !mine.is_empty() {
+                    at.insert(p, pats.len());
                     pats.push(p);
                     owners.push(mine);
                 }
             }
+            let literals = pats.len();
+            let sources: Vec<&str> = regexes.iter().map(|(r, _)| r.as_str()).collect();
+            let words = super::trigger::words(&sources);
+            let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); pats.len()];
+            let mut always = Vec::new();
+            for (i, words) in words.iter().enumerate() {
+                let Some(words) = words else {
+                    always.push(i as u32);
+                    continue;
+                };
+                for w in words {
+                    let k = *at.entry(w).or_insert_with(|| {
+                        pats.push(w);
+                        triggers.push(Vec::new());
+                        pats.len() - 1
+                    });
+                    triggers[k].push(i as u32);
+                }
+            }
+            owners.resize_with(pats.len(), Vec::new);
             AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
                 .kind(Some(match kind {
@@ -528,7 +557,13 @@ impl TriageEngine {
                 }))
                 .dense_depth(DENSE_DEPTH)
                 .build(&pats)
-                .map(|ac| (ac, owners))
+                .map(|ac| FormLiterals {
+                    ac,
+                    owners,
+                    triggers: triggers.into_iter().map(Vec::into_boxed_slice).collect(),
+                    always,
+                    literals,
+                })
                 .map_err(|e| compile_err(format!("cannot build the pattern automaton: {e}")))
         };
         let skeletons = || {
@@ -580,20 +615,20 @@ impl TriageEngine {
         let (automata, regexes) = std::thread::scope(|s| {
             let automata = s.spawn(|| -> Result<_, LoadError> {
                 Ok((
-                    per_form(FormKind::Spaced)?,
-                    per_form(FormKind::Compact)?,
+                    per_form(FormKind::Spaced, &spaced_regex)?,
+                    per_form(FormKind::Compact, &compact_regex)?,
                     skeletons()?,
                 ))
             });
             let regexes = (|| -> Result<_, LoadError> {
                 let mut cache = RegexCache::default();
-                let bank = |entries, cache: &mut RegexCache| {
+                let bank = |entries: &[(String, Target)], cache: &mut RegexCache| {
                     RegexBank::new(entries, cache)
                         .map_err(|e| compile_err(format!("cannot compile the regexes: {e}")))
                 };
                 let banks = (
-                    bank(spaced_regex, &mut cache)?,
-                    bank(compact_regex, &mut cache)?,
+                    bank(&spaced_regex, &mut cache)?,
+                    bank(&compact_regex, &mut cache)?,
                 );
                 let rules = set
                     .rules
@@ -657,7 +692,7 @@ impl TriageEngine {
     /// How many literals the automaton holds, and how many of them match within a slip.
     pub fn literal_counts(&self) -> (usize, usize) {
         (
-            self.spaced.1.len() + self.compact.1.len(),
+            self.spaced.literals + self.compact.literals,
             self.tolerant.len(),
         )
     }
@@ -667,10 +702,10 @@ impl TriageEngine {
     fn hits(&self, text: &str) -> (Normalized, Option<Form>, Vec<Hit>) {
         let n = Normalized::new(text);
         let mut hits = Vec::new();
-        self.scan_literals(&n.spaced, FormKind::Spaced, false, false, &mut hits);
-        self.spaced_regex.scan(&n.spaced, false, &mut hits);
-        self.scan_literals(&n.compact, FormKind::Compact, false, false, &mut hits);
-        self.compact_regex.scan(&n.compact, false, &mut hits);
+        // The regexes a form's trigger words pick; one buffer for every form.
+        let mut picked = Vec::new();
+        self.scan_form(&n.spaced, FormKind::Spaced, false, &mut picked, &mut hits);
+        self.scan_form(&n.compact, FormKind::Compact, false, &mut picked, &mut hits);
         let mut candidates = Vec::new();
         if let Some(sk) = form_skeleton(&n.compact) {
             self.scan_slips(&n.compact, &sk, &mut hits, Some(&mut candidates));
@@ -679,8 +714,7 @@ impl TriageEngine {
         if let Some(repaired) = &repaired {
             // Every rule once more over the repaired words, marked as read through a slip.
             let from = hits.len();
-            self.scan_literals(repaired, FormKind::Compact, true, true, &mut hits);
-            self.compact_regex.scan(repaired, true, &mut hits);
+            self.scan_form(repaired, FormKind::Compact, true, &mut picked, &mut hits);
             for h in &mut hits[from..] {
                 h.typo = h.role == Role::Match;
             }
@@ -688,8 +722,7 @@ impl TriageEngine {
         if let Some(layout) = layout_form(text) {
             // Korean typed on the Latin layout: rules only, marked as read through a slip.
             let from = hits.len();
-            self.scan_literals(&layout, FormKind::Compact, true, true, &mut hits);
-            self.compact_regex.scan(&layout, true, &mut hits);
+            self.scan_form(&layout, FormKind::Compact, true, &mut picked, &mut hits);
             if let Some(sk) = form_skeleton(&layout) {
                 self.scan_slips(&layout, &sk, &mut hits, None);
             }
@@ -749,22 +782,28 @@ impl TriageEngine {
         Some(compact.rewrite(&chosen))
     }
 
-    fn scan_literals(
+    /// The literals of `form` and the matches of the regexes their trigger words pick
+    /// (`picked` is a buffer, emptied first). `rules_only` skips intents.
+    fn scan_form(
         &self,
         form: &Form,
         kind: FormKind,
         rules_only: bool,
-        typo: bool,
+        picked: &mut Vec<u32>,
         out: &mut Vec<Hit>,
     ) {
-        let text = form.as_str();
-        let (automaton, owners) = match kind {
-            FormKind::Spaced => &self.spaced,
-            FormKind::Compact => &self.compact,
+        let (literals, regexes) = match kind {
+            FormKind::Spaced => (&self.spaced, &self.spaced_regex),
+            FormKind::Compact => (&self.compact, &self.compact_regex),
         };
-        for m in automaton.find_overlapping_iter(text) {
+        picked.clear();
+        picked.extend_from_slice(&literals.always);
+        let text = form.as_str();
+        for m in literals.ac.find_overlapping_iter(text) {
+            let p = m.pattern().as_usize();
+            picked.extend_from_slice(&literals.triggers[p]);
             let mut span = None;
-            for o in &owners[m.pattern().as_usize()] {
+            for o in &literals.owners[p] {
                 if rules_only && o.target.rule().is_none() {
                     continue;
                 }
@@ -777,10 +816,13 @@ impl TriageEngine {
                     role: o.role,
                     span: s,
                     weight: letters(&text[m.start()..m.end()]),
-                    typo,
+                    typo: false,
                 });
             }
         }
+        picked.sort_unstable();
+        picked.dedup();
+        regexes.scan(form, rules_only, picked, out);
     }
 
     /// Tolerant literals found within one slip (not exactly: exact matches are found by the

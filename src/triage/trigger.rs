@@ -14,7 +14,6 @@
 //! regex that is skipped cannot have matched, and the engine's output is the same as asking
 //! every regex (checked byte for byte over every eval line and rule example).
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// At most this many words per regex; a regex that would need more is always run.
@@ -155,81 +154,20 @@ fn selectivity(words: &[String]) -> (usize, std::cmp::Reverse<usize>) {
     (shortest, std::cmp::Reverse(words.len()))
 }
 
-/// The trigger words of one form's regexes, and the regexes with none.
-pub(crate) struct Triggers {
-    /// Pattern `i` is a word; `owners[i]` the regexes that need it.
-    words: Option<AhoCorasick>,
-    owners: Vec<Vec<u32>>,
-    /// Regexes with no required word: run on every message.
-    always: Vec<u32>,
-    regexes: usize,
-}
-
-impl Triggers {
-    /// `patterns[i]` is regex `i`'s source; a pattern that does not parse is always run
-    /// (the loader has already rejected one that does not).
-    pub(crate) fn build(patterns: &[&str]) -> Result<Triggers, aho_corasick::BuildError> {
-        let mut words: Vec<String> = Vec::new();
-        let mut owners: Vec<Vec<u32>> = Vec::new();
-        let mut index: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
-        let mut always = Vec::new();
-        for (i, p) in patterns.iter().enumerate() {
-            let needed = regex_syntax::Parser::new()
-                .parse(p)
-                .ok()
-                .and_then(|h| required(&h));
-            let Some(needed) = needed else {
-                always.push(i as u32);
-                continue;
-            };
-            for w in needed {
-                let at = *index.entry(w.clone()).or_insert_with(|| {
-                    words.push(w);
-                    owners.push(Vec::new());
-                    owners.len() - 1
-                });
-                if owners[at].last() != Some(&(i as u32)) {
-                    owners[at].push(i as u32);
-                }
-            }
-        }
-        let words = if words.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(&words)?,
-            )
-        };
-        Ok(Triggers {
-            words,
-            owners,
-            always,
-            regexes: patterns.len(),
+/// The trigger words of each regex, `None` for one that has none (it runs on every
+/// message). `patterns[i]` is regex `i`'s source; one that does not parse has none (the
+/// loader has already rejected one that does not). The engine adds the words to its literal
+/// automaton of the regex's form, so one scan finds literals and trigger words together.
+pub(crate) fn words(patterns: &[&str]) -> Vec<Option<Vec<String>>> {
+    patterns
+        .iter()
+        .map(|p| {
+            let mut w = required(&regex_syntax::Parser::new().parse(p).ok()?)?;
+            w.sort_unstable();
+            w.dedup();
+            Some(w)
         })
-    }
-
-    /// The regexes that may match `text`, in ascending order (the order the hits were
-    /// reported in before, so outputs stay byte-identical). Allocates only when a word is
-    /// found: most messages find a few.
-    pub(crate) fn candidates(&self, text: &str) -> Vec<u32> {
-        let mut out = self.always.clone();
-        if let Some(ac) = &self.words {
-            for m in ac.find_overlapping_iter(text) {
-                out.extend_from_slice(&self.owners[m.pattern().as_usize()]);
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-
-    /// How many regexes run on every message, and how many in all.
-    pub(crate) fn always_run(&self) -> (usize, usize) {
-        (self.always.len(), self.regexes)
-    }
+        .collect()
 }
 
 #[cfg(test)]
@@ -335,11 +273,15 @@ mod tests {
     }
 
     #[test]
-    fn candidates_are_the_always_run_and_the_triggered() {
-        let t = Triggers::build(&["옥상.{0,4}올라", "[가-힣]+", "자해"]).unwrap();
-        assert_eq!(t.always_run(), (1, 3));
-        assert_eq!(t.candidates("밥 먹었어"), vec![1]);
-        assert_eq!(t.candidates("자해 했어 옥상"), vec![1, 2]);
-        assert_eq!(t.candidates("자해 했어 옥상에 올라"), vec![0, 1, 2]);
+    fn each_regex_gets_its_words_or_none() {
+        assert_eq!(
+            super::words(&["옥상.{0,4}올라", "[가-힣]+", "(자해|자해)", "(("]),
+            vec![
+                Some(vec!["올라".into()]),
+                None,
+                Some(vec!["자해".into()]),
+                None
+            ]
+        );
     }
 }
