@@ -22,8 +22,8 @@ use super::hangul::{is_compat_jamo, keystrokes};
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
 use super::typo::{
-    Skeleton, dropped_one_final, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
-    tensed_one_initial, within_one,
+    Skeleton, dropped_one_final, hangul_runs, pattern_skeleton, respell, skeleton,
+    stray_consonants, tensed_one_initial, within_one,
 };
 use super::{Action, Category, Level, LevelPolicy, Span};
 
@@ -272,6 +272,8 @@ pub struct TriageEngine {
     repair_words: Vec<String>,
     /// The words of the near misses: a window that is one of them is never rewritten.
     near_miss_words: foldhash::HashSet<String>,
+    /// Syllables spellings as pronounced are written back into ([`super::typo::respell`]).
+    spoken: Vec<char>,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
     /// Regexes that keep risk phrases before a story word (상상, 나도).
@@ -657,6 +659,7 @@ impl TriageEngine {
             })
             .collect();
         let version = Arc::from(set.version.as_str());
+        let spoken = set.typo.spoken.clone();
         Ok(TriageEngine {
             set,
             spaced,
@@ -667,6 +670,7 @@ impl TriageEngine {
             tolerant: lit.tolerant,
             repair_words,
             near_miss_words,
+            spoken,
             rules,
             intents,
             story_still,
@@ -743,7 +747,11 @@ impl TriageEngine {
         hits: &[Hit],
     ) -> Option<Form> {
         let text = compact.as_str();
-        let mut edits: Vec<(usize, usize, &str)> = Vec::new();
+        let spoken = respell(text, &self.spoken);
+        let mut edits: Vec<(usize, usize, &str)> = spoken
+            .iter()
+            .map(|(a, b, w)| (*a, *b, w.as_str()))
+            .collect();
         if text.chars().any(is_compat_jamo) {
             edits.extend(stray_consonants(text).into_iter().map(|(a, b)| (a, b, "")));
         }
@@ -967,12 +975,16 @@ impl TriageEngine {
         // Context (`unless`) lowers a hit, never an `imminent` one. The first cue in the
         // rule's order that matches decides (authors list specific cues, such as recovery,
         // before general ones, such as negation); a `still` cue keeps the full level.
-        // Cues are read on the repaired words when a slip was repaired (a slip inside a
-        // cue would otherwise hide it), with spans mapped back through the repair.
+        // Cues are read on the words as typed and, when a slip or a spelling was repaired,
+        // on the repaired words too, with spans mapped back through the repair: a slip
+        // inside a cue would otherwise hide it, and a repair must not hide one either
+        // (졸업, a cue, must not be lost when 업 before 시 reads as 없).
         // A cue with `near` lowers only a hit beside it (letters counted as for parts).
         let mut level = Level::None;
-        let cues = repaired.as_ref().unwrap_or(&n.compact);
-        let compact = cues.as_str();
+        let forms: &[&Form] = match &repaired {
+            Some(r) => &[&n.compact, r],
+            None => &[&n.compact],
+        };
         let near_cues = rule_hits
             .iter()
             .any(|(i, _)| self.rules[*i as usize].unless.iter().any(|u| u.2.is_some()));
@@ -988,15 +1000,19 @@ impl TriageEngine {
             let rule = &self.rules[*i as usize];
             let spans = &hit.spans;
             let cue = rule.unless.iter().find_map(|(u, l, near)| match near {
-                None => u
-                    .find(compact)
-                    .map(|m| (*l, cues.original_span(m.start(), m.end()))),
+                None => forms.iter().find_map(|f| {
+                    u.find(f.as_str())
+                        .map(|m| (*l, f.original_span(m.start(), m.end())))
+                }),
                 // Every span of the hit must lie beside a match of the cue: words of the
                 // rule elsewhere in the message keep their level.
                 Some(d) => {
-                    let at: Vec<Span> = u
-                        .find_iter(compact)
-                        .filter_map(|m| cues.original_span(m.start(), m.end()))
+                    let at: Vec<Span> = forms
+                        .iter()
+                        .flat_map(|f| {
+                            u.find_iter(f.as_str())
+                                .filter_map(|m| f.original_span(m.start(), m.end()))
+                        })
                         .collect();
                     let beside = |s: &Span| at.iter().find(|c| letter_gap(**c, *s, letters) <= *d);
                     (!spans.is_empty() && spans.iter().all(|s| beside(s).is_some()))
@@ -1004,7 +1020,11 @@ impl TriageEngine {
                 }
             });
             if let Some((lowered_to, at)) = cue {
-                if !rule.still.iter().any(|s| s.is_match(compact)) {
+                if !rule
+                    .still
+                    .iter()
+                    .any(|s| forms.iter().any(|f| s.is_match(f.as_str())))
+                {
                     hit.level = lowered_to;
                     hit.lowered = true;
                     hit.lowered_by = at;
@@ -1017,9 +1037,13 @@ impl TriageEngine {
                 if when.is_empty() {
                     hit.level = *to;
                     hit.raised_by = hit.spans.iter().min().copied();
-                } else if let Some(m) = when.iter().find_map(|w| w.find(compact)) {
+                } else if let Some((f, m)) = when.iter().find_map(|w| {
+                    forms
+                        .iter()
+                        .find_map(|f| w.find(f.as_str()).map(|m| (f, m)))
+                }) {
                     hit.level = *to;
-                    hit.raised_by = cues.original_span(m.start(), m.end());
+                    hit.raised_by = f.original_span(m.start(), m.end());
                 }
             }
             hit.spans.sort_unstable();

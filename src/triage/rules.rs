@@ -228,6 +228,9 @@ pub struct TypoPolicy {
     /// Words of two syllables or more to repair towards, beyond the entries of the lexicons
     /// marked `repair` (compact form).
     pub words: Vec<String>,
+    /// Syllables a spelling as pronounced is written back into (`[typo] spoken`; sorted):
+    /// 먹 for 머거, 있 for 이써 ([`super::typo::respell`]).
+    pub spoken: Vec<char>,
 }
 
 impl Default for TypoPolicy {
@@ -237,6 +240,7 @@ impl Default for TypoPolicy {
             near_misses: Vec::new(),
             repair_min_keys: 5,
             words: Vec::new(),
+            spoken: Vec::new(),
         }
     }
 }
@@ -368,6 +372,8 @@ struct TypoSpec {
     repair_min_keys: Option<usize>,
     #[serde(default)]
     words: Vec<String>,
+    #[serde(default)]
+    spoken: Vec<String>,
 }
 
 /// An `unless` entry: a regex, or `{ regex = "...", level = "low" }`.
@@ -689,25 +695,44 @@ impl RuleSet {
         };
         let typo = match file.typo {
             None => TypoPolicy::default(),
-            Some(t) => TypoPolicy {
-                min_keys: t.min_keys.unwrap_or(TypoPolicy::default().min_keys).max(4),
-                near_misses: t
-                    .near_misses
-                    .iter()
-                    .map(|n| compact(n))
-                    .filter(|n| !n.is_empty())
-                    .collect(),
-                repair_min_keys: t
-                    .repair_min_keys
-                    .unwrap_or(TypoPolicy::default().repair_min_keys)
-                    .max(4),
-                words: t
-                    .words
-                    .iter()
-                    .map(|n| compact(n))
-                    .filter(|n| !n.is_empty())
-                    .collect(),
-            },
+            Some(t) => {
+                let mut spoken = Vec::with_capacity(t.spoken.len());
+                for w in &t.spoken {
+                    let mut cs = w.chars();
+                    match (cs.next().and_then(super::hangul::Syllable::of), cs.next()) {
+                        (Some(syl), None) if syl.jong != '\0' => {
+                            spoken.push(w.chars().next().unwrap_or_default())
+                        }
+                        _ => {
+                            return Err(ctx.file_err(format!(
+                                "[typo] spoken {w:?}: each entry is one Hangul syllable with a final consonant"
+                            )));
+                        }
+                    }
+                }
+                spoken.sort_unstable();
+                spoken.dedup();
+                TypoPolicy {
+                    min_keys: t.min_keys.unwrap_or(TypoPolicy::default().min_keys).max(4),
+                    near_misses: t
+                        .near_misses
+                        .iter()
+                        .map(|n| compact(n))
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                    repair_min_keys: t
+                        .repair_min_keys
+                        .unwrap_or(TypoPolicy::default().repair_min_keys)
+                        .max(4),
+                    words: t
+                        .words
+                        .iter()
+                        .map(|n| compact(n))
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                    spoken,
+                }
+            }
         };
 
         let story = match file.story {
@@ -1399,6 +1424,20 @@ counter_examples = ["배고파 죽겠다"]
         assert_eq!(err.line, Some(19));
         assert!(err.message.contains("duplicate"));
         assert!(err.to_string().starts_with("rules.toml:19: rule `a`:"));
+    }
+
+    #[test]
+    fn spoken_syllables_are_one_syllable_with_a_final() {
+        let set = load(&format!(
+            "[typo]\nspoken = [\"죽\", \"먹\", \"었\"]\n{RULE}"
+        ))
+        .unwrap();
+        assert_eq!(set.typo.spoken, vec!['먹', '었', '죽']);
+        for bad in ["먹다", "주", "ㅈ", "a"] {
+            let err = load(&format!("[typo]\nspoken = [\"{bad}\"]\n{RULE}")).unwrap_err();
+            assert!(err.message.contains("[typo] spoken"), "{bad}: {err}");
+            assert!(err.to_string().starts_with("rules.toml"), "{err}");
+        }
     }
 
     #[test]

@@ -246,6 +246,112 @@ pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
     })
 }
 
+/// Spellings as pronounced, written back: the edits (byte range of `text`, replacement) that
+/// turn `머거써` into `먹었어`, `주글` into `죽을`, `업서` into `없어`, `마니` into `많이`, `삿어`
+/// into `샀어`, `업는` into `없는` and `끈은` into `끊은`.
+///
+/// Why: people type what they hear (연음: a final consonant sounds at the start of the next
+/// syllable), and drop the Shift or the second key of a final (ㅆ typed ㅅ, ㅄ typed ㅂ). Rules
+/// list some of these spellings, the ending grammar writes the liaison spelling of its own
+/// forms, but a rule's plain words (약 먹었어, 아무도 없어) were read only as written.
+///
+/// Only into the syllables of `spoken` (sorted; `[typo] spoken` in the rules file): moving a
+/// consonant back anywhere invents words (주기로, to give, would become 죽이로). And only
+/// before an ending: 어 or 아 as vowel harmony wants them, 으, or a bare 이 after a final that
+/// ends in a silent or second consonant (많이, 없이). A final ㅂ is read as ㅄ only before ㄴ,
+/// ㄷ, ㅈ or at the end (업고 and 업어 carry someone), and a final ㄴ as ㄶ only before 어, 은
+/// or 음 (끈은지 for 끊은지; 끈을, a rope, is left). The engine scans the result for rules
+/// only, like the repaired form, and a near miss (주거지, a place of residence) still masks
+/// what is read inside it.
+pub(crate) fn respell(text: &str, spoken: &[char]) -> Vec<(usize, usize, String)> {
+    let is_spoken = |s: Syllable| s.compose().filter(|c| spoken.binary_search(c).is_ok());
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut out: Vec<char> = chars.iter().map(|&(_, c)| c).collect();
+    let mut changed = vec![false; out.len()];
+    for i in 0..out.len() {
+        let Some(a) = Syllable::of(out[i]) else {
+            continue;
+        };
+        let next = out.get(i + 1).copied().and_then(Syllable::of);
+        if let Some(b) = next.filter(|b| b.cho != 'ㅇ') {
+            let back = moved_back(a.jong, b.cho)
+                .into_iter()
+                .flatten()
+                .find_map(|(f, i_too)| {
+                    // Vowel harmony: 아 after ㅏ or ㅗ (많아), 어 after any other (먹어, 죽어;
+                    // 주가, a stock price, is not 죽아).
+                    let bright = matches!(a.jung, 'ㅏ' | 'ㅗ' | 'ㅑ' | 'ㅘ');
+                    let before_ending = match b.jung {
+                        'ㅏ' => bright,
+                        'ㅓ' => !bright,
+                        'ㅡ' => true,
+                        'ㅣ' => i_too && b.jong == '\0',
+                        _ => false,
+                    };
+                    is_spoken(a.with_jong(f)).filter(|_| before_ending)
+                });
+            if let Some(s) = back {
+                out[i] = s;
+                out[i + 1] = Syllable { cho: 'ㅇ', ..b }.compose().unwrap_or(out[i + 1]);
+                changed[i] = true;
+                changed[i + 1] = true;
+                continue;
+            }
+        }
+        let before_vowel = next.is_some_and(|b| b.cho == 'ㅇ' && matches!(b.jung, 'ㅓ' | 'ㅡ'));
+        let simplified = match a.jong {
+            'ㅅ' => Some('ㅆ'),
+            'ㄴ' if before_vowel && next.is_some_and(|b| b.jong != 'ㄹ') => Some('ㄶ'),
+            'ㅂ' if next.is_none_or(|b| matches!(b.cho, 'ㄴ' | 'ㄷ' | 'ㅈ')) => Some('ㅄ'),
+            _ => None,
+        };
+        if let Some(s) = simplified.and_then(|f| is_spoken(a.with_jong(f))) {
+            out[i] = s;
+            changed[i] = true;
+        }
+    }
+    let mut edits = Vec::new();
+    let mut i = 0;
+    while i < out.len() {
+        if !changed[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < out.len() && changed[i] {
+            i += 1;
+        }
+        let end = chars.get(i).map_or(text.len(), |&(b, _)| b);
+        edits.push((chars[start].0, end, out[start..i].iter().collect()));
+    }
+    edits
+}
+
+/// The finals a syllable may have had when `cho`, the next syllable's initial, is heard as
+/// its final moved over: the consonant itself after an open syllable, and ㄴ also as ㄶ, ㄹ
+/// as ㅀ (their ㅎ is silent); or the cluster it ends (업 + 서: ㅄ). With each, whether 이 may
+/// follow (the final keeps a consonant of its own before it: 많이, 없이).
+fn moved_back(jong: char, cho: char) -> [Option<(char, bool)>; 2] {
+    let plain = match cho {
+        'ㄲ' => 'ㄱ',
+        'ㅆ' => 'ㅅ',
+        c => c,
+    };
+    match (jong, cho) {
+        ('\0', 'ㄸ' | 'ㅃ' | 'ㅉ') => [None, None],
+        ('\0', 'ㄴ') => [Some(('ㄴ', false)), Some(('ㄶ', true))],
+        ('\0', 'ㄹ') => [Some(('ㄹ', false)), Some(('ㅀ', true))],
+        ('\0', c) => [Some((c, false)), None],
+        (j, _) => [
+            COMPOUND_FINALS
+                .iter()
+                .find(|&&(x, y, _)| x == j && y == plain)
+                .map(|&(_, _, c)| (c, true)),
+            None,
+        ],
+    }
+}
+
 /// The Levenshtein distance of two keystroke sequences ([`super::hangul::keystrokes`]), if
 /// it is 0 or 1; `None` above that.
 pub(crate) fn within_one(a: &[char], b: &[char]) -> Option<u8> {
@@ -275,6 +381,70 @@ mod tests {
         let a = super::super::hangul::keystrokes(a);
         let b = super::super::hangul::keystrokes(b);
         within_one(&a, &b)
+    }
+
+    /// The text with [`respell`]'s edits applied.
+    fn respelled(text: &str) -> String {
+        let mut spoken: Vec<char> = "먹죽싶있없많싫끊같었았였했갔샀왔봤됐켰겠렸졌섰쳤웠"
+            .chars()
+            .collect();
+        spoken.sort_unstable();
+        let mut out = String::new();
+        let mut at = 0;
+        for (b0, b1, with) in respell(text, &spoken) {
+            out.push_str(&text[at..b0]);
+            out.push_str(&with);
+            at = b1;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    #[test]
+    fn spellings_as_pronounced_are_written_back_into_listed_syllables_only() {
+        let table = [
+            // A final heard at the start of the next syllable, moved back (twice in a row).
+            ("약다머거써", "약다먹었어"),
+            ("주글래", "죽을래"),
+            ("주그면", "죽으면"),
+            ("이써", "있어"),
+            ("시퍼", "싶어"),
+            ("해써", "했어"),
+            ("외로워써", "외로웠어"),
+            // A silent ㅎ, and a cluster's second consonant.
+            ("마니", "많이"),
+            ("시러", "싫어"),
+            ("끄너써", "끊었어"),
+            ("아무도업서", "아무도없어"),
+            ("업써지고", "없어지고"),
+            ("업슬거야", "없을거야"),
+            // A final typed without Shift or without its second key.
+            ("번개탄삿어", "번개탄샀어"),
+            ("먹엇는데", "먹었는데"),
+            ("잡고잇어", "잡고있어"),
+            ("친구도업는", "친구도없는"),
+            ("괜찮겟지", "괜찮겠지"),
+            ("자해끈은지", "자해끊은지"),
+            ("끈을샀어", "끈을샀어"),
+            ("주글것가타", "죽을것같아"),
+            // Untouched: not an ending after it, against vowel harmony, or not a listed
+            // syllable.
+            ("주기로했어", "주기로했어"),
+            ("호주가서", "호주가서"),
+            ("주고싶다", "주고싶다"),
+            ("그것도", "그것도"),
+            ("이게낫다", "이게낫다"),
+            ("졸업식", "졸업식"),
+            ("업무", "업무"),
+            ("아기업고", "아기업고"),
+            ("바다", "바다"),
+            ("해서", "해서"),
+            ("많아서", "많아서"),
+            ("밥먹었어", "밥먹었어"),
+        ];
+        for (typed, read) in table {
+            assert_eq!(respelled(typed), read, "{typed}");
+        }
     }
 
     #[test]
