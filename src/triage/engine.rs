@@ -22,8 +22,8 @@ use super::hangul::{is_compat_jamo, keystrokes};
 use super::normalize::{Form, Normalized, compact, layout_form, normalize};
 use super::rules::{ExampleFailure, LoadError, Matchers, RuleSet};
 use super::typo::{
-    Skeleton, dropped_one_final, hangul_runs, pattern_skeleton, respell, skeleton,
-    stray_consonants, tensed_one_initial, within_one,
+    Skeleton, Spoken, dropped_one_final, hangul_runs, pattern_skeleton, skeleton, stray_consonants,
+    tensed_one_initial, within_one,
 };
 use super::{Action, Category, Level, LevelPolicy, Span};
 
@@ -272,8 +272,8 @@ pub struct TriageEngine {
     repair_words: Vec<String>,
     /// The words of the near misses: a window that is one of them is never rewritten.
     near_miss_words: foldhash::HashSet<String>,
-    /// Syllables spellings as pronounced are written back into ([`super::typo::respell`]).
-    spoken: Vec<char>,
+    /// Spellings as pronounced, written back ([`Spoken`]).
+    spoken: Spoken,
     rules: Vec<CompiledRule>,
     intents: Vec<CompiledIntent>,
     /// Regexes that keep risk phrases before a story word (상상, 나도).
@@ -659,7 +659,7 @@ impl TriageEngine {
             })
             .collect();
         let version = Arc::from(set.version.as_str());
-        let spoken = set.typo.spoken.clone();
+        let spoken = Spoken::new(&set.typo.spoken);
         Ok(TriageEngine {
             set,
             spaced,
@@ -747,7 +747,7 @@ impl TriageEngine {
         hits: &[Hit],
     ) -> Option<Form> {
         let text = compact.as_str();
-        let spoken = respell(text, &self.spoken);
+        let spoken = self.spoken.respell(text);
         let mut edits: Vec<(usize, usize, &str)> = spoken
             .iter()
             .map(|(a, b, w)| (*a, *b, w.as_str()))

@@ -229,7 +229,7 @@ pub struct TypoPolicy {
     /// marked `repair` (compact form).
     pub words: Vec<String>,
     /// Syllables a spelling as pronounced is written back into (`[typo] spoken`; sorted):
-    /// 먹 for 머거, 있 for 이써 ([`super::typo::respell`]).
+    /// 먹 for 머거, 있 for 이써 ([`super::typo::Spoken`]).
     pub spoken: Vec<char>,
 }
 
