@@ -698,38 +698,28 @@ impl RuleSet {
             Some(t) => {
                 let mut spoken = Vec::with_capacity(t.spoken.len());
                 for w in &t.spoken {
-                    let mut cs = w.chars();
-                    match (cs.next().and_then(super::hangul::Syllable::of), cs.next()) {
-                        (Some(syl), None) if syl.jong != '\0' => {
-                            spoken.push(w.chars().next().unwrap_or_default())
-                        }
-                        _ => {
-                            return Err(ctx.file_err(format!(
-                                "[typo] spoken {w:?}: each entry is one Hangul syllable with a final consonant"
-                            )));
-                        }
-                    }
+                    spoken.push(spoken_syllable(w).ok_or_else(|| {
+                        ctx.file_err(format!(
+                            "[typo] spoken {w:?}: each entry is one Hangul syllable with a final consonant"
+                        ))
+                    })?);
                 }
                 spoken.sort_unstable();
                 spoken.dedup();
-                TypoPolicy {
-                    min_keys: t.min_keys.unwrap_or(TypoPolicy::default().min_keys).max(4),
-                    near_misses: t
-                        .near_misses
-                        .iter()
+                let compact_all = |ws: &[String]| {
+                    ws.iter()
                         .map(|n| compact(n))
                         .filter(|n| !n.is_empty())
-                        .collect(),
+                        .collect()
+                };
+                TypoPolicy {
+                    min_keys: t.min_keys.unwrap_or(TypoPolicy::default().min_keys).max(4),
+                    near_misses: compact_all(&t.near_misses),
                     repair_min_keys: t
                         .repair_min_keys
                         .unwrap_or(TypoPolicy::default().repair_min_keys)
                         .max(4),
-                    words: t
-                        .words
-                        .iter()
-                        .map(|n| compact(n))
-                        .filter(|n| !n.is_empty())
-                        .collect(),
+                    words: compact_all(&t.words),
                     spoken,
                 }
             }
@@ -1378,6 +1368,14 @@ fn check_regex(
         prev = Some(c);
     }
     Ok(expanded)
+}
+
+/// The one syllable of a `[typo] spoken` entry, if it is one Hangul syllable with a final.
+fn spoken_syllable(w: &str) -> Option<char> {
+    let mut cs = w.chars();
+    let c = cs.next()?;
+    let syllable = super::hangul::Syllable::of(c)?;
+    (cs.next().is_none() && syllable.jong != '\0').then_some(c)
 }
 
 #[cfg(test)]
