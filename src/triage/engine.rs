@@ -8,8 +8,8 @@
 //! automaton over each form: it holds every literal pattern of every rule and intent for that
 //! form, and the trigger words that pick the few regexes that can match
 //! ([`super::trigger`]). `unless` patterns run only for rules that already matched. One
-//! skeleton scan finds typing slips; only a message with a slip to repair is scanned a
-//! second time (rules only, over the repaired words).
+//! skeleton scan finds typing slips; only a message with a slip to repair, or a spelling as
+//! pronounced to write back, is scanned a second time (rules only, over the repaired words).
 
 use std::path::Path;
 use std::sync::Arc;

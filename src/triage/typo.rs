@@ -41,9 +41,10 @@
 //! Shift held: 옥쌍, 뻔개탄); each such window that is not itself a repair word or a near
 //! miss, and does not lie in a near miss, is rewritten to the word, and a stray consonant
 //! between two syllables that repeats the final before it or the initial after it
-//! (`죽ㄱ고`, `약ㅁ먹`) is dropped. Every rule and its cues then run once more on the
-//! repaired text, and what fires only there is marked `typo`. Nothing is repaired in most
-//! messages, and then nothing more runs.
+//! (`죽ㄱ고`, `약ㅁ먹`) is dropped. Spellings as pronounced are written back in the same
+//! repaired text ([`Spoken`]: 머거써 → 먹었어, 삿어 → 샀어). Every rule then runs once more
+//! on the repaired text, and what fires only there is marked `typo`; cues are read on both
+//! texts. Most messages need nothing repaired, and then nothing more runs.
 //!
 //! Why not every word a rule holds, or a changed final too: measured on the read evaluation
 //! sets, that rewrote real words into risk words (한가, free, into 한강; 나간, went out, into
