@@ -51,7 +51,8 @@
 //! 난간; 먹어 into 먹었; 지급, payment, into 지금) and raised some forty benign lines.
 
 use super::hangul::{
-    CHO, COMPOUND_FINALS, FIRST_VOWEL, Syllable, cho_index, is_compat_jamo, tense_of, vowel_index,
+    CHO, COMPOUND_FINALS, FIRST_VOWEL, SYLLABLE_BASE, SYLLABLE_LAST, Syllable, cho_index,
+    is_compat_jamo, tense_of, vowel_index,
 };
 
 /// Class of an initial consonant: plain, tense and aspirated sound alike and are one
@@ -248,8 +249,8 @@ pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
 }
 
 /// Spellings as pronounced, written back: [`Spoken::respell`] gives the edits (byte range,
-/// replacement) that turn `머거써` into `먹었어`, `주글` into `죽을`, `업서` into `없어`, `마니` into `많이`, `삿어`
-/// into `샀어`, `업는` into `없는` and `끈은` into `끊은`.
+/// replacement) that turn `머거써` into `먹었어`, `주글` into `죽을`, `업서` into `없어`, `마니`
+/// into `많이`, `삿어` into `샀어`, `업는` into `없는` and `끈은` into `끊은`.
 ///
 /// Why: people type what they hear (연음: a final consonant sounds at the start of the next
 /// syllable), and drop the Shift or the second key of a final (ㅆ typed ㅅ, ㅄ typed ㅂ). Rules
@@ -274,18 +275,18 @@ pub(crate) struct Spoken {
     from: Box<[u64]>,
 }
 
-/// The first precomposed Hangul syllable, and how many there are.
-const SYLLABLES: (u32, usize) = (0xAC00, 11_172);
+/// How many precomposed Hangul syllables there are: one bit each in `Spoken::from`.
+const SYLLABLE_COUNT: usize = (SYLLABLE_LAST - SYLLABLE_BASE + 1) as usize;
 
 impl Spoken {
     pub(crate) fn new(into: &[char]) -> Spoken {
         let mut into = into.to_vec();
         into.sort_unstable();
         into.dedup();
-        let mut from = vec![0u64; SYLLABLES.1.div_ceil(64)].into_boxed_slice();
+        let mut from = vec![0u64; SYLLABLE_COUNT.div_ceil(64)].into_boxed_slice();
         let mut set = |s: Syllable| {
             if let Some(c) = s.compose() {
-                let i = (c as u32 - SYLLABLES.0) as usize;
+                let i = (c as u32 - SYLLABLE_BASE) as usize;
                 from[i / 64] |= 1 << (i % 64);
             }
         };
@@ -303,8 +304,8 @@ impl Spoken {
 
     /// Whether a rewrite can start at `c`.
     fn starts(&self, c: char) -> bool {
-        let i = (c as u32).wrapping_sub(SYLLABLES.0) as usize;
-        i < SYLLABLES.1 && self.from[i / 64] & (1 << (i % 64)) != 0
+        let i = (c as u32).wrapping_sub(SYLLABLE_BASE) as usize;
+        i < SYLLABLE_COUNT && self.from[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// The edits for `text`: byte range and what to write there. Allocates only when there
