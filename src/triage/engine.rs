@@ -659,7 +659,7 @@ impl TriageEngine {
             })
             .collect();
         let version = Arc::from(set.version.as_str());
-        let spoken = Spoken::new(&set.typo.spoken);
+        let spoken = Spoken::new(&set.typo.spoken, &set.typo.dialect);
         Ok(TriageEngine {
             set,
             spaced,

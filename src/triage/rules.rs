@@ -231,6 +231,36 @@ pub struct TypoPolicy {
     /// Syllables a spelling as pronounced is written back into (`[typo] spoken`; sorted):
     /// 먹 for 머거, 있 for 이써 ([`super::typo::Spoken`]).
     pub spoken: Vec<char>,
+    /// Dialect spellings written back in the same pass (`[typo] dialect`): 읎 as 없, 하믄
+    /// as 하면, 되것다 as 되겠다.
+    pub dialect: Vec<DialectSpelling>,
+}
+
+/// A dialect syllable read as the standard one (`[typo] dialect`), where its neighbours
+/// say it is that dialect form: 것 is 겠 in 되것다 but the noun in 그것도 and 하는 것.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialectSpelling {
+    pub from: char,
+    pub to: char,
+    /// A Hangul syllable must come right before (믄 in 하믄).
+    pub after_syllable: bool,
+    /// The next letter must be one of these; empty: any letter, or none.
+    pub before: Vec<char>,
+    /// The letter before must not be one of these.
+    pub not_after: Vec<char>,
+    /// The syllable before must not end in one of these finals.
+    pub not_after_final: Vec<char>,
+}
+
+impl DialectSpelling {
+    /// Whether `prev` and `next`, the letters around `from`, allow reading it as `to`.
+    pub(crate) fn fits(&self, prev: Option<char>, next: Option<char>) -> bool {
+        let prev_syllable = prev.and_then(super::hangul::Syllable::of);
+        (!self.after_syllable || prev_syllable.is_some())
+            && (self.before.is_empty() || next.is_some_and(|n| self.before.contains(&n)))
+            && prev.is_none_or(|p| !self.not_after.contains(&p))
+            && prev_syllable.is_none_or(|s| !self.not_after_final.contains(&s.jong))
+    }
 }
 
 impl Default for TypoPolicy {
@@ -241,6 +271,7 @@ impl Default for TypoPolicy {
             repair_min_keys: 5,
             words: Vec::new(),
             spoken: Vec::new(),
+            dialect: Vec::new(),
         }
     }
 }
@@ -374,6 +405,27 @@ struct TypoSpec {
     words: Vec<String>,
     #[serde(default)]
     spoken: Vec<String>,
+    #[serde(default)]
+    dialect: Vec<DialectSpec>,
+}
+
+/// A `[typo] dialect` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialectSpec {
+    from: String,
+    to: String,
+    #[serde(default)]
+    after_syllable: bool,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    not_after: String,
+    #[serde(default)]
+    not_after_final: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
 }
 
 /// An `unless` entry: a regex, or `{ regex = "...", level = "low" }`.
@@ -706,6 +758,15 @@ impl RuleSet {
                 }
                 spoken.sort_unstable();
                 spoken.dedup();
+                let mut dialect = Vec::with_capacity(t.dialect.len());
+                for d in &t.dialect {
+                    dialect.push(dialect_spelling(d).ok_or_else(|| {
+                        ctx.file_err(format!(
+                            "[typo] dialect {:?} → {:?}: `from` and `to` are one Hangul syllable each, `not_after_final` holds consonants",
+                            d.from, d.to
+                        ))
+                    })?);
+                }
                 let compact_all = |ws: &[String]| {
                     ws.iter()
                         .map(|n| compact(n))
@@ -721,6 +782,7 @@ impl RuleSet {
                         .max(4),
                     words: compact_all(&t.words),
                     spoken,
+                    dialect,
                 }
             }
         };
@@ -1368,6 +1430,30 @@ fn check_regex(
         prev = Some(c);
     }
     Ok(expanded)
+}
+
+/// A `[typo] dialect` entry, if `from` and `to` are one Hangul syllable each and
+/// `not_after_final` holds only consonants.
+fn dialect_spelling(d: &DialectSpec) -> Option<DialectSpelling> {
+    let one = |w: &str| {
+        let mut cs = w.chars();
+        match (cs.next(), cs.next()) {
+            (Some(c), None) if super::hangul::Syllable::of(c).is_some() => Some(c),
+            _ => None,
+        }
+    };
+    let finals: Vec<char> = d.not_after_final.chars().collect();
+    if !finals.iter().all(|c| ('ㄱ'..='ㅎ').contains(c)) {
+        return None;
+    }
+    Some(DialectSpelling {
+        from: one(&d.from)?,
+        to: one(&d.to)?,
+        after_syllable: d.after_syllable,
+        before: d.before.chars().collect(),
+        not_after: d.not_after.chars().collect(),
+        not_after_final: finals,
+    })
 }
 
 /// The one syllable of a `[typo] spoken` entry, if it is one Hangul syllable with a final.

@@ -54,6 +54,7 @@ use super::hangul::{
     CHO, COMPOUND_FINALS, FIRST_VOWEL, SYLLABLE_BASE, SYLLABLE_LAST, Syllable, cho_index,
     is_compat_jamo, tense_of, vowel_index,
 };
+use super::rules::DialectSpelling;
 
 /// Class of an initial consonant: plain, tense and aspirated sound alike and are one
 /// Shift apart.
@@ -265,6 +266,12 @@ pub(crate) fn tensed_one_initial(word: &str, window: &str) -> bool {
 /// or 음 (끈은지 for 끊은지; 끈을, a rope, is left). The engine scans the result for rules
 /// only, like the repaired form, and a near miss (주거지, a place of residence) still masks
 /// what is read inside it.
+///
+/// The same pass reads dialect spellings (`dialect`; `[typo] dialect`): 읎 as 없, 하믄 as
+/// 하면, 되것다 as 되겠다, 묵었다 as 먹었다. Rules name the standard words; an older person
+/// from 경상도 or 전라도 types 살 이유가 읎다 and 다 묵으믄 끝나것나, and was read as nothing.
+/// Each entry says which neighbours make the syllable that dialect form, so 그것도 and 하는
+/// 것 keep their noun and 도토리묵 its jelly.
 pub(crate) struct Spoken {
     /// Sorted: the syllables a spelling is written back into (`[typo] spoken`).
     into: Vec<char>,
@@ -273,13 +280,15 @@ pub(crate) struct Spoken {
     /// 없), or with ㅅ for ㅆ. Every other letter is passed over with one bit test (a sorted
     /// list measured 9,000 instructions a 200-byte message under callgrind).
     from: Box<[u64]>,
+    /// Dialect syllables and the neighbours that make them so (`[typo] dialect`).
+    dialect: Vec<DialectSpelling>,
 }
 
 /// How many precomposed Hangul syllables there are: one bit each in `Spoken::from`.
 const SYLLABLE_COUNT: usize = (SYLLABLE_LAST - SYLLABLE_BASE + 1) as usize;
 
 impl Spoken {
-    pub(crate) fn new(into: &[char]) -> Spoken {
+    pub(crate) fn new(into: &[char], dialect: &[DialectSpelling]) -> Spoken {
         let mut into = into.to_vec();
         into.sort_unstable();
         into.dedup();
@@ -299,7 +308,19 @@ impl Spoken {
                 set(s.with_jong(x));
             }
         }
-        Spoken { into, from }
+        Spoken {
+            into,
+            from,
+            dialect: dialect.to_vec(),
+        }
+    }
+
+    /// `c` as the dialect table reads it between `prev` and `next`.
+    fn standard(&self, prev: Option<char>, c: char, next: Option<char>) -> char {
+        self.dialect
+            .iter()
+            .find(|d| d.from == c && d.fits(prev, next))
+            .map_or(c, |d| d.to)
     }
 
     /// Whether a rewrite can start at `c`.
@@ -316,9 +337,17 @@ impl Spoken {
         let mut run: Option<(usize, String)> = None;
         // What the letter at the next position was rewritten to by a consonant moved back.
         let mut carry: Option<char> = None;
+        let mut prev = None;
         let mut chars = text.char_indices().peekable();
         while let Some((at, typed)) = chars.next() {
-            let now = carry.take().unwrap_or(typed);
+            let now = carry.take().unwrap_or_else(|| {
+                if self.dialect.is_empty() {
+                    typed
+                } else {
+                    self.standard(prev, typed, chars.peek().map(|&(_, c)| c))
+                }
+            });
+            prev = Some(typed);
             let mut read = now;
             if self.starts(now) {
                 if let Some(a) = Syllable::of(now) {
@@ -446,9 +475,14 @@ mod tests {
         let into: Vec<char> = "먹죽싶있없많싫끊같었았였했갔샀왔봤됐켰겠렸졌섰쳤웠"
             .chars()
             .collect();
+        respelled_with(text, &into, &[])
+    }
+
+    /// The text with the edits of a [`Spoken`] over `into` and `dialect` applied.
+    fn respelled_with(text: &str, into: &[char], dialect: &[DialectSpelling]) -> String {
         let mut out = String::new();
         let mut at = 0;
-        for (b0, b1, with) in Spoken::new(&into).respell(text) {
+        for (b0, b1, with) in Spoken::new(into, dialect).respell(text) {
             out.push_str(&text[at..b0]);
             out.push_str(&with);
             at = b1;
@@ -501,6 +535,46 @@ mod tests {
         ];
         for (typed, read) in table {
             assert_eq!(respelled(typed), read, "{typed}");
+        }
+    }
+
+    /// The shipped `[typo] dialect` table, parsed by the loader.
+    fn shipped_dialect() -> Vec<DialectSpelling> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        super::super::rules::RuleSet::load(
+            &root.join("escalation-rules.toml"),
+            &root.join("intents"),
+        )
+        .unwrap()
+        .typo
+        .dialect
+    }
+
+    #[test]
+    fn dialect_spellings_are_read_where_their_neighbours_allow() {
+        let dialect = shipped_dialect();
+        let into: Vec<char> = "먹죽싶있없많싫끊같었았였했갔샀왔봤됐켰겠렸졌섰쳤웠"
+            .chars()
+            .collect();
+        let table = [
+            ("살이유가읎다", "살이유가없다"),
+            ("다묵으믄끝나것나", "다먹으면끝나겠나"),
+            ("저기서끝내믄되것다", "저기서끝내면되겠다"),
+            ("좋겄다", "좋겠다"),
+            ("미안허고", "미안하고"),
+            ("약묵었다", "약먹었다"),
+            // The noun 것, the jelly 묵, 허 at the start of a word or before a noun.
+            ("그것도", "그것도"),
+            ("이것다먹었어", "이것다먹었어"),
+            ("하는것다", "하는것다"),
+            ("도토리묵", "도토리묵"),
+            ("묵은지", "묵은지"),
+            ("허리아파", "허리아파"),
+            ("허전해", "허전해"),
+            ("믄", "믄"),
+        ];
+        for (typed, read) in table {
+            assert_eq!(respelled_with(typed, &into, &dialect), read, "{typed}");
         }
     }
 
