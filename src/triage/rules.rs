@@ -1525,6 +1525,31 @@ counter_examples = ["배고파 죽겠다"]
     }
 
     #[test]
+    fn dialect_entries_are_one_syllable_each_and_finals_are_consonants() {
+        let set = load(&format!(
+            "[typo]\ndialect = [{{ from = \"읎\", to = \"없\" }}, {{ from = \"것\", to = \"겠\", after_syllable = true, before = \"다\", not_after_final = \"ㄴㅁ\" }}]\n{RULE}"
+        ))
+        .unwrap();
+        assert_eq!(set.typo.dialect.len(), 2);
+        assert_eq!(
+            (set.typo.dialect[1].from, set.typo.dialect[1].to),
+            ('것', '겠')
+        );
+        assert!(set.typo.dialect[1].fits(Some('되'), Some('다')));
+        assert!(!set.typo.dialect[1].fits(Some('는'), Some('다')));
+        assert!(!set.typo.dialect[1].fits(None, Some('다')));
+        for bad in [
+            "{ from = \"읎다\", to = \"없\" }",
+            "{ from = \"읎\", to = \"ㅂ\" }",
+            "{ from = \"것\", to = \"겠\", not_after_final = \"a\" }",
+        ] {
+            let err = load(&format!("[typo]\ndialect = [{bad}]\n{RULE}")).unwrap_err();
+            assert!(err.message.contains("[typo] dialect"), "{bad}: {err}");
+            assert!(err.to_string().starts_with("rules.toml"), "{err}");
+        }
+    }
+
+    #[test]
     fn bad_regex_names_the_rule() {
         let err = load(&RULE.replace("patterns = [\"죽고싶\"]", "regex = [\"(죽\"]")).unwrap_err();
         assert_eq!(err.rule.as_deref(), Some("a"));
