@@ -388,6 +388,14 @@ impl Literals {
     }
 }
 
+/// The hits that can mask a match (`except` phrases and near misses): few, where matches
+/// are many, so each match is checked against these alone.
+fn maskers(hits: &[Hit]) -> Vec<&Hit> {
+    hits.iter()
+        .filter(|e| matches!(e.role, Role::Except | Role::GlobalExcept | Role::NearMiss))
+        .collect()
+}
+
 impl TriageEngine {
     /// Loads `escalation-rules.toml` and the intents directory, validates them and compiles
     /// the matchers.
@@ -890,9 +898,10 @@ impl TriageEngine {
     pub fn assess(&self, text: &str) -> Assessment {
         let (n, repaired, hits) = self.hits(text);
         let story = self.story_spans(text, &n, &hits);
+        let maskers = maskers(&hits);
         let live: Vec<&Hit> = hits
             .iter()
-            .filter(|h| h.role == Role::Match && !self.masked(h, &hits))
+            .filter(|h| h.role == Role::Match && !self.masked(h, &maskers))
             .filter(|h| !story.masks(h))
             .collect();
 
@@ -1094,9 +1103,9 @@ impl TriageEngine {
     }
 
     /// Whether an `except` phrase (the rule's own, or a global one) covers a match, or a
-    /// near miss covers a match read through a slip.
-    fn masked(&self, h: &Hit, hits: &[Hit]) -> bool {
-        hits.iter().any(|e| {
+    /// near miss covers a match read through a slip (`maskers`: from [`maskers`]).
+    fn masked(&self, h: &Hit, maskers: &[&Hit]) -> bool {
+        maskers.iter().any(|e| {
             e.covers(h)
                 && match e.role {
                     Role::Except => match (e.target.rule(), h.target.rule()) {
@@ -1322,8 +1331,9 @@ impl TriageEngine {
         };
         let target = Target::Intent(i as u32);
         let (_, _, hits) = self.hits(text);
+        let maskers = maskers(&hits);
         hits.iter()
-            .any(|h| h.target == target && h.role == Role::Match && !self.masked(h, &hits))
+            .any(|h| h.target == target && h.role == Role::Match && !self.masked(h, &maskers))
     }
 
     /// The canonical normalized text of `text` (for `ieum normalize` and debugging rules).

@@ -282,6 +282,15 @@ pub(crate) struct Spoken {
     from: Box<[u64]>,
     /// Dialect syllables and the neighbours that make them so (`[typo] dialect`).
     dialect: Vec<DialectSpelling>,
+    /// The syllables of `dialect`, one bit each like `from`: every other letter costs one
+    /// bit test.
+    dialect_from: Box<[u64]>,
+}
+
+/// The bit of `c` in a set of Hangul syllables, if `c` is one.
+fn syllable_bit(c: char) -> Option<(usize, u64)> {
+    let i = (c as u32).wrapping_sub(SYLLABLE_BASE) as usize;
+    (i < SYLLABLE_COUNT).then(|| (i / 64, 1 << (i % 64)))
 }
 
 /// How many precomposed Hangul syllables there are: one bit each in `Spoken::from`.
@@ -294,9 +303,8 @@ impl Spoken {
         into.dedup();
         let mut from = vec![0u64; SYLLABLE_COUNT.div_ceil(64)].into_boxed_slice();
         let mut set = |s: Syllable| {
-            if let Some(c) = s.compose() {
-                let i = (c as u32 - SYLLABLE_BASE) as usize;
-                from[i / 64] |= 1 << (i % 64);
+            if let Some((w, b)) = s.compose().and_then(syllable_bit) {
+                from[w] |= b;
             }
         };
         for s in into.iter().filter_map(|&c| Syllable::of(c)) {
@@ -308,15 +316,23 @@ impl Spoken {
                 set(s.with_jong(x));
             }
         }
+        let mut dialect_from = vec![0u64; SYLLABLE_COUNT.div_ceil(64)].into_boxed_slice();
+        for (w, b) in dialect.iter().filter_map(|d| syllable_bit(d.from)) {
+            dialect_from[w] |= b;
+        }
         Spoken {
             into,
             from,
             dialect: dialect.to_vec(),
+            dialect_from,
         }
     }
 
     /// `c` as the dialect table reads it between `prev` and `next`.
     fn standard(&self, prev: Option<char>, c: char, next: Option<char>) -> char {
+        if syllable_bit(c).is_none_or(|(w, b)| self.dialect_from[w] & b == 0) {
+            return c;
+        }
         self.dialect
             .iter()
             .find(|d| d.from == c && d.fits(prev, next))
@@ -325,8 +341,7 @@ impl Spoken {
 
     /// Whether a rewrite can start at `c`.
     fn starts(&self, c: char) -> bool {
-        let i = (c as u32).wrapping_sub(SYLLABLE_BASE) as usize;
-        i < SYLLABLE_COUNT && self.from[i / 64] & (1 << (i % 64)) != 0
+        syllable_bit(c).is_some_and(|(w, b)| self.from[w] & b != 0)
     }
 
     /// The edits for `text`: byte range and what to write there. Allocates only when there
@@ -340,13 +355,9 @@ impl Spoken {
         let mut prev = None;
         let mut chars = text.char_indices().peekable();
         while let Some((at, typed)) = chars.next() {
-            let now = carry.take().unwrap_or_else(|| {
-                if self.dialect.is_empty() {
-                    typed
-                } else {
-                    self.standard(prev, typed, chars.peek().map(|&(_, c)| c))
-                }
-            });
+            let now = carry
+                .take()
+                .unwrap_or_else(|| self.standard(prev, typed, chars.peek().map(|&(_, c)| c)));
             prev = Some(typed);
             let mut read = now;
             if self.starts(now) {
