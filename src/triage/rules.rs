@@ -250,6 +250,8 @@ pub struct DialectSpelling {
     pub not_after: Vec<char>,
     /// The syllable before must not end in one of these finals.
     pub not_after_final: Vec<char>,
+    /// The syllable before must end in one of these finals; empty: any.
+    pub after_final: Vec<char>,
 }
 
 impl DialectSpelling {
@@ -260,6 +262,8 @@ impl DialectSpelling {
             && (self.before.is_empty() || next.is_some_and(|n| self.before.contains(&n)))
             && prev.is_none_or(|p| !self.not_after.contains(&p))
             && prev_syllable.is_none_or(|s| !self.not_after_final.contains(&s.jong))
+            && (self.after_final.is_empty()
+                || prev_syllable.is_some_and(|s| self.after_final.contains(&s.jong)))
     }
 }
 
@@ -423,6 +427,8 @@ struct DialectSpec {
     not_after: String,
     #[serde(default)]
     not_after_final: String,
+    #[serde(default)]
+    after_final: String,
     #[serde(default)]
     #[allow(dead_code)]
     note: Option<String>,
@@ -762,7 +768,7 @@ impl RuleSet {
                 for d in &t.dialect {
                     dialect.push(dialect_spelling(d).ok_or_else(|| {
                         ctx.file_err(format!(
-                            "[typo] dialect {:?} → {:?}: `from` and `to` are one Hangul syllable each, `not_after_final` holds consonants",
+                            "[typo] dialect {:?} → {:?}: `from` and `to` are one Hangul syllable each, `not_after_final` and `after_final` hold consonants",
                             d.from, d.to
                         ))
                     })?);
@@ -1442,10 +1448,12 @@ fn dialect_spelling(d: &DialectSpec) -> Option<DialectSpelling> {
             _ => None,
         }
     };
-    let finals: Vec<char> = d.not_after_final.chars().collect();
-    if !finals.iter().all(|c| ('ㄱ'..='ㅎ').contains(c)) {
-        return None;
-    }
+    let consonants = |w: &str| {
+        let cs: Vec<char> = w.chars().collect();
+        cs.iter().all(|c| ('ㄱ'..='ㅎ').contains(c)).then_some(cs)
+    };
+    let finals = consonants(&d.not_after_final)?;
+    let after_final = consonants(&d.after_final)?;
     Some(DialectSpelling {
         from: one(&d.from)?,
         to: one(&d.to)?,
@@ -1453,6 +1461,7 @@ fn dialect_spelling(d: &DialectSpec) -> Option<DialectSpelling> {
         before: d.before.chars().collect(),
         not_after: d.not_after.chars().collect(),
         not_after_final: finals,
+        after_final,
     })
 }
 
