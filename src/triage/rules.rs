@@ -1396,6 +1396,17 @@ fn check_regex(
     if let Err(e) = check_syntax(&expanded) {
         return Err(ctx.err(id, format!("invalid {field} {r:?}: {e}")));
     }
+    // The compact form has no spaces: a space in a regex read there can never match, so a
+    // cue like `(ate my|boss fight)` silently never lowered anything (found in session 4).
+    if on_compact && r.contains(' ') {
+        return Err(ctx.err(
+            id,
+            format!(
+                "{field} {r:?} has a space, but it is read on the compact form, which has \
+                 none: write the words together"
+            ),
+        ));
+    }
     // Regexes see normalized text, where repeated letters are collapsed and Latin is
     // lowercase: a regex spelling "ll" or "A" could never match. (Lexicon references are
     // names, not text: they are left out of this check.)
@@ -1646,6 +1657,19 @@ counter_examples = ["배고파 죽겠다"]
         let rule = RULE.replace("\"high\"", "\"imminent\"") + "unless = [\"뉴스\"]\n";
         let err = load(&rule).unwrap_err();
         assert!(err.message.contains("imminent"), "{err}");
+    }
+
+    #[test]
+    fn a_cue_read_on_the_compact_form_may_not_hold_a_space() {
+        for field in [
+            "unless = ['(ate my|lol)']",
+            "unless = ['(lol)']\nstill = ['(for real)']",
+        ] {
+            let err = load(&format!("{RULE}{field}\n")).unwrap_err();
+            assert!(err.message.contains("has a space"), "{field}: {err}");
+            assert!(err.to_string().contains("rule `a`"), "{field}: {err}");
+        }
+        assert!(load(&format!("{RULE}unless = ['(atemy|lol)']\n")).is_ok());
     }
 
     #[test]
