@@ -1407,6 +1407,16 @@ fn check_regex(
             ),
         ));
     }
+    // Nor digits (희망이 1도 없다 is 희망이도없다 there): a digit class read there is dead.
+    if on_compact && (r.contains("[0-9]") || r.contains("\\d")) {
+        return Err(ctx.err(
+            id,
+            format!(
+                "{field} {r:?} reads digits, but the compact form drops them: match the \
+                 words around the number, or use `regex` on the spaced form"
+            ),
+        ));
+    }
     // Regexes see normalized text, where repeated letters are collapsed and Latin is
     // lowercase: a regex spelling "ll" or "A" could never match. (Lexicon references are
     // names, not text: they are left out of this check.)
@@ -1670,6 +1680,8 @@ counter_examples = ["배고파 죽겠다"]
             assert!(err.to_string().contains("rule `a`"), "{field}: {err}");
         }
         assert!(load(&format!("{RULE}unless = ['(atemy|lol)']\n")).is_ok());
+        let err = load(&format!("{RULE}unless = ['[0-9]+개월째안해']\n")).unwrap_err();
+        assert!(err.message.contains("drops them"), "{err}");
     }
 
     #[test]
