@@ -41,8 +41,9 @@
 //! Shift held: 옥쌍, 뻔개탄); each such window that is not itself a repair word or a near
 //! miss, and does not lie in a near miss, is rewritten to the word, and a stray consonant
 //! between two syllables that repeats the final before it or the initial after it
-//! (`죽ㄱ고`, `약ㅁ먹`) is dropped. Spellings as pronounced are written back in the same
-//! repaired text ([`Spoken`]: 머거써 → 먹었어, 삿어 → 샀어). Every rule then runs once more
+//! (`죽ㄱ고`, `약ㅁ먹`) is dropped. Spellings as pronounced and dialect spellings are written
+//! back in the same repaired text ([`Spoken`]: 머거써 → 먹었어, 삿어 → 샀어, 읎다 → 없다,
+//! 묵으믄 → 먹으면). Every rule then runs once more
 //! on the repaired text, and what fires only there is marked `typo`; cues are read on both
 //! texts. Most messages need nothing repaired, and then nothing more runs.
 //!
