@@ -9,7 +9,8 @@
 //! form, and the trigger words that pick the few regexes that can match
 //! ([`super::trigger`]). `unless` patterns run only for rules that already matched. One
 //! skeleton scan finds typing slips; only a message with a slip to repair, or a spelling as
-//! pronounced to write back, is scanned a second time (rules only, over the repaired words).
+//! pronounced or a dialect spelling to write back, is scanned a second time (rules only,
+//! over the repaired words).
 
 use std::path::Path;
 use std::sync::Arc;

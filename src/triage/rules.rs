@@ -1459,16 +1459,18 @@ fn check_regex(
     Ok(expanded)
 }
 
+/// `w` as one precomposed Hangul syllable, if it is exactly one.
+fn one_syllable(w: &str) -> Option<(char, super::hangul::Syllable)> {
+    let mut cs = w.chars();
+    let c = cs.next()?;
+    let syllable = super::hangul::Syllable::of(c)?;
+    cs.next().is_none().then_some((c, syllable))
+}
+
 /// A `[typo] dialect` entry, if `from` and `to` are one Hangul syllable each and
-/// `not_after_final` holds only consonants.
+/// `not_after_final` and `after_final` hold only consonants.
 fn dialect_spelling(d: &DialectSpec) -> Option<DialectSpelling> {
-    let one = |w: &str| {
-        let mut cs = w.chars();
-        match (cs.next(), cs.next()) {
-            (Some(c), None) if super::hangul::Syllable::of(c).is_some() => Some(c),
-            _ => None,
-        }
-    };
+    let one = |w: &str| one_syllable(w).map(|(c, _)| c);
     let consonants = |w: &str| {
         let cs: Vec<char> = w.chars().collect();
         cs.iter().all(|c| ('ㄱ'..='ㅎ').contains(c)).then_some(cs)
@@ -1488,10 +1490,7 @@ fn dialect_spelling(d: &DialectSpec) -> Option<DialectSpelling> {
 
 /// The one syllable of a `[typo] spoken` entry, if it is one Hangul syllable with a final.
 fn spoken_syllable(w: &str) -> Option<char> {
-    let mut cs = w.chars();
-    let c = cs.next()?;
-    let syllable = super::hangul::Syllable::of(c)?;
-    (cs.next().is_none() && syllable.jong != '\0').then_some(c)
+    one_syllable(w).and_then(|(c, syllable)| (syllable.jong != '\0').then_some(c))
 }
 
 #[cfg(test)]

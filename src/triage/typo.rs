@@ -280,32 +280,51 @@ pub(crate) struct Spoken {
     /// syllable of `into` without its final, with the first consonant of its cluster (업 for
     /// 없), or with ㅅ for ㅆ. Every other letter is passed over with one bit test (a sorted
     /// list measured 9,000 instructions a 200-byte message under callgrind).
-    from: Box<[u64]>,
+    from: SyllableSet,
     /// Dialect syllables and the neighbours that make them so (`[typo] dialect`).
     dialect: Vec<DialectSpelling>,
-    /// The syllables of `dialect`, one bit each like `from`: every other letter costs one
-    /// bit test.
-    dialect_from: Box<[u64]>,
+    /// The syllables of `dialect`: every other letter costs one bit test.
+    dialect_from: SyllableSet,
 }
 
-/// The bit of `c` in a set of Hangul syllables, if `c` is one.
-fn syllable_bit(c: char) -> Option<(usize, u64)> {
-    let i = (c as u32).wrapping_sub(SYLLABLE_BASE) as usize;
-    (i < SYLLABLE_COUNT).then(|| (i / 64, 1 << (i % 64)))
-}
-
-/// How many precomposed Hangul syllables there are: one bit each in `Spoken::from`.
+/// How many precomposed Hangul syllables there are: one bit each in a [`SyllableSet`].
 const SYLLABLE_COUNT: usize = (SYLLABLE_LAST - SYLLABLE_BASE + 1) as usize;
+
+/// A set of precomposed Hangul syllables, one bit each (1.4 KiB): membership is one bit
+/// test, and any other letter is simply not in it.
+struct SyllableSet(Box<[u64]>);
+
+impl SyllableSet {
+    fn new() -> SyllableSet {
+        SyllableSet(vec![0u64; SYLLABLE_COUNT.div_ceil(64)].into_boxed_slice())
+    }
+
+    /// The word and bit of `c`, if `c` is a precomposed syllable.
+    fn bit(c: char) -> Option<(usize, u64)> {
+        let i = (c as u32).wrapping_sub(SYLLABLE_BASE) as usize;
+        (i < SYLLABLE_COUNT).then(|| (i / 64, 1 << (i % 64)))
+    }
+
+    fn insert(&mut self, c: char) {
+        if let Some((w, b)) = Self::bit(c) {
+            self.0[w] |= b;
+        }
+    }
+
+    fn contains(&self, c: char) -> bool {
+        Self::bit(c).is_some_and(|(w, b)| self.0[w] & b != 0)
+    }
+}
 
 impl Spoken {
     pub(crate) fn new(into: &[char], dialect: &[DialectSpelling]) -> Spoken {
         let mut into = into.to_vec();
         into.sort_unstable();
         into.dedup();
-        let mut from = vec![0u64; SYLLABLE_COUNT.div_ceil(64)].into_boxed_slice();
+        let mut from = SyllableSet::new();
         let mut set = |s: Syllable| {
-            if let Some((w, b)) = s.compose().and_then(syllable_bit) {
-                from[w] |= b;
+            if let Some(c) = s.compose() {
+                from.insert(c);
             }
         };
         for s in into.iter().filter_map(|&c| Syllable::of(c)) {
@@ -317,9 +336,9 @@ impl Spoken {
                 set(s.with_jong(x));
             }
         }
-        let mut dialect_from = vec![0u64; SYLLABLE_COUNT.div_ceil(64)].into_boxed_slice();
-        for (w, b) in dialect.iter().filter_map(|d| syllable_bit(d.from)) {
-            dialect_from[w] |= b;
+        let mut dialect_from = SyllableSet::new();
+        for d in dialect {
+            dialect_from.insert(d.from);
         }
         Spoken {
             into,
@@ -331,7 +350,7 @@ impl Spoken {
 
     /// `c` as the dialect table reads it between `prev` and `next`.
     fn standard(&self, prev: Option<char>, c: char, next: Option<char>) -> char {
-        if syllable_bit(c).is_none_or(|(w, b)| self.dialect_from[w] & b == 0) {
+        if !self.dialect_from.contains(c) {
             return c;
         }
         self.dialect
@@ -342,7 +361,7 @@ impl Spoken {
 
     /// Whether a rewrite can start at `c`.
     fn starts(&self, c: char) -> bool {
-        syllable_bit(c).is_some_and(|(w, b)| self.from[w] & b != 0)
+        self.from.contains(c)
     }
 
     /// The edits for `text`: byte range and what to write there. Allocates only when there
@@ -482,11 +501,12 @@ mod tests {
         within_one(&a, &b)
     }
 
+    /// The syllables the tests write spellings back into.
+    const INTO: &str = "먹죽싶있없많싫끊같었았였했갔샀왔봤됐켰겠렸졌섰쳤웠";
+
     /// The text with [`Spoken::respell`]'s edits applied.
     fn respelled(text: &str) -> String {
-        let into: Vec<char> = "먹죽싶있없많싫끊같었았였했갔샀왔봤됐켰겠렸졌섰쳤웠"
-            .chars()
-            .collect();
+        let into: Vec<char> = INTO.chars().collect();
         respelled_with(text, &into, &[])
     }
 
@@ -565,9 +585,7 @@ mod tests {
     #[test]
     fn dialect_spellings_are_read_where_their_neighbours_allow() {
         let dialect = shipped_dialect();
-        let into: Vec<char> = "먹죽싶있없많싫끊같었았였했갔샀왔봤됐켰겠렸졌섰쳤웠"
-            .chars()
-            .collect();
+        let into: Vec<char> = INTO.chars().collect();
         let table = [
             ("살이유가읎다", "살이유가없다"),
             ("다묵으믄끝나것나", "다먹으면끝나겠나"),
