@@ -497,7 +497,42 @@ fn units(text: &str) -> Vec<Unit> {
         });
     }
     read_leet_letters(&mut out);
+    read_hangul_disguises(&mut out);
     out
+}
+
+/// Two ways of typing Korean past a word filter, read back as the syllables they hide:
+/// - a Latin `r` for the vowel `ㅏ` after a lone consonant (`ㅈr살` is 자살, `ㅈr해` 자해), when
+///   no Latin letter follows (`ㅋㅋrun` keeps its `r`);
+/// - a lone consonant typed between two syllables as the final of the first (`주ㄱ고싶` is
+///   죽고싶, `주ㄱ을`), the way a trailing consonant in decomposed text closes the syllable
+///   before it. Not `ㅋ` or `ㅎ` (laughter between words), and only when the syllable before
+///   has no final and a syllable follows: a run of initials (`나ㅈㄱㅅㄷ`) stays as it is.
+fn read_hangul_disguises(units: &mut [Unit]) {
+    let lone_consonant =
+        |u: &Unit| u.class == Class::Letter && is_compat_jamo(u.c) && vowel_index(u.c).is_none();
+    let open_syllable = |u: &Unit| {
+        u.class == Class::Letter && is_syllable(u.c) && (u.c as u32 - SYLLABLE_BASE) % 28 == 0
+    };
+    let syllable = |u: &Unit| u.class == Class::Letter && is_syllable(u.c);
+    for k in 1..units.len() {
+        let next_latin = units
+            .get(k + 1)
+            .is_some_and(|u| u.class == Class::Letter && u.c.is_ascii_alphabetic());
+        if units[k].c == 'r' && lone_consonant(&units[k - 1]) && !next_latin {
+            units[k].c = 'ㅏ';
+            continue;
+        }
+        if k + 1 < units.len()
+            && lone_consonant(&units[k])
+            && !matches!(units[k].c, 'ㅋ' | 'ㅎ')
+            && jong_index(units[k].c).is_some()
+            && open_syllable(&units[k - 1])
+            && syllable(&units[k + 1])
+        {
+            units[k].trailing = true;
+        }
+    }
 }
 
 /// The letter a digit or sign stands for inside a Latin word (`d!e`, `k1ll`, `s3lf`).
@@ -974,6 +1009,16 @@ mod tests {
             ("자\u{200B}살", "자살", "자살"),
             ("ＫＭＳ", "kms", "kms"),
             ("ㅈㄱㅅㄷ", "ㅈㄱㅅㄷ", "ㅈㄱㅅㄷ"),
+            // Typed past a word filter: a Latin r for ㅏ after a lone consonant, a lone
+            // consonant between two syllables as the first one's final.
+            ("ㅈr살 하고싶다", "자살 하고싶다", "자살하고싶다"),
+            ("주ㄱ고싶", "죽고싶", "죽고싶"),
+            ("주ㄱ을 만큼", "죽을 만큼", "죽을만큼"),
+            // Laughter between words, initials after a syllable and an English word stay.
+            ("웃기네ㅋ그래서", "웃기네ㅋ그래서", "웃기네ㅋ그래서"),
+            ("좋아ㅎ고마워", "좋아ㅎ고마워", "좋아ㅎ고마워"),
+            ("나ㅈㄱㅅㄷ", "나ㅈㄱㅅㄷ", "나ㅈㄱㅅㄷ"),
+            ("ㅋrun", "ㅋrun", "ㅋrun"),
         ];
         for (input, spaced, compact_) in cases {
             assert_eq!(normalize(input), spaced, "spaced form of {input:?}");
