@@ -502,11 +502,12 @@ fn units(text: &str) -> Vec<Unit> {
 }
 
 /// Two ways of typing Korean past a word filter, read back as the syllables they hide:
-/// - a Latin `r` for the vowel `ㅏ` after a lone consonant (`ㅈr살` is 자살, `ㅈr해` 자해), when
-///   no Latin letter follows (`ㅋㅋrun` keeps its `r`);
+/// - a Latin `r` for the vowel `ㅏ` and `H` for `ㅐ` after a lone consonant (`ㅈr살` is 자살,
+///   `번ㄱH탄` 번개탄), when no Latin letter follows (`ㅋㅋrun` keeps its `r`);
 /// - a lone consonant typed between two syllables as the final of the first (`주ㄱ고싶` is
 ///   죽고싶, `주ㄱ을`), the way a trailing consonant in decomposed text closes the syllable
-///   before it. Not `ㅋ` or `ㅎ` (laughter between words), and only when the syllable before
+///   before it, where the final would be heard: before a silent ㅇ or the same consonant
+///   (`자ㅅ하고` is 자살 cut short and stays). Not `ㅋ` or `ㅎ` (laughter between words), and only when the syllable before
 ///   has no final and a syllable follows: a run of initials (`나ㅈㄱㅅㄷ`) stays as it is.
 fn read_hangul_disguises(units: &mut [Unit]) {
     let lone_consonant =
@@ -519,9 +520,16 @@ fn read_hangul_disguises(units: &mut [Unit]) {
         let next_latin = units
             .get(k + 1)
             .is_some_and(|u| u.class == Class::Letter && u.c.is_ascii_alphabetic());
-        if units[k].c == 'r' && lone_consonant(&units[k - 1]) && !next_latin {
-            units[k].c = 'ㅏ';
-            continue;
+        if lone_consonant(&units[k - 1]) && !next_latin {
+            let vowel = match units[k].c {
+                'r' => Some('ㅏ'),
+                'h' => Some('ㅐ'),
+                _ => None,
+            };
+            if let Some(v) = vowel {
+                units[k].c = v;
+                continue;
+            }
         }
         if k + 1 < units.len()
             && lone_consonant(&units[k])
@@ -529,6 +537,12 @@ fn read_hangul_disguises(units: &mut [Unit]) {
             && jong_index(units[k].c).is_some()
             && open_syllable(&units[k - 1])
             && syllable(&units[k + 1])
+            && {
+                // Only where the final would be heard: before a silent ㅇ (주ㄱ을, 주글) or
+                // the same consonant (주ㄱ고, 죽고). 자ㅅ하고 is 자살 cut short, not 잣.
+                let initial = CHO[((units[k + 1].c as u32 - SYLLABLE_BASE) / 588) as usize];
+                initial == 'ㅇ' || initial == units[k].c
+            }
         {
             units[k].trailing = true;
         }
@@ -1013,11 +1027,13 @@ mod tests {
             // consonant between two syllables as the first one's final.
             ("ㅈr살 하고싶다", "자살 하고싶다", "자살하고싶다"),
             ("주ㄱ고싶", "죽고싶", "죽고싶"),
+            ("번ㄱH탄", "번개탄", "번개탄"),
             ("주ㄱ을 만큼", "죽을 만큼", "죽을만큼"),
             // Laughter between words, initials after a syllable and an English word stay.
             ("웃기네ㅋ그래서", "웃기네ㅋ그래서", "웃기네ㅋ그래서"),
             ("좋아ㅎ고마워", "좋아ㅎ고마워", "좋아ㅎ고마워"),
             ("나ㅈㄱㅅㄷ", "나ㅈㄱㅅㄷ", "나ㅈㄱㅅㄷ"),
+            ("자ㅅ하고 싶어", "자ㅅ하고 싶어", "자ㅅ하고싶어"),
             ("ㅋrun", "ㅋrun", "ㅋrun"),
         ];
         for (input, spaced, compact_) in cases {
