@@ -816,194 +816,24 @@ impl RuleSet {
             }
         };
 
-        let mut rules_out = Vec::with_capacity(file.rule.len());
-        for r in file.rule {
-            check_id(&ctx, &r.id, &mut seen_ids)?;
-            let matchers = build_matchers(
-                &ctx,
-                &r.id,
-                RawMatchers {
-                    is_rule: true,
-                    patterns: &r.patterns,
-                    words: &r.words,
-                    regex: &r.regex,
-                    compact_regex: &r.compact_regex,
-                    except: &r.except,
-                    stems: &r.stems,
-                    endings: &r.endings,
-                    lexicons: &r.lexicons,
-                },
-                &vocab,
-                false,
-            )?;
-            let mut parts = Vec::with_capacity(r.parts.len());
-            for part in &r.parts {
-                if !part.except.is_empty() {
-                    return Err(ctx.err(
-                        &r.id,
-                        format!(
-                            "part `{}`: put `except` on the rule, not on a part",
-                            part.name
-                        ),
-                    ));
+        // Ids are checked in file order; the rules are built on two threads (each about
+        // half of loading), and the first problem in file order is the one reported.
+        let mut duplicate = None;
+        for (i, r) in file.rule.iter().enumerate() {
+            if let Err(e) = check_id(&ctx, &r.id, &mut seen_ids) {
+                duplicate = Some((i, e));
+                break;
+            }
+        }
+        let built = build_in_parallel(file.rule, |r| load_rule(&ctx, r, &vocab));
+        let mut rules_out = Vec::with_capacity(built.len());
+        for (i, r) in built.into_iter().enumerate() {
+            if let Some((at, _)) = &duplicate {
+                if *at == i {
+                    return Err(duplicate.expect("checked").1);
                 }
-                let m = build_matchers(
-                    &ctx,
-                    &r.id,
-                    RawMatchers {
-                        is_rule: true,
-                        patterns: &part.patterns,
-                        words: &part.words,
-                        regex: &part.regex,
-                        compact_regex: &part.compact_regex,
-                        except: &part.except,
-                        stems: &part.stems,
-                        endings: &part.endings,
-                        lexicons: &part.lexicons,
-                    },
-                    &vocab,
-                    true,
-                )?;
-                if m.is_empty() {
-                    return Err(ctx.err(&r.id, format!("part `{}` matches nothing", part.name)));
-                }
-                if part.name.is_empty() || parts.iter().any(|p: &PartDef| p.name == part.name) {
-                    return Err(ctx.err(
-                        &r.id,
-                        format!("part name {:?} is empty or repeated", part.name),
-                    ));
-                }
-                parts.push(PartDef {
-                    name: part.name.clone(),
-                    matchers: m,
-                });
             }
-            if parts.len() == 1 {
-                return Err(ctx.err(
-                    &r.id,
-                    "`parts` needs two parts or more (one part is just `patterns`)",
-                ));
-            }
-            if r.within.is_some() && parts.is_empty() {
-                return Err(ctx.err(&r.id, "`within` without `parts`"));
-            }
-            let within = r.within.unwrap_or(DEFAULT_WITHIN);
-            if !(2..=200).contains(&within) {
-                return Err(ctx.err(&r.id, "`within` must be 2 to 200 characters"));
-            }
-            let min_parts = r.min_parts.unwrap_or(parts.len());
-            if r.min_parts.is_some() && !(2..=parts.len().max(2)).contains(&min_parts)
-                || r.min_parts.is_some() && parts.is_empty()
-            {
-                return Err(ctx.err(
-                    &r.id,
-                    "`min_parts` must be at least 2 and at most the number of parts",
-                ));
-            }
-            if matchers.is_empty() && parts.is_empty() {
-                return Err(ctx.err(
-                    &r.id,
-                    "has no patterns, words, regex, stems, lexicons or parts",
-                ));
-            }
-            if r.level == Level::None {
-                return Err(ctx.err(&r.id, "a rule's level cannot be `none`"));
-            }
-            if !r.unless.is_empty() && r.level == Level::Imminent {
-                return Err(ctx.err(
-                    &r.id,
-                    "`unless` may not lower an `imminent` rule (a plan, means, timing or \
-                     farewell is never cancelled by context); use `except` for a look-alike phrase",
-                ));
-            }
-            if r.unless_level.is_some() && r.unless.is_empty() {
-                return Err(ctx.err(&r.id, "`unless_level` without `unless`"));
-            }
-            let unless_level = r.unless_level.unwrap_or(r.level.lower());
-            if unless_level >= r.level {
-                return Err(ctx.err(&r.id, "`unless_level` must be below the rule's level"));
-            }
-            let mut unless = Vec::with_capacity(r.unless.len());
-            for u in &r.unless {
-                let (regex, level, near) = match u {
-                    UnlessSpec::Plain(re) => (re, unless_level, None),
-                    UnlessSpec::Leveled(l) => (&l.regex, l.level, l.near),
-                };
-                if level >= r.level {
-                    return Err(ctx.err(
-                        &r.id,
-                        format!("unless {regex:?}: its level must be below the rule's"),
-                    ));
-                }
-                unless.push(Unless {
-                    regex: check_regex(&ctx, &r.id, "unless", regex, &vocab, true)?,
-                    level,
-                    near,
-                });
-            }
-            if !r.still.is_empty() && r.unless.is_empty() {
-                return Err(ctx.err(&r.id, "`still` without `unless`"));
-            }
-            let mut still = Vec::with_capacity(r.still.len());
-            for re in &r.still {
-                still.push(check_regex(&ctx, &r.id, "still", re, &vocab, true)?);
-            }
-            let raise = match &r.raise {
-                None => None,
-                Some(spec) => {
-                    if spec.level <= r.level {
-                        return Err(ctx.err(&r.id, "`raise` must name a level above the rule's"));
-                    }
-                    if spec.when.is_empty() != spec.always {
-                        return Err(ctx.err(
-                            &r.id,
-                            "`raise` needs either `when` regexes or `always = true`, not both",
-                        ));
-                    }
-                    let mut when = Vec::with_capacity(spec.when.len());
-                    for re in &spec.when {
-                        when.push(check_regex(&ctx, &r.id, "raise", re, &vocab, true)?);
-                    }
-                    Some(Raise {
-                        level: spec.level,
-                        when,
-                    })
-                }
-            };
-            if raise.is_some() == r.raised_examples.is_empty() {
-                return Err(ctx.err(&r.id, "`raise` and `raised_examples` go together"));
-            }
-            if !r.lowered_examples.is_empty() && r.unless.is_empty() {
-                return Err(ctx.err(&r.id, "`lowered_examples` without `unless`"));
-            }
-            if r.examples.is_empty() {
-                return Err(ctx.err(&r.id, "needs at least one example that must match"));
-            }
-            if r.counter_examples.is_empty() {
-                return Err(ctx.err(
-                    &r.id,
-                    "needs at least one counter-example that must not match",
-                ));
-            }
-            rules_out.push(RuleDef {
-                id: r.id.get_ref().clone(),
-                category: r.category,
-                level: r.level,
-                at: ctx.location(&r.id),
-                matchers,
-                parts,
-                within,
-                min_parts,
-                typo: r.typo.unwrap_or(true),
-                unless,
-                unless_level,
-                still,
-                raise,
-                examples: r.examples,
-                lowered_examples: r.lowered_examples,
-                raised_examples: r.raised_examples,
-                counter_examples: r.counter_examples,
-            });
+            rules_out.push(r?);
         }
 
         let mut intents_out = Vec::new();
@@ -1073,6 +903,227 @@ impl RuleSet {
             version,
         })
     }
+}
+
+/// Builds and checks one rule: its matchers, parts, context cues and examples. Rules are
+/// independent of each other, so [`RuleSet::from_sources`] builds them on two threads.
+fn load_rule(ctx: &Ctx<'_>, r: RuleSpec, vocab: &Vocab<'_>) -> Result<RuleDef, LoadError> {
+    let matchers = build_matchers(
+        ctx,
+        &r.id,
+        RawMatchers {
+            is_rule: true,
+            patterns: &r.patterns,
+            words: &r.words,
+            regex: &r.regex,
+            compact_regex: &r.compact_regex,
+            except: &r.except,
+            stems: &r.stems,
+            endings: &r.endings,
+            lexicons: &r.lexicons,
+        },
+        vocab,
+        false,
+    )?;
+    let mut parts = Vec::with_capacity(r.parts.len());
+    for part in &r.parts {
+        if !part.except.is_empty() {
+            return Err(ctx.err(
+                &r.id,
+                format!(
+                    "part `{}`: put `except` on the rule, not on a part",
+                    part.name
+                ),
+            ));
+        }
+        let m = build_matchers(
+            ctx,
+            &r.id,
+            RawMatchers {
+                is_rule: true,
+                patterns: &part.patterns,
+                words: &part.words,
+                regex: &part.regex,
+                compact_regex: &part.compact_regex,
+                except: &part.except,
+                stems: &part.stems,
+                endings: &part.endings,
+                lexicons: &part.lexicons,
+            },
+            vocab,
+            true,
+        )?;
+        if m.is_empty() {
+            return Err(ctx.err(&r.id, format!("part `{}` matches nothing", part.name)));
+        }
+        if part.name.is_empty() || parts.iter().any(|p: &PartDef| p.name == part.name) {
+            return Err(ctx.err(
+                &r.id,
+                format!("part name {:?} is empty or repeated", part.name),
+            ));
+        }
+        parts.push(PartDef {
+            name: part.name.clone(),
+            matchers: m,
+        });
+    }
+    if parts.len() == 1 {
+        return Err(ctx.err(
+            &r.id,
+            "`parts` needs two parts or more (one part is just `patterns`)",
+        ));
+    }
+    if r.within.is_some() && parts.is_empty() {
+        return Err(ctx.err(&r.id, "`within` without `parts`"));
+    }
+    let within = r.within.unwrap_or(DEFAULT_WITHIN);
+    if !(2..=200).contains(&within) {
+        return Err(ctx.err(&r.id, "`within` must be 2 to 200 characters"));
+    }
+    let min_parts = r.min_parts.unwrap_or(parts.len());
+    if r.min_parts.is_some() && !(2..=parts.len().max(2)).contains(&min_parts)
+        || r.min_parts.is_some() && parts.is_empty()
+    {
+        return Err(ctx.err(
+            &r.id,
+            "`min_parts` must be at least 2 and at most the number of parts",
+        ));
+    }
+    if matchers.is_empty() && parts.is_empty() {
+        return Err(ctx.err(
+            &r.id,
+            "has no patterns, words, regex, stems, lexicons or parts",
+        ));
+    }
+    if r.level == Level::None {
+        return Err(ctx.err(&r.id, "a rule's level cannot be `none`"));
+    }
+    if !r.unless.is_empty() && r.level == Level::Imminent {
+        return Err(ctx.err(
+            &r.id,
+            "`unless` may not lower an `imminent` rule (a plan, means, timing or \
+                 farewell is never cancelled by context); use `except` for a look-alike phrase",
+        ));
+    }
+    if r.unless_level.is_some() && r.unless.is_empty() {
+        return Err(ctx.err(&r.id, "`unless_level` without `unless`"));
+    }
+    let unless_level = r.unless_level.unwrap_or(r.level.lower());
+    if unless_level >= r.level {
+        return Err(ctx.err(&r.id, "`unless_level` must be below the rule's level"));
+    }
+    let mut unless = Vec::with_capacity(r.unless.len());
+    for u in &r.unless {
+        let (regex, level, near) = match u {
+            UnlessSpec::Plain(re) => (re, unless_level, None),
+            UnlessSpec::Leveled(l) => (&l.regex, l.level, l.near),
+        };
+        if level >= r.level {
+            return Err(ctx.err(
+                &r.id,
+                format!("unless {regex:?}: its level must be below the rule's"),
+            ));
+        }
+        unless.push(Unless {
+            regex: check_regex(ctx, &r.id, "unless", regex, vocab, true)?,
+            level,
+            near,
+        });
+    }
+    if !r.still.is_empty() && r.unless.is_empty() {
+        return Err(ctx.err(&r.id, "`still` without `unless`"));
+    }
+    let mut still = Vec::with_capacity(r.still.len());
+    for re in &r.still {
+        still.push(check_regex(ctx, &r.id, "still", re, vocab, true)?);
+    }
+    let raise = match &r.raise {
+        None => None,
+        Some(spec) => {
+            if spec.level <= r.level {
+                return Err(ctx.err(&r.id, "`raise` must name a level above the rule's"));
+            }
+            if spec.when.is_empty() != spec.always {
+                return Err(ctx.err(
+                    &r.id,
+                    "`raise` needs either `when` regexes or `always = true`, not both",
+                ));
+            }
+            let mut when = Vec::with_capacity(spec.when.len());
+            for re in &spec.when {
+                when.push(check_regex(ctx, &r.id, "raise", re, vocab, true)?);
+            }
+            Some(Raise {
+                level: spec.level,
+                when,
+            })
+        }
+    };
+    if raise.is_some() == r.raised_examples.is_empty() {
+        return Err(ctx.err(&r.id, "`raise` and `raised_examples` go together"));
+    }
+    if !r.lowered_examples.is_empty() && r.unless.is_empty() {
+        return Err(ctx.err(&r.id, "`lowered_examples` without `unless`"));
+    }
+    if r.examples.is_empty() {
+        return Err(ctx.err(&r.id, "needs at least one example that must match"));
+    }
+    if r.counter_examples.is_empty() {
+        return Err(ctx.err(
+            &r.id,
+            "needs at least one counter-example that must not match",
+        ));
+    }
+    Ok(RuleDef {
+        id: r.id.get_ref().clone(),
+        category: r.category,
+        level: r.level,
+        at: ctx.location(&r.id),
+        matchers,
+        parts,
+        within,
+        min_parts,
+        typo: r.typo.unwrap_or(true),
+        unless,
+        unless_level,
+        still,
+        raise,
+        examples: r.examples,
+        lowered_examples: r.lowered_examples,
+        raised_examples: r.raised_examples,
+        counter_examples: r.counter_examples,
+    })
+}
+/// Maps `f` over `items` on two threads, interleaved (rules of every cost on each),
+/// keeping the order.
+fn build_in_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let mut even = Vec::with_capacity(n / 2 + 1);
+    let mut odd = Vec::with_capacity(n / 2);
+    for (i, item) in items.into_iter().enumerate() {
+        if i % 2 == 0 {
+            even.push(item);
+        } else {
+            odd.push(item);
+        }
+    }
+    let (even, odd) = std::thread::scope(|s| {
+        let other = s.spawn(|| odd.into_iter().map(&f).collect::<Vec<R>>());
+        let even: Vec<R> = even.into_iter().map(&f).collect();
+        let odd = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (even, odd)
+    });
+    let mut out = Vec::with_capacity(n);
+    let mut odd = odd.into_iter();
+    for e in even {
+        out.push(e);
+        if let Some(o) = odd.next() {
+            out.push(o);
+        }
+    }
+    out
 }
 
 fn validate_levels(ctx: &Ctx<'_>, l: &LevelsSpec) -> Result<[LevelPolicy; 5], LoadError> {
@@ -1537,6 +1588,34 @@ counter_examples = ["배고파 죽겠다"]
         assert_eq!(err.line, Some(19));
         assert!(err.message.contains("duplicate"));
         assert!(err.to_string().starts_with("rules.toml:19: rule `a`:"));
+    }
+
+    #[test]
+    fn rules_built_on_two_threads_keep_file_order_and_report_the_first_problem() {
+        // Eleven rules, so both threads get several; the order out is the order in.
+        let many: String = (0..11)
+            .map(|i| RULE.replace("id = \"a\"", &format!("id = \"r{i}\"")))
+            .collect();
+        let set = load(&many).unwrap();
+        let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+        let want: Vec<String> = (0..11).map(|i| format!("r{i}")).collect();
+        assert_eq!(ids, want);
+        // Broken rules at positions 3 (a bad regex) and 6 (a duplicate of r0): the first
+        // in the file is reported, whichever thread built it; then with 3 mended, the 6th.
+        let bad = RULE
+            .replace("id = \"a\"", "id = \"r3\"")
+            .replace("patterns = [\"죽고싶\"]", "regex = [\"(죽\"]");
+        let mut rules: Vec<String> = (0..11)
+            .map(|i| RULE.replace("id = \"a\"", &format!("id = \"r{i}\"")))
+            .collect();
+        rules[3] = bad;
+        rules[6] = RULE.replace("id = \"a\"", "id = \"r0\"");
+        let err = load(&rules.concat()).unwrap_err();
+        assert_eq!(err.rule.as_deref(), Some("r3"), "{err}");
+        rules[3] = RULE.replace("id = \"a\"", "id = \"r3\"");
+        let err = load(&rules.concat()).unwrap_err();
+        assert_eq!(err.rule.as_deref(), Some("r0"), "{err}");
+        assert!(err.message.contains("duplicate"), "{err}");
     }
 
     #[test]
