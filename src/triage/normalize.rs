@@ -440,6 +440,9 @@ struct Unit {
 
 fn units(text: &str) -> Vec<Unit> {
     let mut out = Vec::with_capacity(text.len() / 2 + 4);
+    // Whether any lone jamo came in: only then can a disguise be read back (most messages
+    // hold none, and skip that pass).
+    let mut jamo = false;
     for (i, c) in text.chars().enumerate() {
         let i = i as u32;
         if c.is_ascii() {
@@ -454,6 +457,7 @@ fn units(text: &str) -> Vec<Unit> {
             continue;
         }
         if is_syllable(c) || is_compat_jamo(c) {
+            jamo |= !is_syllable(c);
             out.push(Unit {
                 c,
                 class: Class::Letter,
@@ -465,6 +469,7 @@ fn units(text: &str) -> Vec<Unit> {
         }
         decompose_compatible(c, |d| {
             if let Some(t) = conjoining_to_compat(d) {
+                jamo = true;
                 out.push(Unit {
                     c: t.0,
                     class: Class::Letter,
@@ -497,7 +502,9 @@ fn units(text: &str) -> Vec<Unit> {
         });
     }
     read_leet_letters(&mut out);
-    read_hangul_disguises(&mut out);
+    if jamo {
+        read_hangul_disguises(&mut out);
+    }
     out
 }
 
