@@ -195,8 +195,8 @@ impl<T: Clone> RegexCache<T> {
 
 /// A context cue (`unless`, `still`, `raise`, `[story] still`). A cue runs only on a message
 /// that a rule has already matched, once over each short form, so it is built without the
-/// literal prefilter that speeds a regex's search through long text: the prefilter was a
-/// third of the build time of the 388 shipped cues, and these searches never need it.
+/// literal prefilter that speeds a regex's search through long text: the prefilter was half
+/// of the build time of the 388 shipped cues (63 → 32 ms), and these searches never need it.
 #[derive(Clone)]
 struct Cue(regex_automata::meta::Regex);
 

@@ -514,8 +514,9 @@ fn units(text: &str) -> Vec<Unit> {
 /// - a lone consonant typed between two syllables as the final of the first (`주ㄱ고싶` is
 ///   죽고싶, `주ㄱ을`), the way a trailing consonant in decomposed text closes the syllable
 ///   before it, where the final would be heard: before a silent ㅇ or the same consonant
-///   (`자ㅅ하고` is 자살 cut short and stays). Not `ㅋ` or `ㅎ` (laughter between words), and only when the syllable before
-///   has no final and a syllable follows: a run of initials (`나ㅈㄱㅅㄷ`) stays as it is.
+///   (`자ㅅ하고` is 자살 cut short and stays). Not `ㅋ` or `ㅎ` (laughter between words),
+///   and only when the syllable before has no final and a syllable follows: a run of
+///   initials (`나ㅈㄱㅅㄷ`) stays as it is.
 fn read_hangul_disguises(units: &mut [Unit]) {
     let lone_consonant =
         |u: &Unit| u.class == Class::Letter && is_compat_jamo(u.c) && vowel_index(u.c).is_none();

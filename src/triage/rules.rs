@@ -366,6 +366,10 @@ struct RulesFile {
     endings: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     lexicon: Vec<LexiconSpec>,
+    /// Named context cues (`[cues]`): one regex that many rules' `unless`, `still` or `raise`
+    /// share, written once and referenced as `{%name}`.
+    #[serde(default)]
+    cues: BTreeMap<String, String>,
     #[serde(default)]
     typo: Option<TypoSpec>,
     #[serde(default)]
@@ -750,6 +754,7 @@ impl RuleSet {
         let vocab = Vocab {
             endings: &file.endings,
             lexicons: &lexicons,
+            cues: &file.cues,
         };
         let typo = match file.typo {
             None => TypoPolicy::default(),
@@ -828,10 +833,8 @@ impl RuleSet {
         let built = build_in_parallel(file.rule, |r| load_rule(&ctx, r, &vocab));
         let mut rules_out = Vec::with_capacity(built.len());
         for (i, r) in built.into_iter().enumerate() {
-            if let Some((at, _)) = &duplicate {
-                if *at == i {
-                    return Err(duplicate.expect("checked").1);
-                }
+            if let Some((_, e)) = duplicate.take_if(|(at, _)| *at == i) {
+                return Err(e);
             }
             rules_out.push(r?);
         }
@@ -1176,6 +1179,7 @@ struct RawMatchers<'a> {
 struct Vocab<'a> {
     endings: &'a BTreeMap<String, Vec<String>>,
     lexicons: &'a [Lexicon],
+    cues: &'a BTreeMap<String, String>,
 }
 
 impl Vocab<'_> {
@@ -1389,6 +1393,37 @@ fn prune_subsumed(patterns: &mut Vec<String>) {
     });
 }
 
+/// Replaces every `{%name}` in a regex with the named cue of `[cues]`, as a group. A cue
+/// may refer to lexicons but not to other cues.
+fn expand_cue_refs(r: &str, vocab: &Vocab<'_>) -> Result<String, String> {
+    if !r.contains("{%") {
+        return Ok(r.to_owned());
+    }
+    let mut out = String::with_capacity(r.len() * 2);
+    let mut rest = r;
+    while let Some(at) = rest.find("{%") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed cue reference in {r:?}"))?;
+        let name = &after[..end];
+        let cue = vocab
+            .cues
+            .get(name)
+            .ok_or_else(|| format!("unknown cue `{name}` in {r:?} (see [cues])"))?;
+        if cue.contains("{%") {
+            return Err(format!("cue `{name}` refers to another cue: write it out"));
+        }
+        out.push_str("(?:");
+        out.push_str(cue);
+        out.push(')');
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Replaces every `{@name}` in a regex with the lexicon's entries as an alternation,
 /// normalized for the form the regex runs on.
 fn expand_lexicon_refs(r: &str, vocab: &Vocab<'_>, on_compact: bool) -> Result<String, String> {
@@ -1443,6 +1478,9 @@ fn check_regex(
     vocab: &Vocab<'_>,
     on_compact: bool,
 ) -> Result<String, LoadError> {
+    // Named cues first, so every check below also reads the cue's own text.
+    let with_cues = expand_cue_refs(r, vocab).map_err(|e| ctx.err(id, e))?;
+    let r = with_cues.as_str();
     let expanded = expand_lexicon_refs(r, vocab, on_compact).map_err(|e| ctx.err(id, e))?;
     if let Err(e) = check_syntax(&expanded) {
         return Err(ctx.err(id, format!("invalid {field} {r:?}: {e}")));
@@ -1616,6 +1654,31 @@ counter_examples = ["배고파 죽겠다"]
         let err = load(&rules.concat()).unwrap_err();
         assert_eq!(err.rule.as_deref(), Some("r0"), "{err}");
         assert!(err.message.contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn named_cues_are_written_once_and_checked_where_used() {
+        let with_unless = |cue: &str, unless: &str| {
+            format!(
+                "[cues]\n\"calm\" = '{cue}'\n{}",
+                RULE.replacen(
+                    "\nexamples = [",
+                    &format!("\nunless = [{{ regex = '{unless}', level = \"low\" }}]\nlowered_examples = [\"죽고 싶어 괜찮아\"]\nexamples = ["),
+                    1,
+                )
+            )
+        };
+        let set = load(&with_unless("괜찮(아|다)", "{%calm}")).unwrap();
+        assert_eq!(set.rules[0].unless[0].regex, "(?:괜찮(아|다))");
+        // An unknown name, a cue inside a cue and a cue that breaks a rule of the compact
+        // form (a space) are errors naming the rule that uses it.
+        let err = load(&with_unless("괜찮아", "{%calmer}")).unwrap_err();
+        assert!(err.message.contains("unknown cue `calmer`"), "{err}");
+        assert_eq!(err.rule.as_deref(), Some("a"));
+        let err = load(&with_unless("{%calm}", "{%calm}")).unwrap_err();
+        assert!(err.message.contains("refers to another cue"), "{err}");
+        let err = load(&with_unless("괜찮 아", "{%calm}")).unwrap_err();
+        assert!(err.message.contains("has a space"), "{err}");
     }
 
     #[test]
